@@ -1,0 +1,40 @@
+# The README's two commands: `make demo` and `make test`. Both install what they need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+# command=Debian package, installed with apt-get when missing and running as root
+SYSTEM_DEPS_TEST := redis-server=redis-server prometheus=prometheus promtool=prometheus chromium=chromium
+SYSTEM_DEPS_DEMO := redis-server=redis-server
+
+.PHONY: test demo bench install system-deps-test system-deps-demo clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Editable install: the source tree is what runs, whatever the working directory.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+install: $(STAMP)
+
+system-deps-test:
+	@scripts/system-deps.sh $(SYSTEM_DEPS_TEST)
+
+system-deps-demo:
+	@scripts/system-deps.sh $(SYSTEM_DEPS_DEMO)
+
+test: $(STAMP) system-deps-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: $(STAMP) system-deps-demo
+	$(BIN)/python -m examples.demo
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) demo-output *.egg-info build

@@ -1,0 +1,70 @@
+"""The benchmark harness: side-by-side cases, medians over repeats, results as ratios.
+
+This machine is noisy, so absolute times mean little; cases are run interleaved
+(round-robin within every repeat) so a slow patch hits all of them alike, and
+only ratios between cases measured in the same run are reported.
+
+A benchmark module is `benchmarks/bench_<topic>.py` with
+    def run(quick: bool) -> Section
+`python -m benchmarks [--quick] [topic ...]` discovers and runs them.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass
+class Ratio:
+    name: str
+    value: float
+    goal: str = ""  # e.g. "<= 1.20"; empty when informational
+
+    def met(self) -> bool | None:
+        if not self.goal:
+            return None
+        op, _, limit = self.goal.partition(" ")
+        limit_value = float(limit)
+        return self.value <= limit_value if op == "<=" else self.value >= limit_value
+
+
+@dataclass
+class Section:
+    title: str
+    rows: list[tuple[str, float]] = field(default_factory=list)  # (case, median seconds per op)
+    ratios: list[Ratio] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def interleaved(cases: dict[str, Callable[[int], None]], ops: int, repeats: int) -> dict[str, float]:
+    """Run each `case(ops)` once per repeat, round-robin; return median seconds per op by case.
+
+    A case callable performs `ops` operations itself (so loop overhead is its own).
+    """
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for name, case in cases.items():  # warm-up
+        case(max(1, ops // 10))
+    for _ in range(repeats):
+        for name, case in cases.items():
+            gc.collect()
+            started = time.perf_counter()
+            case(ops)
+            samples[name].append((time.perf_counter() - started) / ops)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def format_section(section: Section) -> str:
+    lines = [f"== {section.title} =="]
+    for case, seconds in section.rows:
+        lines.append(f"  {case:<58} {seconds * 1e6:10.2f} us/op")
+    for ratio in section.ratios:
+        verdict = {None: "", True: "  [goal met]", False: "  [goal MISSED]"}[ratio.met()]
+        goal = f"  (goal {ratio.goal})" if ratio.goal else ""
+        lines.append(f"  ratio {ratio.name:<52} {ratio.value:8.3f}{goal}{verdict}")
+    for note in section.notes:
+        lines.append(f"  note: {note}")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""mailscope.exporters: export wiring and readers of exported OTLP JSON files."""

@@ -1,0 +1,1 @@
+"""mailscope.instrumentation: BaseInstrumentor subclasses for email libraries."""

@@ -1,0 +1,14 @@
+"""smtplib and aiosmtplib sends (issue: send). Placeholder until its issue lands: instruments nothing."""
+
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+
+
+class SMTPInstrumentor(BaseInstrumentor):
+    def instrumentation_dependencies(self):
+        return ()
+
+    def _instrument(self, **kwargs):
+        pass
+
+    def _uninstrument(self, **kwargs):
+        pass

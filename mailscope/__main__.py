@@ -1,0 +1,5 @@
+import sys
+
+from mailscope.cli import main
+
+sys.exit(main())

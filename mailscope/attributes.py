@@ -1,0 +1,143 @@
+"""Every name mailscope exports, in one place.
+
+Span names, attribute keys, metric instrument names and label values come from
+../shared/CONTRACT.md. Code elsewhere imports these constants; it never spells a
+contract name as a literal.
+"""
+
+# --- operations (value of mailscope.operation) and their span names ---------
+OP_TEMPLATE_LOAD = "template.load"
+OP_PERSONALIZE = "personalize"
+OP_SEND = "send"
+OP_SMTP_CONNECT = "smtp.connect"
+OP_QUEUE_PUBLISH = "queue.publish"
+OP_QUEUE_RECEIVE = "queue.receive"
+OP_QUEUE_PROCESS = "queue.process"
+
+OPERATIONS = (
+    OP_TEMPLATE_LOAD,
+    OP_PERSONALIZE,
+    OP_SEND,
+    OP_SMTP_CONNECT,
+    OP_QUEUE_PUBLISH,
+    OP_QUEUE_RECEIVE,
+    OP_QUEUE_PROCESS,
+)
+
+SPAN_TEMPLATE_LOAD = "email.template.load"
+SPAN_PERSONALIZE = "email.personalize"
+SPAN_SEND = "email.send"
+SPAN_SMTP_CONNECT = "smtp.connect"
+
+
+def queue_span_name(operation: str, queue: str) -> str:
+    """`send {queue}`, `receive {queue}` or `process {queue}`."""
+    verb = {OP_QUEUE_PUBLISH: "send", OP_QUEUE_RECEIVE: "receive", OP_QUEUE_PROCESS: "process"}[operation]
+    return f"{verb} {queue}"
+
+
+SPAN_NAME_BY_OPERATION = {
+    OP_TEMPLATE_LOAD: SPAN_TEMPLATE_LOAD,
+    OP_PERSONALIZE: SPAN_PERSONALIZE,
+    OP_SEND: SPAN_SEND,
+    OP_SMTP_CONNECT: SPAN_SMTP_CONNECT,
+}
+
+# --- attribute keys set by instrumentors -------------------------------------
+OPERATION = "mailscope.operation"
+
+TEMPLATE_NAME = "email.template.name"
+TEMPLATE_ENGINE = "email.template.engine"
+TEMPLATE_CACHE_HIT = "email.template.cache_hit"
+PERSONALIZATION_VARIABLES = "email.personalization.variables"
+PERSONALIZATION_MISSING = "email.personalization.missing"
+PERSONALIZATION_MISSING_NAMES = "email.personalization.missing_names"
+CONTENT_BYTES = "email.content.bytes"
+
+PROVIDER = "email.provider"
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
+RECIPIENTS_COUNT = "email.recipients.count"
+RECIPIENTS_DOMAINS = "email.recipients.domains"
+RECIPIENTS_REFUSED = "email.recipients.refused"
+MESSAGE_BYTES = "email.message.bytes"
+MESSAGE_ID_HASH = "email.message.id_hash"
+SMTP_RESPONSE_CODE = "smtp.response.code"
+SMTP_ENHANCED_STATUS = "smtp.response.enhanced_status"
+SMTP_TLS = "smtp.tls"
+
+MESSAGING_SYSTEM = "messaging.system"
+MESSAGING_OPERATION_TYPE = "messaging.operation.type"
+MESSAGING_DESTINATION_NAME = "messaging.destination.name"
+MESSAGING_BATCH_MESSAGE_COUNT = "messaging.batch.message_count"
+QUEUE_WAIT = "email.queue.wait"
+
+ERROR_TYPE = "error.type"
+
+# limits the contract puts on list-valued attributes
+MAX_MISSING_NAMES = 20
+MAX_RECIPIENT_DOMAINS = 10
+
+# --- analysis attributes set by the span processors ---------------------------
+SLOW = "mailscope.slow"
+SLOW_REASON = "mailscope.slow.reason"
+SLOW_THRESHOLD_MS = "mailscope.slow.threshold_ms"
+SLOW_BASELINE_P95_MS = "mailscope.slow.baseline_p95_ms"
+SLOW_CONSISTENT = "mailscope.slow.consistent"
+SLOW_REASON_THRESHOLD = "threshold"
+SLOW_REASON_BASELINE = "baseline"
+
+ERROR_CATEGORY = "mailscope.error.category"
+ERROR_RETRYABLE = "mailscope.error.retryable"
+ERROR_PATTERN = "mailscope.error.pattern"
+ERROR_FINGERPRINT = "mailscope.error.fingerprint"
+ERROR_OCCURRENCES = "mailscope.error.occurrences"
+ERROR_PATTERN_MAX_CHARS = 300
+
+ERROR_CATEGORIES = (
+    "recipient",
+    "mailbox_full",
+    "rate_limit",
+    "reputation",
+    "sender_auth",
+    "authentication",
+    "content",
+    "validation",
+    "timeout",
+    "infrastructure",
+    "unknown",
+)
+
+MEMORY_RSS_DELTA = "mailscope.memory.rss_delta_bytes"
+MEMORY_RSS = "mailscope.memory.rss_bytes"
+MEMORY_ALLOC_DELTA = "mailscope.memory.alloc_delta_bytes"
+
+# --- OTel semantic-convention keys mailscope reads ---------------------------
+EXCEPTION_EVENT = "exception"
+EXCEPTION_TYPE = "exception.type"
+EXCEPTION_MESSAGE = "exception.message"
+EXCEPTION_STACKTRACE = "exception.stacktrace"
+
+# --- resource attributes ------------------------------------------------------
+DISTRO_NAME = "telemetry.distro.name"
+DISTRO_VERSION = "telemetry.distro.version"
+
+# --- metrics ------------------------------------------------------------------
+METRIC_OPERATION_DURATION = "mailscope.operation.duration"
+METRIC_TEMPLATE_CACHE = "mailscope.template.cache"
+METRIC_RECIPIENTS = "mailscope.recipients"
+METRIC_QUEUE_DEPTH = "mailscope.queue.depth"
+METRIC_QUEUE_OLDEST_AGE = "mailscope.queue.oldest_age"
+METRIC_QUEUE_WAIT = "mailscope.queue.wait"
+METRIC_SLOW_OPERATIONS = "mailscope.slow_operations"
+METRIC_ERRORS = "mailscope.errors"
+METRIC_MEMORY_DELTA = "mailscope.memory.delta"
+
+# metric label keys that are not span attributes
+LABEL_OUTCOME = "outcome"
+LABEL_SPAN_NAME = "span.name"
+OUTCOME_OK = "ok"
+OUTCOME_ERROR = "error"
+OUTCOME_ACCEPTED = "accepted"
+OUTCOME_REFUSED = "refused"
+LABEL_OVERFLOW = "other"

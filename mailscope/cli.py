@@ -1,0 +1,74 @@
+"""The `mailscope` command: `classify` and `report`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _classify(args) -> int:
+    from mailscope.processors.errors import classify
+
+    out = sys.stdout
+    for line in sys.stdin:
+        message = line.rstrip("\r\n")
+        result = classify(message)
+        out.write(
+            json.dumps(
+                {
+                    "category": result.category,
+                    "retryable": result.retryable,
+                    "pattern": result.pattern,
+                    "fingerprint": result.fingerprint,
+                },
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
+    out.flush()
+    return 0
+
+
+def _report(args) -> int:
+    from mailscope.exporters.report import run_report
+
+    return run_report(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mailscope", description="mailscope: email-aware OpenTelemetry tools")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    classify = sub.add_parser(
+        "classify",
+        help="classify error messages (one per stdin line) into JSON lines",
+        description="Reads one error message per line on stdin; writes one JSON object per line: "
+        "category, retryable, pattern, fingerprint.",
+    )
+    classify.set_defaults(func=_classify)
+
+    report = sub.add_parser("report", help="debugging report from OTLP JSON trace files")
+    report.add_argument("paths", nargs="+", metavar="PATH", help="OTLP JSON-lines files or folders of them")
+    report.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    report.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
+    report.add_argument("--service", help="only spans of this service.name")
+    report.add_argument("--since", help="only spans starting at or after this time (ISO 8601 or unix seconds)")
+    report.add_argument("--until", help="only spans starting before this time (ISO 8601 or unix seconds)")
+    report.add_argument("--operation", help="only spans of this mailscope.operation (or span name)")
+    report.set_defaults(func=_report)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

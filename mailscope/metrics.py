@@ -1,0 +1,103 @@
+"""mailscope's metric instruments, created once, and the label caps that keep them bounded.
+
+Instruments come from the global MeterProvider through the API's proxy meter,
+so they can be created before the SDK is configured and start recording as soon
+as it is. Every high-variety label goes through a `LabelCap`, which admits the
+first `limit` distinct values and maps the rest to `other`.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from opentelemetry import metrics
+
+from mailscope import attributes as attr
+from mailscope.version import __version__
+
+# caps for labels that are not configured by a contract variable
+TEMPLATE_NAME_LABELS_MAX = 200
+DESTINATION_LABELS_MAX = 100
+PROVIDER_LABELS_MAX = 20
+
+# explicit histogram buckets: seconds from 1 ms to 60 s, and signed bytes
+DURATION_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+QUEUE_WAIT_BUCKETS_S = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+MEMORY_BUCKETS_BYTES = (
+    -16_777_216, -1_048_576, -65_536, 0, 65_536, 262_144, 1_048_576, 4_194_304, 16_777_216, 67_108_864, 268_435_456,
+)
+
+
+class LabelCap:
+    """Admit the first `limit` distinct values of a label; later ones become `other`."""
+
+    __slots__ = ("limit", "_seen", "_lock")
+
+    def __init__(self, limit: int):
+        self.limit = max(1, int(limit))
+        self._seen: set = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, value):
+        if value in self._seen:
+            return value
+        with self._lock:
+            if value in self._seen:
+                return value
+            if len(self._seen) >= self.limit:
+                return attr.LABEL_OVERFLOW
+            self._seen.add(value)
+            return value
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+class Instruments:
+    """Lazily created instruments (one set per process)."""
+
+    def __init__(self, meter=None):
+        self._meter = meter or metrics.get_meter("mailscope", __version__)
+        m = self._meter
+        self.operation_duration = m.create_histogram(
+            attr.METRIC_OPERATION_DURATION, unit="s", description="Duration of mailscope operations",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S,
+        )
+        self.template_cache = m.create_counter(
+            attr.METRIC_TEMPLATE_CACHE, description="Template loads by cache outcome"
+        )
+        self.recipients = m.create_counter(
+            attr.METRIC_RECIPIENTS, description="Envelope recipients by outcome"
+        )
+        self.queue_wait = m.create_histogram(
+            attr.METRIC_QUEUE_WAIT, unit="s", description="Time messages spent in the queue",
+            explicit_bucket_boundaries_advisory=QUEUE_WAIT_BUCKETS_S,
+        )
+        self.slow_operations = m.create_counter(
+            attr.METRIC_SLOW_OPERATIONS, description="Spans marked slow"
+        )
+        self.errors = m.create_counter(
+            attr.METRIC_ERRORS, description="Error spans by category and fingerprint"
+        )
+        self.memory_delta = m.create_histogram(
+            attr.METRIC_MEMORY_DELTA, unit="By", description="Resident memory change over a span",
+            explicit_bucket_boundaries_advisory=MEMORY_BUCKETS_BYTES,
+        )
+
+    def observable_gauge(self, name, callbacks, unit="", description=""):
+        return self._meter.create_observable_gauge(name, callbacks=callbacks, unit=unit, description=description)
+
+
+_instruments: Instruments | None = None
+_lock = threading.Lock()
+
+
+def instruments() -> Instruments:
+    global _instruments
+    inst = _instruments
+    if inst is None:
+        with _lock:
+            if _instruments is None:
+                _instruments = Instruments()
+            inst = _instruments
+    return inst

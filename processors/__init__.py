@@ -1,0 +1,1 @@
+"""mailscope.processors: the span-enrichment pipeline (see chain.py for its stages)."""

@@ -1,0 +1,27 @@
+"""The enrichment chain, composed in one visible place.
+
+Order matters and is deliberate:
+1. error_type        - failed spans get `error.type` (others' spans included)
+2. operation_metrics - `mailscope.operation.duration` from mailscope operation spans
+
+Later stages (slow, memory, errors, redaction) are inserted here; redaction is
+always last so nothing added after it can carry an address out.
+"""
+
+from __future__ import annotations
+
+from mailscope.config import Settings, settings as current_settings
+from mailscope.processors.error_type import ErrorTypeStage
+from mailscope.processors.operation_metrics import OperationMetricsStage
+from mailscope.processors.pipeline import Pipeline
+
+
+def build_stages(config: Settings) -> list:
+    return [
+        ErrorTypeStage(),
+        OperationMetricsStage(),
+    ]
+
+
+def build_pipeline(config: Settings | None = None) -> Pipeline:
+    return Pipeline(build_stages(config or current_settings()))

@@ -1,0 +1,122 @@
+"""A finished span, seen through a copy-on-write draft that stages may change.
+
+SDK spans are read-only once they end, so the pipeline never mutates them. A
+stage writes through the draft; the first write copies the attributes (or the
+events) and marks the draft dirty. `build()` returns the original span when no
+stage changed anything (the common case, and free), or a new `ReadableSpan` with
+the same identity, timing and scope but the draft's name, attributes, events and
+status.
+"""
+
+from __future__ import annotations
+
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.trace import StatusCode
+
+
+class SpanDraft:
+    __slots__ = ("span", "_name", "_attributes", "_events", "_links", "_status", "dirty")
+
+    def __init__(self, span: ReadableSpan):
+        self.span = span
+        self._name = None
+        self._attributes = None
+        self._events = None
+        self._links = None
+        self._status = None
+        self.dirty = False
+
+    # --- reading -------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._name if self._name is not None else self.span.name
+
+    @property
+    def attributes(self):
+        """Current attributes (read-only mapping; write with set_attribute)."""
+        if self._attributes is not None:
+            return self._attributes
+        return self.span.attributes or {}
+
+    @property
+    def events(self):
+        return self._events if self._events is not None else self.span.events
+
+    @property
+    def links(self):
+        return self._links if self._links is not None else self.span.links
+
+    @property
+    def status(self):
+        return self._status if self._status is not None else self.span.status
+
+    @property
+    def is_error(self) -> bool:
+        return self.status.status_code is StatusCode.ERROR
+
+    @property
+    def duration_ns(self) -> int:
+        span = self.span
+        if span.end_time is None or span.start_time is None:
+            return 0
+        return span.end_time - span.start_time
+
+    def exception_event(self):
+        """The last `exception` event, or None."""
+        for event in reversed(self.events):
+            if event.name == "exception":
+                return event
+        return None
+
+    # --- writing -------------------------------------------------------------
+    def set_attribute(self, key: str, value) -> None:
+        if self._attributes is None:
+            self._attributes = dict(self.span.attributes or {})
+        self._attributes[key] = value
+        self.dirty = True
+
+    def set_attributes(self, values) -> None:
+        if self._attributes is None:
+            self._attributes = dict(self.span.attributes or {})
+        self._attributes.update(values)
+        self.dirty = True
+
+    def set_name(self, name: str) -> None:
+        self._name = name
+        self.dirty = True
+
+    def set_status(self, status) -> None:
+        self._status = status
+        self.dirty = True
+
+    def replace_events(self, events) -> None:
+        """Replace the event list (items are SDK `Event`s; see `make_event`)."""
+        self._events = tuple(events)
+        self.dirty = True
+
+    def replace_links(self, links) -> None:
+        self._links = tuple(links)
+        self.dirty = True
+
+    def build(self) -> ReadableSpan:
+        if not self.dirty:
+            return self.span
+        span = self.span
+        return ReadableSpan(
+            name=self.name,
+            context=span.context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes=self.attributes,
+            events=self.events,
+            links=self.links,
+            kind=span.kind,
+            status=self.status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+
+
+def make_event(name: str, attributes, timestamp: int) -> Event:
+    return Event(name, attributes, timestamp)

@@ -1,0 +1,64 @@
+"""Stage: record `mailscope.operation.duration` for every mailscope operation span.
+
+Durations are taken from finished spans, so every instrumentor gets the metric
+without timing anything itself, and the labels agree with the span attributes.
+The stage runs after the analysis stages so an error span's category label is
+already known. High-variety labels pass through LabelCaps.
+"""
+
+from __future__ import annotations
+
+from mailscope import attributes as attr
+from mailscope.metrics import (
+    DESTINATION_LABELS_MAX,
+    PROVIDER_LABELS_MAX,
+    TEMPLATE_NAME_LABELS_MAX,
+    LabelCap,
+    instruments,
+)
+
+_TEMPLATE_OPS = (attr.OP_TEMPLATE_LOAD, attr.OP_PERSONALIZE)
+_SEND_OPS = (attr.OP_SEND, attr.OP_SMTP_CONNECT)
+_QUEUE_OPS = (attr.OP_QUEUE_PUBLISH, attr.OP_QUEUE_RECEIVE, attr.OP_QUEUE_PROCESS)
+
+
+class OperationMetricsStage:
+    name = "operation_metrics"
+
+    def __init__(self):
+        self._histogram = None
+        self._template_cap = LabelCap(TEMPLATE_NAME_LABELS_MAX)
+        self._provider_cap = LabelCap(PROVIDER_LABELS_MAX)
+        self._destination_cap = LabelCap(DESTINATION_LABELS_MAX)
+
+    def labels(self, draft, operation: str) -> dict:
+        attributes = draft.attributes
+        labels = {attr.OPERATION: operation}
+        if operation in _TEMPLATE_OPS:
+            name = attributes.get(attr.TEMPLATE_NAME)
+            if name is not None:
+                labels[attr.TEMPLATE_NAME] = self._template_cap(str(name))
+        elif operation in _SEND_OPS:
+            provider = attributes.get(attr.PROVIDER)
+            if provider is not None:
+                labels[attr.PROVIDER] = self._provider_cap(str(provider))
+        elif operation in _QUEUE_OPS:
+            destination = attributes.get(attr.MESSAGING_DESTINATION_NAME)
+            if destination is not None:
+                labels[attr.MESSAGING_DESTINATION_NAME] = self._destination_cap(str(destination))
+        if draft.is_error:
+            labels[attr.LABEL_OUTCOME] = attr.OUTCOME_ERROR
+            category = attributes.get(attr.ERROR_CATEGORY)
+            if category is not None:
+                labels[attr.ERROR_CATEGORY] = category
+        else:
+            labels[attr.LABEL_OUTCOME] = attr.OUTCOME_OK
+        return labels
+
+    def __call__(self, draft) -> None:
+        operation = draft.attributes.get(attr.OPERATION)
+        if operation is None:
+            return
+        if self._histogram is None:
+            self._histogram = instruments().operation_duration
+        self._histogram.record(draft.duration_ns / 1e9, self.labels(draft, str(operation)))
