@@ -118,7 +118,14 @@ EXCEPTION_TYPE = "exception.type"
 EXCEPTION_MESSAGE = "exception.message"
 EXCEPTION_STACKTRACE = "exception.stacktrace"
 
+# database client spans (other instrumentations'; `mailscope report` finds DB time with these)
+DB_SYSTEM = "db.system"
+DB_SYSTEM_NAME = "db.system.name"
+
 # --- resource attributes ------------------------------------------------------
+SERVICE_NAME = "service.name"
+SERVICE_INSTANCE_ID = "service.instance.id"
+PROCESS_PID = "process.pid"
 DISTRO_NAME = "telemetry.distro.name"
 DISTRO_VERSION = "telemetry.distro.version"
 
