@@ -65,6 +65,10 @@ MESSAGE_ID_HASH = "email.message.id_hash"
 SMTP_RESPONSE_CODE = "smtp.response.code"
 SMTP_ENHANCED_STATUS = "smtp.response.enhanced_status"
 SMTP_TLS = "smtp.tls"
+# one event per recipient the server refused on an otherwise OK send; it carries
+# smtp.response.code, smtp.response.enhanced_status and the recipient's domain only
+EVENT_RECIPIENT_REFUSED = "email.recipient.refused"
+RECIPIENT_DOMAIN = "email.recipient.domain"
 
 MESSAGING_SYSTEM = "messaging.system"
 MESSAGING_OPERATION_TYPE = "messaging.operation.type"
