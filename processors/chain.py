@@ -2,9 +2,11 @@
 
 Order matters and is deliberate:
 1. error_type        - failed spans get `error.type` (others' spans included)
+   slow              - threshold / learned-baseline slowness (reads the duration only)
+   memory            - RSS delta over the span (MAILSCOPE_MEMORY=off leaves it out)
 2. operation_metrics - `mailscope.operation.duration` from mailscope operation spans
 
-Later stages (slow, memory, errors, redaction) are inserted here; redaction is
+Later stages (errors, redaction) are inserted here; redaction is
 always last so nothing added after it can carry an address out.
 """
 
@@ -12,14 +14,20 @@ from __future__ import annotations
 
 from mailscope.config import Settings, settings as current_settings
 from mailscope.processors.error_type import ErrorTypeStage
+from mailscope.processors.memory import MemoryStage
 from mailscope.processors.operation_metrics import OperationMetricsStage
 from mailscope.processors.pipeline import Pipeline
+from mailscope.processors.redact import RedactionStage
+from mailscope.processors.slow import SlowStage
 
 
 def build_stages(config: Settings) -> list:
     return [
         ErrorTypeStage(),
+        SlowStage(config),
+        *([MemoryStage(config)] if config.memory != "off" else []),
         OperationMetricsStage(),
+        RedactionStage(config.redact),  # always last: privacy_critical
     ]
 
 

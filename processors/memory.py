@@ -1,0 +1,124 @@
+"""Stage: resident-memory change over a span (and Python allocations in tracemalloc mode).
+
+Which spans: by default mailscope's operations (spans started with
+`mailscope.operation`) and local root spans (no parent, or a remote one: a
+request, a job, a message being processed). `MAILSCOPE_MEMORY_SPANS` replaces
+that with globs of span names.
+
+The start reading is taken in `on_start`, while the span is live; the end
+reading when the finished span passes through the chain. Start readings wait in
+a table keyed by span id, capped at `MAX_OPEN_SPANS`: spans that never end are
+the oldest entries once it fills and are dropped first, so the table cannot
+grow without bound.
+
+RSS is process-wide: with threads (or asyncio tasks) running side by side, a
+span's delta includes what the others allocated or freed meanwhile. Read it per
+span name over many spans (the `mailscope.memory.delta` histogram), not as one
+span's own footprint. The allocator also keeps freed memory, so a delta of 0
+after a big temporary allocation is normal; steady positive deltas are what a
+leak looks like.
+
+`MAILSCOPE_MEMORY=tracemalloc` additionally records the change of Python's
+traced allocations (`tracemalloc.get_traced_memory()`), which is per-process too
+but counts only Python objects and is exact to the byte. The stage starts
+tracemalloc when it is not already tracing. Tracing hooks every allocation:
+expect allocation-heavy code to run roughly 2-4x slower and every live block to
+carry extra bookkeeping memory (`python -m benchmarks memory` measures it here);
+use it to hunt a leak, not as the permanent setting.
+"""
+
+from __future__ import annotations
+
+import threading
+import tracemalloc
+
+from mailscope import attributes as attr
+from mailscope.globs import GlobList
+from mailscope.metrics import LabelCap, instruments
+from mailscope.processors.rss import RssReader
+
+MAX_OPEN_SPANS = 10_000
+
+
+class MemoryStage:
+    name = "memory"
+
+    def __init__(self, config, reader: RssReader | None = None, max_open: int = MAX_OPEN_SPANS, histogram=None):
+        self.mode = config.memory
+        self._globs = GlobList(config.memory_spans) if config.memory_spans is not None else None
+        self._reader = reader or RssReader()
+        self._read = self._reader.read
+        self.max_open = max_open
+        self._open: dict[int, object] = {}
+        self._evict_lock = threading.Lock()
+        self._labels = LabelCap(config.max_tracked_names)
+        self._histogram = histogram
+        self._tracing = self.mode == "tracemalloc"
+        self._started_tracemalloc = False
+        self._closed = False
+        if self._tracing and not tracemalloc.is_tracing():
+            tracemalloc.start()
+            self._started_tracemalloc = True
+
+    def open_spans(self) -> int:
+        return len(self._open)
+
+    def measures(self, span) -> bool:
+        """Whether a live span gets a memory delta."""
+        globs = self._globs
+        if globs is not None:
+            return globs.matches(span.name)
+        parent = span.parent
+        if parent is None or parent.is_remote:
+            return True
+        attributes = span.attributes
+        return attributes is not None and attr.OPERATION in attributes
+
+    def on_start(self, span) -> None:
+        if self._closed or not self.measures(span):
+            return
+        if self._tracing:
+            start = (self._read(), tracemalloc.get_traced_memory()[0])
+        else:
+            start = self._read()
+        table = self._open
+        if len(table) >= self.max_open:
+            with self._evict_lock:
+                while len(table) >= self.max_open:
+                    # dicts keep insertion order: the oldest unfinished span goes
+                    table.pop(next(iter(table), None), None)
+        table[span.context.span_id] = start
+
+    def __call__(self, draft) -> None:
+        table = self._open
+        if not table:
+            return
+        span = draft.span
+        start = table.pop(span.context.span_id, None)
+        if start is None:
+            return
+        rss = self._read()
+        if self._tracing:
+            start_rss, start_alloc = start
+            delta = rss - start_rss
+            values = {
+                attr.MEMORY_RSS_DELTA: delta,
+                attr.MEMORY_RSS: rss,
+                attr.MEMORY_ALLOC_DELTA: tracemalloc.get_traced_memory()[0] - start_alloc,
+            }
+        else:
+            delta = rss - start
+            values = {attr.MEMORY_RSS_DELTA: delta, attr.MEMORY_RSS: rss}
+        draft.set_attributes(values)
+        histogram = self._histogram
+        if histogram is None:
+            histogram = self._histogram = instruments().memory_delta
+        histogram.record(delta, {attr.LABEL_SPAN_NAME: self._labels(draft.name)})
+
+    def shutdown(self) -> None:
+        self._closed = True
+        self._open.clear()
+        if self._started_tracemalloc:
+            self._started_tracemalloc = False
+            tracemalloc.stop()
+        self._reader.close()
