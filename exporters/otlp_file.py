@@ -1,8 +1,8 @@
 """Reading OTLP JSON-lines files (the `otlp_json_file` exporters' output, or a Collector's file exporter).
 
 `read_spans(paths)` streams flattened spans, one dict each, and never holds a
-whole file in memory. Lines that are not OTLP JSON are skipped and counted in
-`SpanReader.skipped`. `read_metric_points(paths)` does the same for metrics.
+whole file in memory. Lines that are not OTLP JSON, and records in them that
+miss fields, are skipped and counted in `SpanReader.skipped`. `read_metric_points(paths)` does the same for metrics.
 
 A flattened span:
     {"trace_id", "span_id", "parent_span_id", "name", "kind", "start_ns", "end_ns",
@@ -92,52 +92,101 @@ def _expand_paths(paths: Iterable[str]) -> Iterator[str]:
             yield path
 
 
-class SpanReader:
-    """Iterate the spans of OTLP JSON-lines files; count what could not be read."""
+_READ_ERRORS = (KeyError, TypeError, ValueError, AttributeError, RecursionError)
+MAX_LINE_CHARS = 64 * 1024 * 1024
 
-    def __init__(self, paths: Iterable[str]):
+
+def _open_text(path: str):
+    if path.endswith(".gz"):
+        import gzip
+
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    return open(path, encoding="utf-8", errors="replace")
+
+
+class SpanReader:
+    """Iterate the spans of OTLP JSON-lines files (`.gz` too); count what could not be read.
+
+    `skipped_lines`: lines that are not OTLP trace JSON (truncated, other JSON,
+    longer than `max_line_chars`); `skipped_records`: resource/scope/span records
+    inside a readable line that miss fields or have the wrong types. `skipped`
+    is their sum. Reading never raises for bad content (only for I/O errors).
+    """
+
+    def __init__(self, paths: Iterable[str], max_line_chars: int = MAX_LINE_CHARS):
         self.paths = list(paths)
-        self.skipped = 0
+        self.max_line_chars = max_line_chars
+        self.skipped_lines = 0
+        self.skipped_records = 0
         self.lines = 0
+        self.files = 0
+
+    @property
+    def skipped(self) -> int:
+        return self.skipped_lines + self.skipped_records
+
+    def _lines(self, handle) -> Iterator[str]:
+        limit = self.max_line_chars
+        while True:
+            line = handle.readline(limit)
+            if not line:
+                return
+            if len(line) >= limit and not line.endswith("\n"):
+                # an oversized line: drop it whole without holding it
+                while True:
+                    rest = handle.readline(limit)
+                    if not rest or rest.endswith("\n"):
+                        break
+                self.lines += 1
+                self.skipped_lines += 1
+                continue
+            yield line
 
     def __iter__(self) -> Iterator[dict]:
         for path in _expand_paths(self.paths):
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                for line in handle:
+            self.files += 1
+            with _open_text(path) as handle:
+                for line in self._lines(handle):
                     if not line.strip():
                         continue
                     self.lines += 1
                     try:
                         doc = json.loads(line)
                         batch = doc["resourceSpans"]
-                    except (ValueError, KeyError, TypeError):
-                        self.skipped += 1
+                    except _READ_ERRORS:
+                        self.skipped_lines += 1
+                        continue
+                    if not isinstance(batch, list):
+                        self.skipped_lines += 1
                         continue
                     yield from self._spans(batch)
 
     def _spans(self, batch) -> Iterator[dict]:
-        if not isinstance(batch, list):
-            self.skipped += 1
-            return
         for rs in batch:
             try:
                 resource = key_values((rs.get("resource") or {}).get("attributes"))
                 scope_spans = rs.get("scopeSpans") or []
-            except AttributeError:
-                self.skipped += 1
+                if not isinstance(scope_spans, list):
+                    raise TypeError("scopeSpans")
+            except _READ_ERRORS:
+                self.skipped_records += 1
                 continue
             for ss in scope_spans:
                 try:
                     scope = (ss.get("scope") or {}).get("name", "")
                     spans = ss.get("spans") or []
-                except AttributeError:
-                    self.skipped += 1
+                    if not isinstance(spans, list):
+                        raise TypeError("spans")
+                except _READ_ERRORS:
+                    self.skipped_records += 1
                     continue
                 for span in spans:
                     try:
-                        yield _flatten_span(span, resource, scope)
-                    except (KeyError, TypeError, ValueError, AttributeError):
-                        self.skipped += 1
+                        flat = _flatten_span(span, resource, scope)
+                    except _READ_ERRORS:
+                        self.skipped_records += 1
+                        continue
+                    yield flat
 
 
 def read_spans(*paths: str) -> list[dict]:
