@@ -17,6 +17,7 @@ from mailscope.processors.error_type import ErrorTypeStage
 from mailscope.processors.memory import MemoryStage
 from mailscope.processors.operation_metrics import OperationMetricsStage
 from mailscope.processors.pipeline import Pipeline
+from mailscope.processors.redact import RedactionStage
 from mailscope.processors.slow import SlowStage
 
 
@@ -26,6 +27,7 @@ def build_stages(config: Settings) -> list:
         SlowStage(config),
         *([MemoryStage(config)] if config.memory != "off" else []),
         OperationMetricsStage(),
+        RedactionStage(config.redact),  # always last: privacy_critical
     ]
 
 

@@ -1,0 +1,267 @@
+"""Redaction: rewrite every email address in exported text, and the stage that applies it.
+
+`redact(text, mode)` is the reusable function: `domain` keeps the domain and masks
+the local part (`<redacted>@gmail.com`), `full` masks both (`<redacted>@<redacted>`),
+`off` returns the text unchanged.
+
+What counts as an address (RFC 5322 addr-spec, as it shows up in logs and reprs):
+- dot-atom local parts with plus-addressing, apostrophes and the other RFC atext
+  characters, unicode letters included (RFC 6531), and quoted local parts
+  (`"john doe"@example.com`);
+- a domain of at least two labels whose last label is alphabetic (unicode
+  letters for IDN) or punycode (`xn--...`), or a domain literal (`[192.0.2.1]`);
+- the `@` may also be percent-encoded (`%40`), JSON/Python-escaped (`\\u0040`,
+  `\\x40`) or an HTML entity (`&#64;`, `&#x40;`).
+
+What is deliberately left alone (it is not an address, and must not be corrupted):
+- `user@host` in URL userinfo (`https://user@example.com/`), `@decorator`,
+  `a@b` without a dot, `pkg@1.2.3` (numeric "TLD"), retina asset names such as
+  `logo@2x.png`;
+- the characters around an address: a quote opening a Python repr (`'a@b.com'`),
+  `key=` in query strings and logs (`?email=a@b.com` keeps `?email=`), an escape
+  such as `\\n` glued to the front.
+
+The stage runs last in the chain and is `privacy_critical`: it rewrites the span
+name, attribute keys and values (string arrays too), event names and attributes
+(`exception.message`, `exception.stacktrace`), the status description and link
+attributes. It is cheap when there is nothing to do: a string is only searched
+when a quick substring test finds an `@` (or one of its encoded forms).
+"""
+
+from __future__ import annotations
+
+import re
+
+from opentelemetry.trace import Link, Status
+
+from mailscope.processors.draft import make_event
+
+MASK = "<redacted>"
+MODES = ("domain", "full", "off")
+
+# --- the address grammar -------------------------------------------------------
+# RFC 5322 atext, with \w standing in for ALPHA / DIGIT plus unicode letters (RFC 6531).
+_ATEXT = r"[\w!#$%&'*+/=?^`{|}~-]"
+# the first character may not be a quote: it would belong to a Python repr ('a@b.com')
+_ATEXT_FIRST = r"[\w!#$%&*+/=?^`{|}~-]"
+_DOT_ATOM = rf"{_ATEXT_FIRST}{_ATEXT}*(?:\.{_ATEXT}+)*"
+_QUOTED = r'"(?:[^"\\\r\n]|\\.){1,64}"'
+_LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
+_TLD = r"(?:xn--[A-Za-z0-9-]{1,59}|[^\W\d_]{2,63})"
+_DOMAIN = rf"(?:{_LABEL}\.)+{_TLD}(?![\w-])|\[(?:IPv6:[0-9A-Fa-f:.]+|\d{{1,3}}(?:\.\d{{1,3}}){{3}})\]"
+
+# a plain `@`
+_PLAIN = re.compile(rf"(?P<local>{_QUOTED}|{_DOT_ATOM})(?P<at>@)(?P<domain>{_DOMAIN})")
+# encoded `@`: the local part here stops at URL/kv delimiters by construction
+_ENC_LOCAL = r"[\w.+'%!#$*^`{|}~-]+"
+_ENCODED = re.compile(
+    rf"(?P<local>{_ENC_LOCAL})(?P<at>%40|\\u0040|\\x40|&#64;|&#x40;)(?P<domain>{_DOMAIN})",
+    re.IGNORECASE,
+)
+
+# tokens that look like addresses but name files (logo@2x.png) or package versions
+_FILE_SUFFIXES = frozenset(
+    "png jpg jpeg gif svg webp bmp ico avif css js mjs json html htm txt log xml yaml yml "
+    "ini cfg conf exe dll pdf csv tmp bak lock whl jar pyc map".split()
+)
+# where a key ends inside a local part: `?email=` / `&to=` / `;rcpt=` / `/path/`
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}=")
+_URL_DELIMS = "/?&;"
+_ESCAPE_LETTERS = "nrtfvb0"
+
+
+def _looks_like_file(domain: str) -> bool:
+    dot = domain.rfind(".")
+    return dot > 0 and domain[dot + 1 :].lower() in _FILE_SUFFIXES
+
+
+def _in_url_authority(text: str, start: int) -> bool:
+    """True when `start` is inside the userinfo of `scheme://user@host`."""
+    scheme = text.rfind("://", max(0, start - 512), start)
+    if scheme < 0:
+        return False
+    between = text[scheme + 3 : start]
+    return not any(c in between for c in "/?#&= \t\r\n@\"'<>")
+
+
+def _split_local(text: str, start: int, local: str) -> tuple[str, str]:
+    """Separate characters glued in front of the real local part: (kept prefix, local part)."""
+    if local.startswith('"'):
+        return "", local
+    prefix = ""
+    # URL path or query structure in front: keep everything up to the last delimiter
+    cut = max(local.rfind(c) for c in _URL_DELIMS)
+    if cut >= 0:
+        prefix, local = local[: cut + 1], local[cut + 1 :]
+    # `key=value`: keep a plain identifier key; anything else (VERP `bounce+john=gmail.com`,
+    # SRS) stays inside the masked part so an encoded recipient cannot leak
+    if "=" in local:
+        key = _KEY.match(local)
+        if key is not None and key.end() < len(local):
+            prefix, local = prefix + local[: key.end()], local[key.end() :]
+    # punctuation glued to the front (`{'a@b.com': ...}` in a dict repr) is legal atext
+    # but practically never starts a real local part: keep it as text
+    lead = 0
+    while lead < len(local) - 1 and not (local[lead].isalnum() or local[lead] == "_"):
+        lead += 1
+    if lead:
+        prefix, local = prefix + local[:lead], local[lead:]
+    # a backslash escape glued to the front (`b'...\njohn@x.com'` in a repr)
+    pos = start + len(prefix)
+    if pos > 0 and text[pos - 1] == "\\" and len(local) > 1 and local[0] in _ESCAPE_LETTERS:
+        prefix, local = prefix + local[0], local[1:]
+    return prefix, local
+
+
+def _replacer(full: bool):
+    domain_mask = MASK
+
+    def replace(match: re.Match) -> str:
+        text = match.string
+        start = match.start()
+        domain = match.group("domain")
+        if _looks_like_file(domain):
+            return match.group(0)
+        prefix, local = _split_local(text, start, match.group("local"))
+        if not local or local.startswith("."):
+            return match.group(0)
+        if match.group("at") == "@" and _in_url_authority(text, start + len(prefix)):
+            return match.group(0)
+        return f"{prefix}{MASK}{match.group('at')}{domain_mask if full else domain}"
+
+    return replace
+
+
+_REPLACE = {"domain": _replacer(False), "full": _replacer(True)}
+_ENCODED_HINTS = ("%40", "\\u0040", "\\x40", "&#")
+
+
+def might_contain_address(text: str) -> bool:
+    """Cheap pre-check: False guarantees `redact` would return `text` unchanged."""
+    if "@" in text:
+        return True
+    for hint in _ENCODED_HINTS:
+        if hint in text:
+            return True
+    return False
+
+
+def redact(text: str, mode: str = "domain") -> str:
+    """Return `text` with every email address masked according to `mode`."""
+    if mode == "off" or not text or not might_contain_address(text):
+        return text
+    replace = _REPLACE.get(mode)
+    if replace is None:
+        raise ValueError(f"unknown redaction mode {mode!r}; expected one of {MODES}")
+    if "@" in text:
+        text = _PLAIN.sub(replace, text)
+    if "%" in text or "\\" in text or "&#" in text:
+        text = _ENCODED.sub(replace, text)
+    return text
+
+
+# --- the stage -------------------------------------------------------------------
+def _redact_value(value, mode: str):
+    """A redacted attribute value, or the same object when nothing changed."""
+    if isinstance(value, str):
+        return redact(value, mode) if might_contain_address(value) else value
+    if isinstance(value, (tuple, list)):
+        changed = False
+        out = []
+        for item in value:
+            new = _redact_value(item, mode) if isinstance(item, str) else item
+            changed = changed or new is not item
+            out.append(new)
+        return tuple(out) if changed else value
+    return value
+
+
+def _redact_mapping(attributes, mode: str):
+    """A new dict when something changed, else None."""
+    if not attributes:
+        return None
+    changed = None
+    for key, value in attributes.items():
+        new_value = _redact_value(value, mode)
+        new_key = redact(key, mode) if might_contain_address(key) else key
+        if new_value is not value or new_key is not key:
+            if changed is None:
+                changed = {}
+            changed[key] = (new_key, new_value)
+    if changed is None:
+        return None
+    out = {}
+    for key, value in attributes.items():
+        if key in changed:
+            new_key, new_value = changed[key]
+            out[new_key] = new_value
+        else:
+            out[key] = value
+    return out
+
+
+class RedactionStage:
+    """Last stage of the chain: no address leaves the process in an exported span."""
+
+    name = "redaction"
+    privacy_critical = True
+
+    def __init__(self, mode: str = "domain"):
+        if mode not in MODES:
+            raise ValueError(f"unknown redaction mode {mode!r}")
+        self.mode = mode
+
+    def __call__(self, draft) -> None:
+        mode = self.mode
+        if mode == "off":
+            return
+        name = draft.name
+        if might_contain_address(name):
+            new_name = redact(name, mode)
+            if new_name != name:
+                draft.set_name(new_name)
+
+        attributes = _redact_mapping(draft.attributes, mode)
+        if attributes is not None:
+            draft.set_attributes(attributes)
+            if len(draft.attributes) != len(attributes):
+                # a key itself held an address: drop the unredacted key from the draft's copy
+                stale = [key for key in draft.attributes if key not in attributes]
+                for key in stale:
+                    del draft._attributes[key]
+
+        events = draft.events
+        if events:
+            new_events = None
+            for index, event in enumerate(events):
+                event_attrs = _redact_mapping(event.attributes, mode)
+                event_name = redact(event.name, mode) if might_contain_address(event.name) else event.name
+                if event_attrs is not None or event_name is not event.name:
+                    if new_events is None:
+                        new_events = list(events)
+                    new_events[index] = make_event(
+                        event_name,
+                        event_attrs if event_attrs is not None else event.attributes,
+                        event.timestamp,
+                    )
+            if new_events is not None:
+                draft.replace_events(new_events)
+
+        status = draft.status
+        description = status.description
+        if description and might_contain_address(description):
+            new_description = redact(description, mode)
+            if new_description != description:
+                draft.set_status(Status(status.status_code, new_description))
+
+        links = draft.links
+        if links:
+            new_links = None
+            for index, link in enumerate(links):
+                link_attrs = _redact_mapping(link.attributes, mode)
+                if link_attrs is not None:
+                    if new_links is None:
+                        new_links = list(links)
+                    new_links[index] = Link(link.context, link_attrs)
+            if new_links is not None:
+                draft.replace_links(new_links)
