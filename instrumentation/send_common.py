@@ -16,7 +16,7 @@ that shared description so the attributes agree whatever the transport:
 - `headers_from_message(msg)` / `headers_from_raw(data)`: the Message-ID and the
   headers named by `MAILSCOPE_HEADER_ATTRIBUTES`, from a `Message` object or
   from raw message text; `message_attributes(headers)` turns them into span
-  attributes (mapped header values have any address masked to its domain).
+  attributes (an address in a mapped header value is masked as MAILSCOPE_REDACT says).
 - `message_size(data)`: bytes of a message as sent.
 - `enhanced_status(text, code)`: the RFC 3463 status (`5.1.1`) at the start of
   a reply text; `reply_attributes(code, text)` gives both reply attributes.
@@ -167,16 +167,25 @@ def message_size(data) -> int | None:
 
 def _wanted_headers() -> dict:
     """lower-cased header name -> attribute name, from MAILSCOPE_HEADER_ATTRIBUTES."""
+    return _header_plan()[0]
+
+
+def _header_plan():
+    """(mapping, regex finding the Message-ID and mapped headers in raw text), per current settings."""
     config = settings()
-    cached = _mapping_cache.get(config.header_attributes)
-    if cached is None:
-        cached = {header.lower(): name for header, name in config.header_attributes}
-        _mapping_cache.clear()  # only the current settings are ever kept
-        _mapping_cache[config.header_attributes] = cached
-    return cached
+    plan = _plan_cache.get(config.header_attributes)
+    if plan is None:
+        mapping = {header.lower(): name for header, name in config.header_attributes}
+        names = "|".join(re.escape(n) for n in (MESSAGE_ID_HEADER, *mapping))
+        # a header line and its folded continuation lines
+        pattern = re.compile(rf"^({names})[ \t]*:[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.I | re.M)
+        plan = (mapping, pattern)
+        _plan_cache.clear()  # only the current settings are ever kept
+        _plan_cache[config.header_attributes] = plan
+    return plan
 
 
-_mapping_cache: dict = {}
+_plan_cache: dict = {}
 
 
 def headers_from_message(message) -> dict:
@@ -198,40 +207,56 @@ def headers_from_message(message) -> dict:
 _FOLD = re.compile(r"\r?\n[ \t]+")
 
 
+def _header_block(data) -> str | None:
+    """The header section of raw message text (at most RAW_HEADER_SCAN_BYTES), decoded."""
+    if isinstance(data, (bytearray, memoryview)):
+        data = bytes(data[:RAW_HEADER_SCAN_BYTES])
+    if isinstance(data, bytes):
+        blank, crlf = b"\n\n", b"\r\n\r\n"
+    elif isinstance(data, str):
+        blank, crlf = "\n\n", "\r\n\r\n"
+    else:
+        return None
+    limit = min(len(data), RAW_HEADER_SCAN_BYTES)
+    end = data.find(crlf, 0, limit)
+    end_lf = data.find(blank, 0, end if end != -1 else limit)
+    if end_lf != -1:
+        end = end_lf
+    head = data[: limit if end == -1 else end]
+    return head.decode("utf-8", "replace") if isinstance(head, bytes) else head
+
+
 def headers_from_raw(data) -> dict:
     """{lower-cased name: value} for the Message-ID and mapped headers of raw message text."""
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        head = bytes(data[:RAW_HEADER_SCAN_BYTES]).decode("utf-8", "replace")
-    elif isinstance(data, str):
-        head = data[:RAW_HEADER_SCAN_BYTES]
-    else:
+    head = _header_block(data)
+    if not head:
         return {}
-    end = head.find("\n\n")
-    end_crlf = head.find("\r\n\r\n")
-    if end_crlf != -1 and (end == -1 or end_crlf < end):
-        end = end_crlf
-    if end != -1:
-        head = head[:end]
-    wanted = (MESSAGE_ID_HEADER, *_wanted_headers())
     found = {}
-    for line in _FOLD.sub(" ", head).splitlines():
-        name, colon, value = line.partition(":")
-        if not colon:
-            continue
-        key = name.strip().lower()
-        if key in wanted and key not in found:
-            found[key] = value.strip()
+    for match in _header_plan()[1].finditer(head):
+        key = match.group(1).lower()
+        if key not in found:
+            found[key] = _FOLD.sub(" ", match.group(2)).strip()
     return found
 
 
 _ADDRESS = re.compile(r"[^\s<>()\[\],;:\"'@]+@([A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)")
+MASK = "<redacted>"  # the redaction stage's mask, so its output and ours agree
 
 
 def mask_addresses(text: str) -> str:
-    """Replace the local part of every address in `text` with `***` (domains stay)."""
+    """Mask every address in `text` as MAILSCOPE_REDACT says (`domain`: `<redacted>@domain`).
+
+    Defence in depth for values the instrumentor copies from the app (mapped
+    headers): the redaction stage at the end of the chain rewrites every
+    exported string anyway, this keeps the instrumentor's own output clean
+    when spans do not go through mailscope's pipeline.
+    """
     if "@" not in text:
         return text
-    return _ADDRESS.sub(r"***@\1", text)
+    mode = settings().redact
+    if mode == "off":
+        return text
+    return _ADDRESS.sub(MASK + "@" + (MASK if mode == "full" else r"\1"), text)
 
 
 def message_attributes(headers: dict) -> dict:
@@ -309,11 +334,15 @@ def add_refusal_events(span, refusals) -> int:
     return count
 
 
-def error_type(exc: BaseException) -> str:
-    """`module.QualName` for an exception class (builtins without module), as the SDK names it."""
-    cls = type(exc)
+def type_name(cls: type) -> str:
+    """`module.QualName` of a class (builtins without module), as the SDK names exception types."""
     module = cls.__module__
     return cls.__qualname__ if module in (None, "builtins") else f"{module}.{cls.__qualname__}"
+
+
+def error_type(exc: BaseException) -> str:
+    """The `error.type` value for an exception: its class's `type_name`."""
+    return type_name(type(exc))
 
 
 def mark_error(span, exc: BaseException, code=None, text=None, error_name: str | None = None) -> None:

@@ -65,7 +65,7 @@ MESSAGE_ID_HASH = "email.message.id_hash"
 SMTP_RESPONSE_CODE = "smtp.response.code"
 SMTP_ENHANCED_STATUS = "smtp.response.enhanced_status"
 SMTP_TLS = "smtp.tls"
-# one event per recipient the server refused on an otherwise OK send; it carries
+# send spans get one event per recipient the server refused; it carries
 # smtp.response.code, smtp.response.enhanced_status and the recipient's domain only
 EVENT_RECIPIENT_REFUSED = "email.recipient.refused"
 RECIPIENT_DOMAIN = "email.recipient.domain"
@@ -75,6 +75,9 @@ MESSAGING_OPERATION_TYPE = "messaging.operation.type"
 MESSAGING_DESTINATION_NAME = "messaging.destination.name"
 MESSAGING_BATCH_MESSAGE_COUNT = "messaging.batch.message_count"
 QUEUE_WAIT = "email.queue.wait"
+# receive-span event: a message's enqueue time lies more than 5 minutes in the
+# future (clock skew), so its wait is unusable and not recorded
+EVENT_QUEUE_WAIT_UNUSABLE = "email.queue.wait_unusable"
 
 ERROR_TYPE = "error.type"
 
