@@ -20,11 +20,14 @@ TEMPLATE_NAME_LABELS_MAX = 200
 DESTINATION_LABELS_MAX = 100
 PROVIDER_LABELS_MAX = 20
 
-# explicit histogram buckets: seconds from 1 ms to 60 s, and signed bytes
+# explicit histogram buckets: seconds from 1 ms to 60 s, and bytes of RSS growth.
+# OTel histograms take non-negative values only (the SDK drops a negative one with a
+# warning), so mailscope.memory.delta records growth: a span that shrank RSS counts
+# in the first bucket, (-inf, 0]; the signed change stays on the span attribute.
 DURATION_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 QUEUE_WAIT_BUCKETS_S = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 MEMORY_BUCKETS_BYTES = (
-    -16_777_216, -1_048_576, -65_536, 0, 65_536, 262_144, 1_048_576, 4_194_304, 16_777_216, 67_108_864, 268_435_456,
+    0, 4_096, 65_536, 262_144, 1_048_576, 4_194_304, 16_777_216, 67_108_864, 268_435_456, 1_073_741_824,
 )
 
 
@@ -80,7 +83,7 @@ class Instruments:
             attr.METRIC_ERRORS, description="Error spans by category and fingerprint"
         )
         self.memory_delta = m.create_histogram(
-            attr.METRIC_MEMORY_DELTA, unit="By", description="Resident memory change over a span",
+            attr.METRIC_MEMORY_DELTA, unit="By", description="Resident memory growth over a span (0 when it shrank)",
             explicit_bucket_boundaries_advisory=MEMORY_BUCKETS_BYTES,
         )
 

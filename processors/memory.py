@@ -14,7 +14,8 @@ grow without bound.
 RSS is process-wide: with threads (or asyncio tasks) running side by side, a
 span's delta includes what the others allocated or freed meanwhile. Read it per
 span name over many spans (the `mailscope.memory.delta` histogram), not as one
-span's own footprint. The allocator also keeps freed memory, so a delta of 0
+span's own footprint. The histogram records growth (a shrinking span counts as
+0: OTel histograms reject negative values); the span attribute keeps the sign. The allocator also keeps freed memory, so a delta of 0
 after a big temporary allocation is normal; steady positive deltas are what a
 leak looks like.
 
@@ -113,7 +114,8 @@ class MemoryStage:
         histogram = self._histogram
         if histogram is None:
             histogram = self._histogram = instruments().memory_delta
-        histogram.record(delta, {attr.LABEL_SPAN_NAME: self._labels(draft.name)})
+        # OTel histograms take no negative values: the metric is growth, the attribute is signed
+        histogram.record(delta if delta > 0 else 0, {attr.LABEL_SPAN_NAME: self._labels(draft.name)})
 
     def shutdown(self) -> None:
         self._closed = True

@@ -96,6 +96,18 @@ def test_a_span_that_keeps_64_mb_shows_a_positive_delta_of_about_that_size(harne
     del kept
 
 
+def test_a_span_that_frees_memory_has_a_negative_delta_and_records_zero_growth(harness, caplog):
+    h = harness()
+    block = [touched_bytearray(64 * MB)]
+    with h.tracer.start_as_current_span("release-cache"):
+        block.clear()  # a large bytearray is its own mapping: freeing it returns the pages at once
+    delta = h.spans()["release-cache"][attr.MEMORY_RSS_DELTA]
+    assert delta <= -60 * MB
+    point = h.histogram_points()["release-cache"]
+    assert point.count == 1 and point.sum == 0  # growth: none
+    assert not [r for r in caplog.records if "non-negative" in r.getMessage()]
+
+
 def test_default_spans_are_local_roots_and_mailscope_operations(harness):
     h = harness()
     remote = SpanContext(trace_id=0x1234, span_id=0x99, is_remote=True, trace_flags=TraceFlags(1))
