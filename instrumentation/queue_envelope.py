@@ -1,0 +1,119 @@
+"""The JSON envelope that carries trace context and enqueue time inside a queued message.
+
+`inject(payload, fields)` appends `"_mailscope": {...}` as the last member of a
+JSON-object payload, right before its closing brace, and changes nothing else.
+`strip(payload)` undoes exactly that: it removes the member it finds just before
+the final brace, so the receiver gets the very bytes (or str) that were pushed,
+whatever the key order, whitespace or escaping of the original.
+
+Anything else passes untouched: payloads that are not JSON objects (arrays,
+scalars, non-UTF-8 bytes, plain text), payloads that already carry a
+`_mailscope` key when pushed, and envelopes that do not look like ours when
+received (unknown fields, wrong types, not the last member).
+"""
+
+from __future__ import annotations
+
+import json
+
+KEY = "_mailscope"
+TRACEPARENT = "traceparent"
+TRACESTATE = "tracestate"
+ENQUEUED_AT = "enqueued_at"
+FIELDS = frozenset((TRACEPARENT, TRACESTATE, ENQUEUED_AT))
+
+_WS = " \t\n\r"
+_WS_B = b" \t\n\r"
+_MARKER = '"' + KEY + '":'
+_MARKER_B = _MARKER.encode()
+_decoder = json.JSONDecoder()
+
+
+def inject(payload, fields: dict):
+    """`payload` with the envelope appended, or `payload` itself when it is not a JSON object."""
+    if isinstance(payload, bytes):
+        marker, ws, open_, close, comma = _MARKER_B, _WS_B, b"{", b"}", b","
+    elif isinstance(payload, str):
+        marker, ws, open_, close, comma = _MARKER, _WS, "{", "}", ","
+    else:
+        return payload
+    body = payload.rstrip(ws)
+    if not body.endswith(close) or not payload.lstrip(ws).startswith(open_):
+        return payload
+    if marker[:-1] in payload:
+        return payload  # the key is taken; never inject twice
+    try:
+        parsed = json.loads(payload)
+    except (ValueError, RecursionError):
+        return payload
+    if not isinstance(parsed, dict):
+        return payload
+    member = _MARKER + json.dumps(fields, separators=(",", ":"))  # ASCII: json.dumps escapes the rest
+    if isinstance(payload, bytes):
+        member = member.encode("ascii")
+    at = len(body) - 1  # the closing brace
+    return payload[:at] + (comma if parsed else payload[:0]) + member + payload[at:]
+
+
+def strip(payload):
+    """`(original, envelope)` when `payload` carries our envelope, else `(payload, None)`."""
+    if isinstance(payload, bytes):
+        marker, ws, open_ = _MARKER_B, _WS_B, b"{"
+    elif isinstance(payload, str):
+        marker, ws, open_ = _MARKER, _WS, "{"
+    else:
+        return payload, None
+    at = payload.rfind(marker)
+    if at < 0:
+        return payload, None
+    start = at + len(marker)
+    tail = payload[start:]
+    if isinstance(tail, bytes):
+        try:
+            tail = tail.decode("ascii")
+        except UnicodeDecodeError:
+            return payload, None
+    try:
+        envelope, end = _decoder.raw_decode(tail)
+    except (ValueError, RecursionError):
+        return payload, None
+    rest = tail[end:]
+    if rest[:1] != "}" or rest[1:].strip(_WS) or not _is_envelope(envelope):
+        return payload, None
+    head = payload[:at]
+    closing = payload[start + end:]  # the original from its final brace on
+    if head.endswith(b"," if isinstance(head, bytes) else ","):
+        return head[:-1] + closing, envelope
+    if head.strip(ws) == open_:  # the original was an empty object
+        return head + closing, envelope
+    return payload, None
+
+
+def _is_envelope(value) -> bool:
+    if not isinstance(value, dict) or not value or not FIELDS.issuperset(value):
+        return False
+    for key in (TRACEPARENT, TRACESTATE):
+        if key in value and not isinstance(value[key], str):
+            return False
+    if ENQUEUED_AT in value:
+        at = value[ENQUEUED_AT]
+        if isinstance(at, bool) or not isinstance(at, (int, float)) or at != at:
+            return False
+    return True
+
+
+def enqueued_at(envelope: dict | None) -> float | None:
+    if not envelope:
+        return None
+    value = envelope.get(ENQUEUED_AT)
+    return float(value) if value is not None else None
+
+
+def carrier(envelope: dict | None) -> dict | None:
+    """The W3C trace-context headers of an envelope, when it has them."""
+    if not envelope or TRACEPARENT not in envelope:
+        return None
+    headers = {TRACEPARENT: envelope[TRACEPARENT]}
+    if envelope.get(TRACESTATE):
+        headers[TRACESTATE] = envelope[TRACESTATE]
+    return headers
