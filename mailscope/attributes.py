@@ -78,9 +78,6 @@ QUEUE_WAIT = "email.queue.wait"
 # receive-span event: a message's enqueue time lies more than 5 minutes in the
 # future (clock skew), so its wait is unusable and not recorded
 EVENT_QUEUE_WAIT_UNUSABLE = "email.queue.wait_unusable"
-# receive-span event: a message's enqueue time lies more than 5 minutes in the
-# future (clock skew), so its wait is unusable and not recorded
-EVENT_QUEUE_WAIT_UNUSABLE = "email.queue.wait_unusable"
 
 ERROR_TYPE = "error.type"
 
