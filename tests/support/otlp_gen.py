@@ -104,6 +104,12 @@ class _Gen:
         self.memory(a, t + d)
         spans.append(self.span(trace_id, root, f"receive {QUEUE}", 5, t, t + d, a))
         t += d
+        # a DB query outside personalization (not a journey stage)
+        if rng.random() < 0.5:
+            d = int(rng.lognormvariate(0, 0.5) * ms)
+            spans.append(self.span(trace_id, root, "UPDATE outbox", 3, t, t + d,
+                                   {attr.DB_SYSTEM: "postgresql", "db.name": "newsletter"}))
+            t += d
         # template load
         d = int(rng.lognormvariate(-1, 1.0) * ms)
         a = {attr.OPERATION: attr.OP_TEMPLATE_LOAD, attr.TEMPLATE_NAME: "welcome.html", attr.TEMPLATE_ENGINE: "jinja2",

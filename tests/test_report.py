@@ -1,0 +1,158 @@
+"""`mailscope report` against an independent computation, on generated trace files.
+
+The CLI runs as users run it (`python -m mailscope report`, a subprocess); the
+expected numbers come from tests/support/report_oracle.py, which parses the same
+file itself and computes exact values from full lists and trace trees.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mailscope import attributes as attr
+from tests.support import report_oracle as oracle
+from tests.support.launcher import REPO, base_env
+from tests.support.otlp_gen import START_NS, write_trace_file
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "mailscope", "report", *map(str, args)], capture_output=True,
+                          text=True, cwd=REPO, env=env or base_env(), timeout=120)
+
+
+def report_json(*args, env=None) -> dict:
+    result = run_cli(*args, "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    path = tmp_path_factory.mktemp("report") / "traces.jsonl"
+    write_trace_file(path, 12_000, seed=11, services=2, leak_bytes_per_send=8192, error_rate=0.06, spans_per_line=97)
+    return path, oracle.load(path)
+
+
+def test_report_matches_independent_computation(generated):
+    path, spans = generated
+    report = report_json(path)
+    assert report["schema"] == "mailscope.report/1"
+    expected = oracle.compute(spans)
+    assert expected["journey"]["journeys"] > 1000 and expected["occurrences"]  # the file has what we check
+    oracle.check(report, expected)
+    assert report["inputs"]["skipped"]["total"] == 0
+
+
+def test_recommendation_rules_fire_on_what_the_file_shows(generated):
+    path, spans = generated
+    report = report_json(path)
+    rules = {r["rule"] for r in report["recommendations"]}
+    subjects = {(r["rule"], r["subject"]) for r in report["recommendations"]}
+    # the generator's sender_auth errors, its recurring patterns, its leaking send spans
+    assert "sender_auth" in rules
+    assert ("recurring_error", "a1f0c3d2e4b5a697") in subjects
+    assert ("memory_growth", attr.SPAN_SEND) in subjects
+    assert not any(r == "memory_growth" and s != attr.SPAN_SEND for r, s in subjects)  # RSS is process-wide
+    # one connection per ten sends is reuse; cache hits are 80 %
+    assert "smtp_connection_per_send" not in rules and "low_template_cache_hit" not in rules
+    severities = [r["severity"] for r in report["recommendations"]]
+    assert severities == sorted(severities, key=["critical", "warning", "info"].index)
+
+
+def test_rules_for_connections_cache_and_dominant_categories(tmp_path):
+    from mailscope.exporters.report_rules import recommendations
+
+    path = tmp_path / "t.jsonl"
+    write_trace_file(path, 3000, seed=3, error_rate=0.3)
+    report = report_json(path)
+    base = {r["rule"] for r in report["recommendations"]}
+    assert "smtp_connection_per_send" not in base
+    # The same report with the numbers changed the way a worker without reuse, a
+    # cold cache, or a bounce-heavy list would change them.
+    report["smtp"] = {"connects": 100, "sends": 100}
+    report["templates"] = {"loads": 50, "loads_with_cache_info": 50, "cache_hits": 10, "hit_ratio": 0.2}
+    report["errors"]["by_category"] = [
+        {"category": "recipient", "count": 30, "retryable_count": 0, "spans": 30, "suggested_action": ""},
+        {"category": "rate_limit", "count": 10, "retryable_count": 10, "spans": 10, "suggested_action": ""},
+    ]
+    rules = {r["rule"] for r in recommendations(report)}
+    assert {"smtp_connection_per_send", "low_template_cache_hit", "recipient_dominant"} <= rules
+    assert "retryable_dominant" not in rules and "sender_auth" not in rules
+    report["errors"]["by_category"][1]["count"] = report["errors"]["by_category"][1]["retryable_count"] = 40
+    rules = {r["rule"] for r in recommendations(report)}
+    assert "retryable_dominant" in rules and "recipient_dominant" not in rules
+
+
+def test_p95_threshold_rule_uses_configured_thresholds(tmp_path):
+    path = tmp_path / "t.jsonl"
+    write_trace_file(path, 3000, seed=5)
+    default = report_json(path)
+    send = next(r for r in default["operations"] if r["key"] == attr.OP_SEND)
+    assert send["threshold_ms"] == 2000.0
+    assert ("p95_over_threshold", attr.OP_SEND) not in {(r["rule"], r["subject"]) for r in default["recommendations"]}
+    # the report honours MAILSCOPE_SLOW_THRESHOLDS of the environment it runs in
+    limit = send["latency_ms"]["p95"] / 2
+    tight = report_json(path, env=base_env(MAILSCOPE_SLOW_THRESHOLDS=f"email.send={limit}"))
+    send = next(r for r in tight["operations"] if r["key"] == attr.OP_SEND)
+    assert send["threshold_ms"] == limit
+    assert ("p95_over_threshold", attr.OP_SEND) in {(r["rule"], r["subject"]) for r in tight["recommendations"]}
+
+
+def test_filters(generated):
+    path, spans = generated
+    service = "newsletter-worker-1"
+    only = report_json(path, "--service", service)
+    oracle.check(only, oracle.compute([s for s in spans if s["service"] == service]))
+    assert only["inputs"]["filters"]["service"] == service
+
+    since = START_NS + 60 * 10**9
+    until = START_NS + 180 * 10**9
+    window = report_json(path, "--since", "2026-01-01T00:01:00Z", "--until", str(until // 10**9))
+    oracle.check(window, oracle.compute([s for s in spans if since <= s["start"] < until]))
+
+    sends = report_json(path, "--operation", attr.OP_SEND)
+    assert [r["key"] for r in sends["operations"]] == [attr.OP_SEND]
+    oracle.check(sends, oracle.compute([s for s in spans if s["attrs"].get(attr.OPERATION) == attr.OP_SEND]))
+    by_name = report_json(path, "--operation", "SELECT *")
+    assert [r["key"] for r in by_name["operations"]] == ["SELECT newsletter"]
+
+
+def test_terminal_view(generated):
+    path, _ = generated
+    result = run_cli(path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for heading in ("OPERATIONS", "EMAIL JOURNEY", "SLOW OPERATIONS", "ERROR PATTERNS", "RECOMMENDATIONS"):
+        assert heading in out
+    assert "\033[" not in out  # not a TTY: no colour
+    assert " ms" in out and "most common bottleneck: queue_wait" in out
+    report = report_json(path)
+    assert f"{report['summary']['spans']:,}" in out
+    top = report["slow"]["slowest"][0]
+    assert top["trace_id"] in out
+
+
+def test_terminal_colour_only_on_a_tty(generated):
+    import os
+    import pty
+
+    path, _ = generated
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "mailscope", "report", str(path)], stdout=follower,
+                            stderr=subprocess.PIPE, cwd=REPO, env=base_env())
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    proc.wait(timeout=60)
+    os.close(leader)
+    assert proc.returncode == 0
+    assert b"\033[1m" in b"".join(chunks)
