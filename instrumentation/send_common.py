@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Iterator
 from email.utils import parseaddr
 
 from opentelemetry import metrics
@@ -70,12 +71,14 @@ def _address_text(item) -> str | None:
     return str(item)
 
 
-def normalize_recipients(value) -> list[str]:
+def normalize_recipients(value) -> list[str] | None:
     """Recipients as a list of address strings, whatever shape the app passed.
 
     A single string (or bytes, or Address) counts as one recipient, as smtplib
     and aiosmtplib treat it. `Group` objects and nested lists are flattened.
-    Unreadable items are skipped; this function never raises for odd input.
+    Unreadable items are skipped. A one-shot iterator (a generator, say) is
+    never iterated, since that would consume it before the client sees it:
+    the result is then None, "unknown". This function never raises.
     """
     if value is None:
         return []
@@ -85,18 +88,18 @@ def normalize_recipients(value) -> list[str]:
     addresses = getattr(value, "addresses", None)  # email.headerregistry.Group
     if addresses is not None and not isinstance(value, (list, tuple)):
         value = addresses
-    out: list[str] = []
-    try:
-        items = iter(value)
-    except TypeError:
+    if isinstance(value, Iterator) or not isinstance(value, Iterable):
+        if isinstance(value, Iterable):
+            return None
         text = _address_text(value)
         return [text] if text else []
-    for item in items:
+    out: list[str] = []
+    for item in value:
         try:
             if isinstance(item, (list, tuple)) or (
                 getattr(item, "addresses", None) is not None and not hasattr(item, "addr_spec")
             ):
-                out.extend(normalize_recipients(item))
+                out.extend(normalize_recipients(item) or ())
                 continue
             text = _address_text(item)
         except Exception:
@@ -130,8 +133,12 @@ def recipient_domains(addresses, limit: int = attr.MAX_RECIPIENT_DOMAINS) -> lis
 
 
 def envelope_attributes(provider: str, recipients) -> dict:
-    """Send-span attributes describing the envelope (`recipients` as normalize_recipients gives)."""
-    values = {attr.PROVIDER: provider, attr.RECIPIENTS_COUNT: len(recipients)}
+    """Send-span attributes describing the envelope (`recipients` as normalize_recipients gives;
+    None, unknown, leaves the recipient attributes out)."""
+    values = {attr.PROVIDER: provider}
+    if recipients is None:
+        return values
+    values[attr.RECIPIENTS_COUNT] = len(recipients)
     domains = recipient_domains(recipients)
     if domains:
         values[attr.RECIPIENTS_DOMAINS] = domains

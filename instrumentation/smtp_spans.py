@@ -113,11 +113,24 @@ def _end_connect(state: ClientState) -> None:
     state.finalizer = None
     if finalizer is not None:
         finalizer.detach()
-    values = common.reply_attributes(state.code, state.text)
+    code, text = state.code, state.text
     state.code = state.text = None
-    if values:
-        span.set_attributes(values)
-    span.end(end_time=state.last_end_ns)
+    try:
+        values = common.reply_attributes(code, text)
+        if values:
+            span.set_attributes(values)
+    finally:  # whatever happens, the span ends
+        span.end(end_time=state.last_end_ns)
+
+
+def _salvage(state: ClientState | None) -> None:
+    """After an internal error: end the connect span rather than leave it open forever."""
+    try:
+        if state is not None:
+            state.connecting = False
+            _end_connect(state)
+    except Exception:
+        pass
 
 
 def _abandoned(state: ClientState) -> None:
@@ -139,6 +152,7 @@ class SMTPTelemetry:
     # --- smtp.connect ------------------------------------------------------------
     def connect_started(self, instance, address, port, tls: bool):
         """Open the smtp.connect span; returns a token for `connect_call_done`, or None."""
+        state = None
         try:
             state = state_of(instance, create=True)
             if state is None:
@@ -156,15 +170,16 @@ class SMTPTelemetry:
             state.span = span
             state.last_end_ns = None
             state.code = state.text = None
-            state.connecting = True
             try:
                 state.finalizer = weakref.finalize(instance, _abandoned, state)
             except TypeError:
                 state.finalizer = None
             token = otel_context.attach(trace.set_span_in_context(span))
+            state.connecting = True
             return (state, token)
         except Exception:
             internal_error("smtp.connect start")
+            _salvage(state)
             return None
 
     def connect_call_done(self, handle, code=None, text=None, exc: BaseException | None = None,
@@ -210,6 +225,7 @@ class SMTPTelemetry:
                 state.last_end_ns = time.time_ns()
         except Exception:
             internal_error("smtp.connect end")
+            _salvage(state)
 
     @staticmethod
     def _step(state: ClientState, code, text) -> None:
@@ -219,13 +235,16 @@ class SMTPTelemetry:
     def _fail_connect(self, state: ClientState, exc: BaseException) -> None:
         # the reply attributes are the failure's own (none for a timeout or TLS error)
         state.code = state.text = None
-        code, text, _ = self.dialect.exception_details(exc)
-        common.mark_error(state.span, exc, code, text)
         state.last_end_ns = time.time_ns()
-        _end_connect(state)
+        try:
+            code, text, _ = self.dialect.exception_details(exc)
+            common.mark_error(state.span, exc, code, text)
+        finally:
+            _end_connect(state)
 
     def setup_step(self, instance, code=None, text=None, exc: BaseException | None = None, tls: bool | None = None):
         """EHLO/HELO/STARTTLS/AUTH finished (or raised `exc`) on `instance`."""
+        state = None
         try:
             state = state_of(instance)
             if state is None or state.span is None:
@@ -238,9 +257,11 @@ class SMTPTelemetry:
                 self._step(state, code, text)
         except Exception:
             internal_error("smtp.connect step")
+            _salvage(state)
 
     def setup_over(self, instance, *, unless_ehlo_pending: bool = False) -> None:
         """End the open smtp.connect span (a transaction started, or the connection closed)."""
+        state = None
         try:
             state = state_of(instance)
             if state is None or state.span is None or state.connecting:
@@ -252,10 +273,12 @@ class SMTPTelemetry:
             _end_connect(state)
         except Exception:
             internal_error("smtp.connect finish")
+            _salvage(state)
 
     # --- email.send --------------------------------------------------------------
     def send_started(self, instance) -> Transaction | None:
         """Open an email.send span for `instance` (None: aiosmtplib.send, client not yet known)."""
+        span = None
         try:
             span = self.tracer.start_span(
                 attr.SPAN_SEND, kind=SpanKind.CLIENT,
@@ -264,10 +287,21 @@ class SMTPTelemetry:
             tx = Transaction(instance, span)
             if instance is not None:
                 self._server_attributes(tx, instance)
-            tx.tokens = (_current.set(tx), otel_context.attach(trace.set_span_in_context(span)))
+            var_token = _current.set(tx)
+            try:
+                ctx_token = otel_context.attach(trace.set_span_in_context(span))
+            except BaseException:
+                _current.reset(var_token)
+                raise
+            tx.tokens = (var_token, ctx_token)
             return tx
         except Exception:
             internal_error("email.send start")
+            if span is not None:  # the send goes on uninstrumented; end what was started
+                try:
+                    span.end()
+                except Exception:
+                    pass
             return None
 
     def adopt(self, tx: Transaction, instance) -> None:
