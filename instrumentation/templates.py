@@ -1,14 +1,61 @@
-"""Jinja2 and python-liquid template loads and renders (issue: templates). Placeholder until its issue lands: instruments nothing."""
+"""The `mailscope_templates` instrumentor: Jinja2 and python-liquid loads and renders.
 
+`email.template.load` (cache hit or miss, `mailscope.template.cache` counter) and
+`email.personalize` (variables supplied, undefined variables looked up, output
+size) spans, for templates whose names pass `MAILSCOPE_TEMPLATES`. The
+duration histogram is recorded from these spans by the pipeline's
+operation_metrics stage. Engine specifics live in templates_jinja2 and
+templates_liquid; each installs when the app imports that engine.
+
+`instrument(tracer_provider=..., meter_provider=..., templates=("glob", ...))`:
+the last overrides MAILSCOPE_TEMPLATES for programmatic use.
+"""
+
+from __future__ import annotations
+
+from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+
+from mailscope._safety import internal_error
+from mailscope.config import settings
+from mailscope.metrics import Instruments, instruments
+from mailscope.version import __version__
 
 
 class TemplateInstrumentor(BaseInstrumentor):
+    _probes: list = []
+
     def instrumentation_dependencies(self):
+        # Either engine is optional; each is instrumented when the app imports it.
         return ()
 
     def _instrument(self, **kwargs):
-        pass
+        from mailscope.instrumentation.templates_common import TemplateTelemetry
+        from mailscope.instrumentation.templates_jinja2 import Jinja2Probe
+        from mailscope.instrumentation.templates_liquid import LiquidProbe
+
+        tracer = trace.get_tracer(__name__, __version__, kwargs.get("tracer_provider"))
+        meter_provider = kwargs.get("meter_provider")
+        if meter_provider is not None:
+            counter = Instruments(metrics.get_meter("mailscope", __version__, meter_provider)).template_cache
+        else:
+            counter = instruments().template_cache
+        globs = kwargs.get("templates") or settings().templates
+        telemetry = TemplateTelemetry(tracer, counter, globs)
+        self._probes = []
+        for probe_class in (Jinja2Probe, LiquidProbe):
+            probe = probe_class(telemetry)
+            try:
+                probe.enable()
+                self._probes.append(probe)
+            except Exception:
+                internal_error(f"{probe_class.__name__} enable")
+                probe.disable()
 
     def _uninstrument(self, **kwargs):
-        pass
+        probes, self._probes = self._probes, []
+        for probe in probes:
+            try:
+                probe.disable()
+            except Exception:
+                internal_error(f"{type(probe).__name__} disable")
