@@ -1,14 +1,301 @@
-"""config-named app functions (issue: templates). Placeholder until its issue lands: instruments nothing."""
+"""The `mailscope_operations` instrumentor: the app's own functions as mailscope operations.
 
+`MAILSCOPE_OPERATIONS="personalize=myapp.content:build_email,send=myapp.ses:send"`
+wraps each named function (a dotted qualname reaches methods, static and class
+methods: `myapp.ses:Client.send`) so every call is a span:
+
+| operation | span | kind | attributes |
+|---|---|---|---|
+| `personalize` | `email.personalize` | INTERNAL | `email.template.engine=custom`, `email.template.name=module:qualname`, `email.content.bytes` when it returns str/bytes |
+| `template.load` | `email.template.load` | INTERNAL | `email.template.engine=custom`, `email.template.name=module:qualname` |
+| `send` | `email.send` | CLIENT | `email.provider` = the last component of the module path (`myapp.ses` -> `ses`) |
+
+All carry `mailscope.operation`. Coroutine functions get a span from first
+await to completion; a plain function that returns a coroutine has its span
+kept open until that coroutine finishes. Exceptions mark the span ERROR with
+`error.type` and reach the caller as the same object; messages of exceptions
+from `personalize` functions are withheld (they can carry variable values).
+
+Targets are wrapped when their module is imported, also after instrumentation
+started (a post-import hook), so instrumenting never imports app code. A target
+whose module cannot be found, whose attribute is missing or is not callable
+gets one warning and is skipped. Finding the module does not import it: the
+search covers sys.path plus the directory of the script being run (the
+launcher instruments before Python puts that directory on sys.path), so a
+package that builds its `__path__` at import time can be reported missing.
+`__main__` targets are not supported: the launcher instruments before the
+script's functions exist.
+
+`instrument(operations=((operation, module, qualname), ...))` overrides the
+environment for programmatic use.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import inspect
+import os
+import sys
+import threading
+
+import wrapt
+from opentelemetry import context, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from opentelemetry.trace import SpanKind
+
+from mailscope import attributes as attr
+from mailscope._safety import internal_error, log_once
+from mailscope.config import settings
+from mailscope.instrumentation import wrapper_layers
+from mailscope.instrumentation.failures import mark_failed
+from mailscope.instrumentation.templates_common import utf8_len
+from mailscope.version import __version__
+
+CUSTOM_ENGINE = "custom"
+
+
+def _search_path() -> list:
+    extra = []
+    argv0 = sys.argv[0] if sys.argv else ""
+    if argv0 and os.path.isfile(argv0):
+        extra.append(os.path.dirname(os.path.abspath(argv0)))
+    try:
+        extra.append(os.getcwd())
+    except OSError:
+        pass
+    return [p for p in extra if p not in sys.path] + list(sys.path)
+
+
+def module_exists(name: str) -> bool:
+    """Whether `name` can be imported, found without importing it (or its parents)."""
+    if name in sys.modules:
+        return True
+    parts = name.split(".")
+    spec = None
+    try:
+        spec = importlib.util.find_spec(parts[0])
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        spec = importlib.machinery.PathFinder.find_spec(parts[0], _search_path())
+    for i in range(1, len(parts)):
+        if spec is None:
+            return False
+        parent = sys.modules.get(".".join(parts[:i]))
+        locations = getattr(parent, "__path__", None) if parent is not None else spec.submodule_search_locations
+        if not locations:
+            return False
+        spec = importlib.machinery.PathFinder.find_spec(parts[i], list(locations))
+    return spec is not None
+
+
+def _resolve(module, qualname: str):
+    """(owner, attribute, raw value) for `qualname` inside `module`; AttributeError when absent."""
+    owner = module
+    parts = qualname.split(".")
+    for part in parts[:-1]:
+        owner = getattr(owner, part)
+    raw, _ = wrapper_layers.raw_attribute(owner, parts[-1])
+    return owner, parts[-1], raw
+
+
+def _is_callable(raw) -> bool:
+    return callable(raw) or isinstance(raw, (classmethod, staticmethod))
+
+
+def _is_coroutine_function(raw) -> bool:
+    func = raw.__func__ if isinstance(raw, (classmethod, staticmethod)) else raw
+    return inspect.iscoroutinefunction(func)
+
+
+class OperationSpan:
+    """Span factory and wrapper functions for one configured target."""
+
+    def __init__(self, tracer, operation: str, module: str, qualname: str):
+        self.tracer = tracer
+        self.operation = operation
+        self.span_name = attr.SPAN_NAME_BY_OPERATION[operation]
+        self.kind = SpanKind.CLIENT if operation == attr.OP_SEND else SpanKind.INTERNAL
+        attributes = {attr.OPERATION: operation}
+        if operation == attr.OP_SEND:
+            attributes[attr.PROVIDER] = module.rsplit(".", 1)[-1]
+        else:
+            attributes[attr.TEMPLATE_ENGINE] = CUSTOM_ENGINE
+            attributes[attr.TEMPLATE_NAME] = f"{module}:{qualname}"
+        self.attributes = attributes
+        self.withhold = operation == attr.OP_PERSONALIZE
+
+    def _open(self):
+        try:
+            span = self.tracer.start_span(self.span_name, kind=self.kind, attributes=self.attributes)
+            return span, context.attach(trace.set_span_in_context(span))
+        except Exception:
+            internal_error("operations span start")
+            return None
+
+    def _close(self, opened, exc=None, result=None) -> None:
+        span, token = opened
+        try:
+            context.detach(token)
+        except Exception:
+            internal_error("operations context detach")
+        try:
+            if exc is not None:
+                if isinstance(exc, Exception):
+                    mark_failed(span, exc, withhold=self.withhold)
+            elif self.operation == attr.OP_PERSONALIZE and isinstance(result, (str, bytes, bytearray)):
+                span.set_attribute(attr.CONTENT_BYTES, utf8_len(result))
+            span.end()
+        except Exception:
+            internal_error("operations span end")
+
+    def sync_wrapper(self, wrapped, instance, args, kwargs):
+        opened = self._open()
+        if opened is None:
+            return wrapped(*args, **kwargs)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            self._close(opened, exc)
+            raise
+        if inspect.iscoroutine(result):
+            # an async callable the signature did not reveal: the work happens when awaited
+            self._close_detached_only(opened)
+            return self._finish_later(opened[0], result)
+        self._close(opened, result=result)
+        return result
+
+    @staticmethod
+    def _close_detached_only(opened) -> None:
+        try:
+            context.detach(opened[1])
+        except Exception:
+            internal_error("operations context detach")
+
+    async def _finish_later(self, span, coroutine):
+        try:
+            opened = (span, context.attach(trace.set_span_in_context(span)))
+        except Exception:
+            internal_error("operations context attach")
+            opened = None
+        if opened is None:
+            return await coroutine
+        try:
+            result = await coroutine
+        except BaseException as exc:
+            self._close(opened, exc)
+            raise
+        self._close(opened, result=result)
+        return result
+
+    def async_wrapper(self, wrapped, instance, args, kwargs):
+        return self._run_async(wrapped, args, kwargs)
+
+    async def _run_async(self, wrapped, args, kwargs):
+        opened = self._open()
+        if opened is None:
+            return await wrapped(*args, **kwargs)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            self._close(opened, exc)
+            raise
+        self._close(opened, result=result)
+        return result
 
 
 class OperationsInstrumentor(BaseInstrumentor):
+    _patches: list = []
+    _active = None
+
     def instrumentation_dependencies(self):
         return ()
 
     def _instrument(self, **kwargs):
-        pass
+        tracer = trace.get_tracer(__name__, __version__, kwargs.get("tracer_provider"))
+        targets = kwargs.get("operations")
+        if targets is None:
+            targets = settings().operations
+        state = _Run(tracer)
+        self._active = state
+        by_module: dict = {}
+        for operation, module, qualname in targets:
+            if module == "__main__":
+                _warn(operation, module, qualname, "targets in __main__ are not supported; name an importable module")
+                continue
+            try:
+                found = module_exists(module)
+            except Exception:
+                internal_error("operations module lookup")
+                found = False
+            if not found:
+                _warn(operation, module, qualname, f"module {module!r} was not found")
+                continue
+            by_module.setdefault(module, []).append((operation, qualname))
+        for module, entries in by_module.items():
+            wrapt.register_post_import_hook(state.hook_for(entries), module)
 
     def _uninstrument(self, **kwargs):
-        pass
+        state, self._active = self._active, None
+        if state is not None:
+            state.stop()
+
+    @property
+    def patches(self) -> list:
+        return list(self._active.patches) if self._active is not None else []
+
+
+def _warn(operation, module, qualname, reason) -> None:
+    log_once(
+        f"operations:{operation}={module}:{qualname}",
+        "mailscope: MAILSCOPE_OPERATIONS entry %s=%s:%s skipped: %s",
+        operation, module, qualname, reason,
+    )
+
+
+class _Run:
+    """One instrument() run: its patches, and whether hooks that fire later still apply."""
+
+    def __init__(self, tracer):
+        self.tracer = tracer
+        self.active = True
+        self.patches: list = []
+        self._lock = threading.Lock()
+
+    def hook_for(self, entries):
+        def on_import(module):
+            # runs inside the app's import: never raises
+            for operation, qualname in entries:
+                try:
+                    self.wrap(module, operation, qualname)
+                except Exception:
+                    internal_error("operations wrap")
+
+        return on_import
+
+    def wrap(self, module, operation: str, qualname: str) -> None:
+        with self._lock:
+            if not self.active:
+                return
+            try:
+                owner, attribute, raw = _resolve(module, qualname)
+            except AttributeError:
+                _warn(operation, module.__name__, qualname, f"{module.__name__} has no attribute {qualname!r}")
+                return
+            if not _is_callable(raw):
+                _warn(operation, module.__name__, qualname, f"{qualname!r} is not callable")
+                return
+            op = OperationSpan(self.tracer, operation, module.__name__, qualname)
+            wrapper = op.async_wrapper if _is_coroutine_function(raw) else op.sync_wrapper
+            self.patches.append(wrapper_layers.apply(owner, attribute, wrapper))
+
+    def stop(self) -> None:
+        with self._lock:
+            self.active = False
+            patches, self.patches = self.patches, []
+        for patch in reversed(patches):
+            try:
+                wrapper_layers.remove(patch)
+            except Exception:
+                internal_error("operations unwrap")
