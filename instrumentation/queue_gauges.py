@@ -300,6 +300,9 @@ def _is_connection_error(exc) -> bool:
     return isinstance(exc, (redis.ConnectionError, redis.TimeoutError))
 
 
+_CONNECTION_CLASSES = ("Connection", "SSLConnection", "UnixDomainSocketConnection")
+
+
 def _connection_settings(client):
     """(kwargs, ssl) of a redis-py client's pool, or None for clients we cannot mirror (cluster, sentinel)."""
     pool = getattr(client, "connection_pool", None)
@@ -307,11 +310,17 @@ def _connection_settings(client):
     if not isinstance(kwargs, dict):
         return None
     cls = getattr(pool, "connection_class", None)
-    name = getattr(cls, "__name__", "")
-    if name not in ("Connection", "SSLConnection", "UnixDomainSocketConnection"):
+    # the nearest redis-py connection class among its bases (libraries such as kombu subclass them)
+    name = next(
+        (c.__name__ for c in getattr(cls, "__mro__", ()) if c.__name__ in _CONNECTION_CLASSES
+         and c.__module__.startswith("redis.")),
+        None,
+    )
+    if name is None:
         log_once(
             "queue-gauges:client",
-            "mailscope: queue gauges cannot reuse a %s connection; set MAILSCOPE_QUEUE_REDIS_URL", name or "custom",
+            "mailscope: queue gauges cannot reuse a %s connection; set MAILSCOPE_QUEUE_REDIS_URL",
+            getattr(cls, "__name__", "custom"),
         )
         return None
     carried = {k: kwargs[k] for k in _CARRIED if k in kwargs}
