@@ -60,10 +60,14 @@ DEMO_KNOBS = {
     "NEWSLETTER_MAX_ATTEMPTS": "3",
 }
 
-# mailscope settings for the demo; the sends the sink slows down cross this threshold
+# mailscope settings for the demo: queue wait and producer->worker traces through the JSON
+# envelope; the sends the sink slows down cross the send threshold; a blocking BRPOP that waits
+# for work (its 1 s timeout) is not slow; the campaign id travels from the message header onto
+# send spans.
 DEMO_MAILSCOPE = {
     "MAILSCOPE_QUEUE_ENVELOPE": "json",
-    "MAILSCOPE_SLOW_THRESHOLDS": "email.send=250",
+    "MAILSCOPE_SLOW_THRESHOLDS": "email.send=250,BRPOP=5000",
+    "MAILSCOPE_HEADER_ATTRIBUTES": "X-Campaign-ID=email.campaign.id",
 }
 
 

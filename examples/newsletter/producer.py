@@ -8,6 +8,13 @@ Each recipient's email is rendered here from Jinja2 templates on disk, with a
 profile and product lookup in the database, and pushed (LPUSH) as one JSON
 payload onto the queue the worker pops from (BRPOP), oldest first. Progress goes
 to stdout as `event: {json}` lines.
+
+Like many services, it marks its own two units of work with the OpenTelemetry
+API (a no-op unless an SDK is configured, and skipped if the API is absent): a
+`newsletter.campaign` span around the trigger and segment query, and one
+`newsletter.prepare_email` root span per recipient, linked to the campaign, so
+each email is one trace from personalization to the worker's send. Everything
+email-specific in those traces comes from instrumentation, not from this code.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import signal
 import sys
 import time
 import uuid
+from contextlib import nullcontext
 from pathlib import Path
 
 import redis
@@ -27,8 +35,25 @@ from sqlalchemy import select
 from examples.newsletter import settings as settings_mod
 from examples.newsletter.models import Campaign, Product, Profile, Subscriber, seed, session_factory
 
+try:  # the service's own spans; optional
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace as otel_trace
+except ImportError:  # pragma: no cover - the demo installs it
+    otel_trace = None
+
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 SEGMENT = "active-opted-in"
+
+
+def span(name: str, *, root: bool = False, link_to=None, **attributes):
+    """A span of the service's own, or nothing when the OpenTelemetry API is not installed."""
+    if otel_trace is None:
+        return nullcontext()
+    tracer = otel_trace.get_tracer("examples.newsletter")
+    links = [otel_trace.Link(link_to.get_span_context())] if link_to is not None else None
+    return tracer.start_as_current_span(
+        name, context=otel_context.Context() if root else None, links=links, attributes=attributes
+    )
 
 
 def emit(event: str, **fields) -> None:
@@ -90,7 +115,7 @@ class Producer:
 
     def run_campaign(self, number: int) -> dict:
         started = time.monotonic()
-        with self.sessions() as session:
+        with self.sessions() as session, span("newsletter.campaign", campaign_number=number) as campaign_span:
             campaign = Campaign(
                 name=f"Weekly digest #{number}", template=self.campaign_template, segment=SEGMENT, status="sending"
             )
@@ -100,13 +125,14 @@ class Producer:
             emit("campaign_started", campaign=campaign.id, recipients=len(recipients))
             queued = failed = 0
             for recipient in recipients:
-                try:
-                    payload = self.personalize(session, campaign, recipient)
-                except Exception as exc:  # a broken template must not stop the campaign
-                    failed += 1
-                    print(f"producer: cannot render for subscriber {recipient.id}: {type(exc).__name__}", file=sys.stderr)
-                    continue
-                self.redis.lpush(self.settings.queue, json.dumps(payload))
+                with span("newsletter.prepare_email", root=True, link_to=campaign_span, campaign_id=campaign.id):
+                    try:
+                        payload = self.personalize(session, campaign, recipient)
+                    except Exception as exc:  # a broken template must not stop the campaign
+                        failed += 1
+                        print(f"producer: cannot render for subscriber {recipient.id}: {type(exc).__name__}", file=sys.stderr)
+                        continue
+                    self.redis.lpush(self.settings.queue, json.dumps(payload))
                 queued += 1
             campaign.status, campaign.queued = "queued", queued
             session.commit()
