@@ -116,7 +116,7 @@ class DistinctCounter:
 
     __slots__ = ("exact", "exact_cap", "registers")
 
-    def __init__(self, exact_cap: int = 100_000):
+    def __init__(self, exact_cap: int = 50_000):
         self.exact: set | None = set()
         self.exact_cap = exact_cap
         self.registers: bytearray | None = None
