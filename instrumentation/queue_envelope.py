@@ -29,8 +29,16 @@ _MARKER_B = _MARKER.encode()
 _decoder = json.JSONDecoder()
 
 
-def inject(payload, fields: dict):
-    """`payload` with the envelope appended, or `payload` itself when it is not a JSON object."""
+def member(fields: dict) -> str:
+    """The serialized `"_mailscope":{...}` member (ASCII; json.dumps escapes the rest)."""
+    return _MARKER + json.dumps(fields, separators=(",", ":"))
+
+
+def inject(payload, fields):
+    """`payload` with the envelope appended, or `payload` itself when it is not a JSON object.
+
+    `fields` is the envelope dict, or what `member(fields)` made of it (serialize once per push).
+    """
     if isinstance(payload, bytes):
         marker, ws, open_, close, comma = _MARKER_B, _WS_B, b"{", b"}", b","
     elif isinstance(payload, str):
@@ -48,11 +56,11 @@ def inject(payload, fields: dict):
         return payload
     if not isinstance(parsed, dict):
         return payload
-    member = _MARKER + json.dumps(fields, separators=(",", ":"))  # ASCII: json.dumps escapes the rest
+    text = fields if isinstance(fields, str) else member(fields)
     if isinstance(payload, bytes):
-        member = member.encode("ascii")
+        text = text.encode("ascii")
     at = len(body) - 1  # the closing brace
-    return payload[:at] + (comma if parsed else payload[:0]) + member + payload[at:]
+    return payload[:at] + (comma if parsed else payload[:0]) + text + payload[at:]
 
 
 def strip(payload):

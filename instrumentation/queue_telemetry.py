@@ -144,14 +144,16 @@ class QueueTelemetry:
         if not self.envelope_json:
             return span, values
         try:
-            headers: dict = {}
-            _propagator.inject(headers, context=trace.set_span_in_context(span))
             fields = {}
-            if envelope.TRACEPARENT in headers:
-                fields[envelope.TRACEPARENT] = headers[envelope.TRACEPARENT]
-                fields[envelope.TRACESTATE] = headers.get(envelope.TRACESTATE, "")
+            span_context = span.get_span_context()
+            if span_context.is_valid:  # W3C trace context, version 00
+                fields[envelope.TRACEPARENT] = "00-%032x-%016x-%02x" % (
+                    span_context.trace_id, span_context.span_id, span_context.trace_flags
+                )
+                fields[envelope.TRACESTATE] = span_context.trace_state.to_header()
             fields[envelope.ENQUEUED_AT] = round(time.time(), 6)
-            return span, tuple(envelope.inject(value, fields) for value in values)
+            member = envelope.member(fields)
+            return span, tuple(envelope.inject(value, member) for value in values)
         except Exception:
             internal_error("queue envelope inject")
             return span, values
