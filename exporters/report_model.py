@@ -38,6 +38,7 @@ MAX_SLOW_KEYS = 1000
 MAX_GROWTH_KEYS = 1000
 MAX_SERVICES = 100
 MAX_SPAN_NAMES_PER_PATTERN = 5
+MAX_LINKED_TRACES = 100  # per receive span (a batch receive links every message)
 MAX_ERROR_LINKS = 100_000  # recent error spans remembered to fold an error's propagation into one occurrence
 TOP_SLOWEST = 10
 TIMELINE_BUCKETS = 60
@@ -275,7 +276,6 @@ class ReportModel:
             self._growth(resource, service, name, end, rss, delta)
 
         # emails, templates, smtp
-        queue_wait_ns = 0
         if op == attr.OP_SEND:
             if is_error:
                 self.emails["failed"] += 1
@@ -297,7 +297,7 @@ class ReportModel:
         elif op == attr.OP_QUEUE_RECEIVE:
             wait = _number(attrs.get(attr.QUEUE_WAIT))
             if wait is not None and wait > 0:
-                queue_wait_ns = int(wait * 1e9)
+                self._queue_wait(span, trace_id, int(wait * 1e9))
 
         # journeys
         role = _ROLE_BY_OPERATION.get(op, journey.OTHER) if op is not None else journey.OTHER
@@ -305,7 +305,7 @@ class ReportModel:
             role = journey.DB
         parent = span.get("parent_span_id")
         parent = parent if isinstance(parent, str) and parent else None
-        self.journeys.add(trace_id, span_id, parent, role, duration, queue_wait_ns)
+        self.journeys.add(trace_id, span_id, parent, role, duration)
 
         # slow operations
         if attrs.get(attr.SLOW) is True:
@@ -335,6 +335,19 @@ class ReportModel:
         category = attrs.get(attr.ERROR_CATEGORY)
         if is_error or isinstance(category, str):
             self._error(span, name, trace_id, span_id, parent, end, attrs, category)
+
+    def _queue_wait(self, span, trace_id, wait_ns) -> None:
+        # A receive span usually starts its own trace and links to the message's
+        # publish span: the wait belongs to the journey of the linked trace.
+        linked = []
+        for link in span.get("links") or ():
+            linked_trace = link.get("trace_id") if isinstance(link, dict) else None
+            if isinstance(linked_trace, str) and linked_trace and linked_trace not in linked:
+                linked.append(linked_trace)
+                if len(linked) >= MAX_LINKED_TRACES:
+                    break
+        for target in linked or (trace_id,):
+            self.journeys.add_queue_wait(target, wait_ns)
 
     def _growth(self, resource, service, name, end, rss, delta) -> None:
         process = resource.get(attr.SERVICE_INSTANCE_ID) or resource.get(attr.PROCESS_PID) or service

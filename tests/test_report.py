@@ -156,3 +156,54 @@ def test_terminal_colour_only_on_a_tty(generated):
     os.close(leader)
     assert proc.returncode == 0
     assert b"\033[1m" in b"".join(chunks)
+
+
+def _split_like_producer_and_worker(source, producer, worker):
+    """Rewrite one generated file as two processes' files: personalization in the producer's,
+    queue receive/send in the worker's; each receive span starts its own trace and links to the message's."""
+    import random
+
+    rng = random.Random(9)
+    worker_side = {attr.OP_QUEUE_RECEIVE, attr.OP_QUEUE_PROCESS, attr.OP_SMTP_CONNECT, attr.OP_SEND}
+    with open(source) as src, open(producer, "w") as p_out, open(worker, "w") as w_out:
+        for line in src:
+            doc = json.loads(line)
+            parts = {"p": [], "w": []}
+            for rs in doc["resourceSpans"]:
+                for ss in rs["scopeSpans"]:
+                    for span in ss["spans"]:
+                        ops = [kv["value"].get("stringValue") for kv in span.get("attributes", []) if kv["key"] == attr.OPERATION]
+                        side = "w" if ops and ops[0] in worker_side else "p"
+                        if ops and ops[0] == attr.OP_QUEUE_RECEIVE:
+                            span["links"] = [{"traceId": span["traceId"], "spanId": span.get("parentSpanId", "")}]
+                            span["traceId"] = f"{rng.getrandbits(128):032x}"
+                            span.pop("parentSpanId", None)
+                        parts[side].append((rs["resource"], span))
+            for side, out in (("p", p_out), ("w", w_out)):
+                if parts[side]:
+                    out.write(json.dumps({"resourceSpans": [{"resource": r, "scopeSpans": [{"spans": [s]}]}
+                                                            for r, s in parts[side]]}) + "\n")
+
+
+def test_journeys_join_across_files_and_links(tmp_path):
+    """Producer and worker files read one after the other, with an open-trace window far smaller than
+    either file: fragments of each trace are joined, and queue wait follows the receive span's link."""
+    from mailscope.exporters.otlp_file import SpanReader
+    from mailscope.exporters.report_journey import JourneyTracker
+    from mailscope.exporters.report_model import ReportModel
+
+    source = tmp_path / "all.jsonl"
+    write_trace_file(source, 4000, seed=13)
+    producer, worker = tmp_path / "producer.jsonl", tmp_path / "worker.jsonl"
+    _split_like_producer_and_worker(source, producer, worker)
+    spans = oracle.load(producer) + oracle.load(worker)
+    expected = oracle.compute(spans)
+    assert sum(expected["journey"]["totals_ns"].values()) > 0 and expected["journey"]["totals_ns"]["queue_wait"] > 0
+    for order in ((producer, worker), (worker, producer)):
+        model = ReportModel(journeys=JourneyTracker(max_open_traces=40, max_open_spans=300, remember_closed=100_000))
+        for span in SpanReader([str(p) for p in order]):
+            model.add(span)
+        report = model.result({})
+        oracle.check(report, expected)
+        assert report["journey"]["split_traces"] > 500
+        assert model.journeys.peak_open_traces <= 41 and model.journeys.peak_open_spans <= 400
