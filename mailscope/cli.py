@@ -48,14 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     classify.set_defaults(func=_classify)
 
-    report = sub.add_parser("report", help="debugging report from OTLP JSON trace files")
+    report = sub.add_parser(
+        "report",
+        help="debugging report from OTLP JSON trace files",
+        description="Where the time went, what broke and what to fix first, from OTLP JSON-lines trace files "
+        "(streamed in bounded memory). Exit status: 0 (also when there are no spans), 1 for a missing or "
+        "unreadable path, 2 for a bad option value.",
+    )
     report.add_argument("paths", nargs="+", metavar="PATH", help="OTLP JSON-lines files or folders of them")
     report.add_argument("--json", action="store_true", help="machine-readable JSON output")
     report.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
     report.add_argument("--service", help="only spans of this service.name")
     report.add_argument("--since", help="only spans starting at or after this time (ISO 8601 or unix seconds)")
     report.add_argument("--until", help="only spans starting before this time (ISO 8601 or unix seconds)")
-    report.add_argument("--operation", help="only spans of this mailscope.operation (or span name)")
+    report.add_argument("--operation", help="only spans whose mailscope.operation or span name matches this glob")
     report.set_defaults(func=_report)
     return parser
 
