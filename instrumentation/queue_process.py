@@ -81,7 +81,8 @@ class _Registry:
     def __init__(self):
         self._open: OrderedDict[int, Scope] = OrderedDict()
         self._recent: OrderedDict[tuple, Scope] = OrderedDict()
-        self._lock = threading.Lock()
+        # reentrant: a thread-exit finaliser may end a scope on a thread that holds it
+        self._lock = threading.RLock()
 
     def add(self, scope: Scope) -> None:
         evicted = []

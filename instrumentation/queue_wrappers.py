@@ -153,7 +153,7 @@ class QueueWrappers:
             raise
         entry = _new_entry(instance, before)
         if entry is not None:
-            _pending(instance).append(PendingSend(span, entry))
+            _remember(instance, PendingSend(span, entry))
             return reply
         # executed at once (a pipeline in WATCH mode)
         if inspect.isawaitable(reply):
@@ -240,7 +240,7 @@ class QueueWrappers:
         entry = _new_entry(instance, before)
         if entry is not None:
             try:
-                _pending(instance).append(PendingReceive(spec, args, kwargs, entry, sources[0]))
+                _remember(instance, PendingReceive(spec, args, kwargs, entry, sources[0]))
             except Exception:
                 internal_error("queue pipelined receive")
             return reply
@@ -386,11 +386,16 @@ def _new_entry(pipeline, before: int):
     return None
 
 
-def _pending(pipeline) -> list:
+def _remember(pipeline, item) -> None:
+    """Add a pending entry; entries a reset() discarded are pruned so they cannot pile up."""
     pending = pipeline.__dict__.get(PENDING)
     if pending is None:
         pending = pipeline.__dict__[PENDING] = []
-    return pending
+    stack = pipeline.command_stack
+    if len(pending) >= len(stack):
+        live = {id(entry) for entry in stack}
+        pending[:] = [p for p in pending if id(p.entry) in live]
+    pending.append(item)
 
 
 def _take_pending(pipeline):

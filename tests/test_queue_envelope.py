@@ -39,7 +39,7 @@ def render(obj, layout) -> str:
     return layout["lead"] + text + layout["trail"]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(objects, layouts, st.booleans())
 def test_objects_round_trip_byte_for_byte(obj, layout, as_bytes):
     original = render(obj, layout)

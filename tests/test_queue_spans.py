@@ -17,6 +17,7 @@ import redis.asyncio
 from mailscope import attributes as attr
 from mailscope.instrumentation import queue_process
 from mailscope.instrumentation.queue import processing, strip_envelope
+from mailscope.instrumentation.queue_wrappers import PENDING
 from opentelemetry.trace import SpanKind, StatusCode
 from tests.support.queue_harness import QueueHarness, reset_process_state
 from tests.support.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
@@ -335,6 +336,12 @@ def test_pipelines_sync(env):
     pipe.set("unrelated", 1)
     assert pipe.execute() == [True]
     assert len(h.spans(prefix="send ")) == 2
+    for n in range(50):  # a pipeline reused and reset many times keeps no backlog
+        pipe.lpush(Q, b"%d" % n)
+        pipe.reset()
+    pipe.lpush(Q, b'{"kept": 1}')
+    assert len(pipe.__dict__[PENDING]) == 1
+    pipe.reset()
 
     pipe = r.pipeline()
     pipe.rpop(Q).rpop(Q2).get("unrelated").rpop("email_empty")
