@@ -40,10 +40,19 @@ class Section:
     notes: list[str] = field(default_factory=list)
 
 
-def interleaved(cases: dict[str, Callable[[int], None]], ops: int, repeats: int) -> dict[str, float]:
+def interleaved(
+    cases: dict[str, Callable[[int], None]],
+    ops: int,
+    repeats: int,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, float]:
     """Run each `case(ops)` once per repeat, round-robin; return median seconds per op by case.
 
     A case callable performs `ops` operations itself (so loop overhead is its own).
+    `clock` is wall time by default. CPU-bound cases may pass `CPU_CLOCK` (CPU
+    time of this process, all its threads): time the machine spends on other
+    processes then stops counting, which steadies ratios on a shared machine.
+    Cases that wait on I/O or on another process must keep the wall clock.
     """
     samples: dict[str, list[float]] = {name: [] for name in cases}
     for name, case in cases.items():  # warm-up
@@ -51,10 +60,13 @@ def interleaved(cases: dict[str, Callable[[int], None]], ops: int, repeats: int)
     for _ in range(repeats):
         for name, case in cases.items():
             gc.collect()
-            started = time.perf_counter()
+            started = clock()
             case(ops)
-            samples[name].append((time.perf_counter() - started) / ops)
+            samples[name].append((clock() - started) / ops)
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+CPU_CLOCK = time.process_time
 
 
 def format_section(section: Section) -> str:

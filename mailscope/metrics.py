@@ -22,8 +22,8 @@ PROVIDER_LABELS_MAX = 20
 
 # explicit histogram buckets: seconds from 1 ms to 60 s, and bytes of RSS growth.
 # OTel histograms take non-negative values only (the SDK drops a negative one with a
-# warning), so mailscope.memory.delta records growth: a span that shrank RSS counts
-# in the first bucket, (-inf, 0]; the signed change stays on the span attribute.
+# warning), so mailscope.memory.delta records the spans that grew RSS; the signed
+# change of every measured span stays on its span attribute.
 DURATION_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 QUEUE_WAIT_BUCKETS_S = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 MEMORY_BUCKETS_BYTES = (
@@ -83,7 +83,7 @@ class Instruments:
             attr.METRIC_ERRORS, description="Error spans by category and fingerprint"
         )
         self.memory_delta = m.create_histogram(
-            attr.METRIC_MEMORY_DELTA, unit="By", description="Resident memory growth over a span (0 when it shrank)",
+            attr.METRIC_MEMORY_DELTA, unit="By", description="Resident memory growth over spans that grew it",
             explicit_bucket_boundaries_advisory=MEMORY_BUCKETS_BYTES,
         )
 

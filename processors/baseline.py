@@ -11,8 +11,10 @@ that comparison is why this one was chosen.
 
 Window: two generations of `generation` samples. The p95 is taken over the
 previous and the current generation, so it always reflects the last
-`generation`..2×`generation` spans and follows a drifting normal. It is
-recomputed every `REFRESH_EVERY` samples and at each rotation (cached between).
+`generation`..2×`generation` spans and follows a drifting normal. The two
+generations are also kept summed, so the p95 (recomputed every `REFRESH_EVERY`
+samples and at each rotation, cached between) is one sort of the occupied
+buckets and a short walk down from the top.
 
 Slow spans must not teach the baseline that slow is normal: a value above
 factor × p95 is an *outlier* and is kept out of the window. If outliers were
@@ -31,7 +33,8 @@ QUANTILE = 0.95
 RELATIVE_ACCURACY = 0.01
 MIN_VALUE = 1e-3  # smaller values (ms) share the lowest bucket
 DEFAULT_GENERATION = 500
-REFRESH_EVERY = 32
+REFRESH_EVERY = 64
+LEARN_BATCH = 32
 
 
 class LogMapping:
@@ -82,23 +85,28 @@ class LogHistogram:
 
 def quantile(histograms, q: float, mapping: LogMapping = DEFAULT_MAPPING) -> float | None:
     """The q-quantile over the union of `histograms` (None when empty)."""
-    total = sum(h.total for h in histograms)
-    if total == 0:
-        return None
     if len(histograms) == 1:
-        counts = histograms[0].counts
+        counts, total = histograms[0].counts, histograms[0].total
     else:
-        counts = {}
+        counts, total = {}, 0
         for h in histograms:
+            total += h.total
             for index, count in h.counts.items():
                 counts[index] = counts.get(index, 0) + count
-    rank = q * (total - 1)
+    return quantile_of_counts(counts, total, q, mapping)
+
+
+def quantile_of_counts(counts: dict, total: int, q: float, mapping: LogMapping = DEFAULT_MAPPING) -> float | None:
+    """The value at rank q x (total - 1), found from the top: a high quantile needs few steps."""
+    if total <= 0:
+        return None
+    needed = total - q * (total - 1)  # samples at or above the answer's bucket
     seen = 0
-    for index in sorted(counts):
+    for index in sorted(counts, reverse=True):
         seen += counts[index]
-        if seen > rank:
+        if seen >= needed:
             return mapping.value(index)
-    return mapping.value(max(counts))  # unreachable with consistent counts
+    return mapping.value(min(counts))
 
 
 class Baseline:
@@ -112,8 +120,12 @@ class Baseline:
         "_previous",
         "_current",
         "_outliers",
+        "_window",
+        "_window_total",
         "_previous_heavy",
         "_p95",
+        "_limit",
+        "_pending",
         "_since_refresh",
         "adoptions",
     )
@@ -132,8 +144,14 @@ class Baseline:
         self._previous = LogHistogram()
         self._current = LogHistogram()
         self._outliers = LogHistogram()
+        # previous + current normal samples, kept summed so a refresh needs no merge
+        self._window: dict[int, int] = {}
+        self._window_total = 0
         self._previous_heavy = False
         self._p95: float | None = None
+        self._limit: float | None = None  # factor x p95
+        # values judged but not yet learned; an outlier is stored negated
+        self._pending: list[float] = []
         self._since_refresh = 0
         self.adoptions = 0  # times a sustained change was adopted as the new normal
 
@@ -143,43 +161,100 @@ class Baseline:
         return self._p95
 
     def observe(self, value: float) -> tuple[float | None, bool]:
-        """Return (p95 compared against or None, value > factor × p95), then learn from value."""
-        p95 = self._p95
-        over = p95 is not None and value > self.factor * p95
-        index = self.mapping.index(value)
-        if over:
-            self._outliers.add(index)
-        else:
-            self._current.add(index)
-        if self._current.total + self._outliers.total >= self.generation:
-            self._rotate()
-        else:
-            self._since_refresh += 1
-            if self._since_refresh >= REFRESH_EVERY or (
-                p95 is None and self._previous.total + self._current.total >= self.min_samples
-            ):
-                self._refresh()
-        return p95, over
+        """Return (p95 compared against or None, value > factor × p95), then learn from value.
+
+        Once trusted, values are learned in batches of `LEARN_BATCH` (one call
+        that loops with everything in locals costs far less than one per span);
+        the comparison itself always uses the current p95.
+        """
+        limit = self._limit
+        if limit is None:
+            self._pending.append(value)
+            self._learn()  # untrusted: learn at once, so the baseline exists at exactly min_samples
+            return None, False
+        over = value > limit
+        pending = self._pending
+        pending.append(-value if over else value)
+        if len(pending) >= LEARN_BATCH:
+            self._learn()
+        return self._p95, over
+
+    def flush(self) -> None:
+        """Learn the values still pending (tests, inspection)."""
+        if self._pending:
+            self._learn()
+
+    def _learn(self) -> None:
+        pending, self._pending = self._pending, []
+        mapping = self.mapping
+        multiplier, min_value, min_index = mapping._multiplier, mapping.min_value, mapping._min_index
+        log, ceil = math.log, math.ceil
+        generation = self.generation
+        current, outliers, window = self._current, self._outliers, self._window
+        rotated = False
+        for value in pending:
+            outlier = value < 0
+            if outlier:
+                value = -value
+            index = min_index if value <= min_value else ceil(log(value) * multiplier)
+            if outlier:
+                counts = outliers.counts
+                counts[index] = counts.get(index, 0) + 1
+                outliers.total += 1
+            else:
+                counts = current.counts
+                counts[index] = counts.get(index, 0) + 1
+                current.total += 1
+                window[index] = window.get(index, 0) + 1
+                self._window_total += 1
+            if current.total + outliers.total >= generation:
+                self._rotate()
+                current, outliers, window = self._current, self._outliers, self._window
+                rotated = True
+        self._since_refresh += len(pending)
+        if rotated or self._since_refresh >= REFRESH_EVERY or (
+            self._p95 is None and self._window_total >= self.min_samples
+        ):
+            self._refresh()
 
     def _refresh(self) -> None:
         self._since_refresh = 0
-        if self._previous.total + self._current.total >= self.min_samples:
-            self._p95 = quantile((self._previous, self._current), QUANTILE, self.mapping)
+        if self._window_total >= self.min_samples:
+            self._p95 = quantile_of_counts(self._window, self._window_total, QUANTILE, self.mapping)
+            self._limit = self.factor * self._p95
         # else: keep the last trusted value through an outlier-heavy stretch
 
     def _rotate(self) -> None:
-        current, outliers = self._current, self._outliers
+        current, outliers, window = self._current, self._outliers, self._window
         heavy = outliers.total > (1.0 - QUANTILE) * (current.total + outliers.total)
+        # the previous generation leaves the window
+        for index, count in self._previous.counts.items():
+            left = window[index] - count
+            if left:
+                window[index] = left
+            else:
+                del window[index]
+        self._window_total -= self._previous.total
         if heavy and self._previous_heavy:
             current.merge(outliers)  # sustained: the new normal
+            for index, count in outliers.counts.items():
+                window[index] = window.get(index, 0) + count
+            self._window_total += outliers.total
             heavy = False
             self.adoptions += 1
         self._previous = current
         self._previous_heavy = heavy
         self._current = LogHistogram()
         self._outliers = LogHistogram()
-        self._refresh()
+
+    def samples(self) -> int:
+        """Samples observed in the current generation (learned or pending)."""
+        return self._current.total + self._outliers.total + len(self._pending)
+
+    def window_total(self) -> int:
+        """Normal samples the p95 is taken over (previous + current generation)."""
+        return self._window_total
 
     def buckets(self) -> int:
         """Occupied buckets (memory held), for tests and benchmarks."""
-        return len(self._previous.counts) + len(self._current.counts) + len(self._outliers.counts)
+        return len(self._previous.counts) + len(self._current.counts) + len(self._outliers.counts) + len(self._window)

@@ -33,14 +33,23 @@ class Pipeline:
         self.stages = tuple(stages)
         self.start_hooks = tuple(s.on_start for s in self.stages if getattr(s, "on_start", None))
         self._local = threading.local()
+        self.wrappers = 0  # EnrichingSpanProcessors sharing this pipeline
 
     def enrich(self, span: ReadableSpan) -> ReadableSpan | None:
         """Return the span to export (possibly a copy), or None to drop it."""
-        local = self._local
-        # With several exporters the SDK hands the same span to each wrapper in
-        # turn, on this thread: enrich once and reuse the result.
-        if getattr(local, "span", None) is span:
-            return local.result
+        if self.wrappers > 1:
+            # With several exporters the SDK hands the same span to each wrapper in
+            # turn, on this thread: enrich once and reuse the result.
+            local = self._local
+            if getattr(local, "span", None) is span:
+                return local.result
+            result = self._run(span)
+            local.span = span
+            local.result = result
+            return result
+        return self._run(span)
+
+    def _run(self, span: ReadableSpan) -> ReadableSpan | None:
         draft = SpanDraft(span)
         result = span
         for stage in self.stages:
@@ -57,8 +66,6 @@ class Pipeline:
             except Exception:
                 internal_error("pipeline build")
                 result = None if any(getattr(s, "privacy_critical", False) for s in self.stages) else span
-        local.span = span
-        local.result = result
         return result
 
     def on_start(self, span) -> None:
@@ -103,6 +110,7 @@ class EnrichingSpanProcessor(SpanProcessor):
     def __init__(self, pipeline: Pipeline, downstream: SpanProcessor | None):
         self.pipeline = pipeline
         self.downstream = downstream
+        pipeline.wrappers += 1
 
     def on_start(self, span, parent_context=None) -> None:
         if self.downstream is not None:

@@ -1,0 +1,201 @@
+"""Per-span overhead of mailscope's pipeline, against the bare SDK and a hand-rolled peer.
+
+Rows (each op is one operation wrapped the way its approach wraps it):
+  A  bare SDK span: BatchSpanProcessor + a no-op exporter.
+  B  the same span through mailscope's full pipeline (processors.chain.build_pipeline:
+     error_type, slow, memory, errors when present, operation_metrics, redaction),
+     not an error. The span is a local root, so the memory stage measures it:
+     two RSS reads and a memory.delta histogram record are included.
+  C  an error span (a refused recipient, exception recorded) through the full pipeline.
+  D  the hand-rolled approach: psutil.Process().memory_info() at start and end, two
+     structured (JSON) log lines written to a file per operation, a list of durations.
+Informational rows: the bare SDK error span (C's own baseline), and a child span
+(the common case for redis/SQL/HTTP spans inside a request: nothing matches the
+memory stage) bare and with the pipeline.
+
+A real SDK MeterProvider is installed, so metric records cost what they cost in
+production.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import smtplib
+import tempfile
+import time
+
+from benchmarks.harness import CPU_CLOCK, Ratio, Section, interleaved
+
+
+class _NoopExporter:
+    def export(self, spans):
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self):
+        pass
+
+    def force_flush(self, timeout_millis=30000):
+        return True
+
+
+def _install_meter_provider():
+    from opentelemetry import metrics
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    if not type(metrics.get_meter_provider()).__module__.startswith("opentelemetry.sdk"):
+        metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+
+
+def _bare_tracer():
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(_NoopExporter()))
+    return provider, provider.get_tracer("bench")
+
+
+def _mailscope_tracer(pipeline):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from mailscope.processors.pipeline import EnrichingSpanProcessor, StartProcessor
+
+    provider = TracerProvider()
+    provider.add_span_processor(StartProcessor(pipeline))
+    provider.add_span_processor(EnrichingSpanProcessor(pipeline, BatchSpanProcessor(_NoopExporter())))
+    return provider, provider.get_tracer("bench")
+
+
+ATTRIBUTES = {"order.id": 1234, "email.template.name": "welcome"}
+
+
+def _ok_case(tracer):
+    def case(ops):
+        start = tracer.start_as_current_span
+        for _ in range(ops):
+            with start("handle-order", attributes=ATTRIBUTES):
+                pass
+
+    return case
+
+
+def _child_case(tracer):
+    def case(ops):
+        start = tracer.start_as_current_span
+        with start("request"):
+            for _ in range(ops):
+                with start("SELECT orders", attributes=ATTRIBUTES):
+                    pass
+
+    return case
+
+
+def _refused():
+    return smtplib.SMTPRecipientsRefused({"someone@example.com": (550, b"5.1.1 User unknown")})
+
+
+def _error_case(tracer):
+    def case(ops):
+        start = tracer.start_as_current_span
+        for _ in range(ops):
+            try:
+                with start("email.send", attributes=ATTRIBUTES):
+                    raise _refused()
+            except smtplib.SMTPRecipientsRefused:
+                pass
+
+    return case
+
+
+class HandRolled:
+    """What many teams write instead of tracing: a timing/memory/log context manager."""
+
+    def __init__(self, path):
+        self.logger = logging.getLogger(f"bench.handrolled.{id(self)}")
+        self.logger.propagate = False
+        self.logger.setLevel(logging.INFO)
+        self.handler = logging.FileHandler(path)
+        self.handler.setFormatter(logging.Formatter("%(message)s"))
+        self.logger.addHandler(self.handler)
+        self.durations = []
+
+    def run(self, name, fields):
+        import psutil
+
+        rss_start = psutil.Process().memory_info().rss
+        started = time.perf_counter()
+        self.logger.info(json.dumps({"event": "operation.start", "operation": name, "rss": rss_start, **fields}))
+        # ... the operation itself would run here ...
+        elapsed = time.perf_counter() - started
+        rss_end = psutil.Process().memory_info().rss
+        self.durations.append(elapsed)
+        self.logger.info(json.dumps({
+            "event": "operation.end", "operation": name, "duration_ms": round(elapsed * 1000, 3),
+            "rss": rss_end, "rss_delta": rss_end - rss_start, **fields,
+        }))
+
+    def close(self):
+        self.logger.removeHandler(self.handler)
+        self.handler.close()
+
+
+def _hand_rolled_case(peer):
+    def case(ops):
+        for _ in range(ops):
+            peer.run("handle-order", ATTRIBUTES)
+        peer.durations.clear()  # keep the benchmark's own memory flat between repeats
+
+    return case
+
+
+def run(quick: bool) -> Section:
+    from mailscope.config import load_settings
+    from mailscope.processors.chain import build_pipeline
+
+    _install_meter_provider()
+    ops, repeats = (300, 3) if quick else (3000, 9)
+    config = load_settings(environ={})
+    pipeline = build_pipeline(config)
+    providers = []
+    bare_provider, bare = _bare_tracer()
+    full_provider, full = _mailscope_tracer(pipeline)
+    providers += [bare_provider, full_provider]
+    tmp = tempfile.mkdtemp(prefix="mailscope-bench-")
+    peer = HandRolled(os.path.join(tmp, "operations.log"))
+    cases = {
+        "A  bare SDK span (BatchSpanProcessor, no-op exporter)": _ok_case(bare),
+        "B  + mailscope pipeline, non-error local root span": _ok_case(full),
+        "C  + mailscope pipeline, error span": _error_case(full),
+        "D  hand-rolled psutil + 2 JSON log lines + durations list": _hand_rolled_case(peer),
+        "A-err  bare SDK error span": _error_case(bare),
+        "A-child  bare SDK child span": _child_case(bare),
+        "B-child  + mailscope pipeline, child span": _child_case(full),
+    }
+    try:
+        medians = interleaved(cases, ops, repeats, clock=CPU_CLOCK)
+    finally:
+        peer.close()
+        for provider in providers:
+            provider.shutdown()
+        pipeline.shutdown()
+    keys = list(cases)
+    a, b, c, d, a_err, a_child, b_child = (medians[k] for k in keys)
+    stages = ", ".join(s.name for s in pipeline.stages)
+    return Section(
+        title=f"pipeline: per-span overhead ({ops} ops x {repeats} repeats, medians)",
+        rows=[(k, medians[k]) for k in keys],
+        ratios=[
+            Ratio("B/A  full pipeline vs bare SDK", b / a, "<= 1.20"),
+            Ratio("D/B  hand-rolled vs mailscope", d / b, ">= 4"),
+            Ratio("C/A  error span vs bare ok span", c / a),
+            Ratio("C/A-err  error span vs bare error span", c / a_err),
+            Ratio("B-child/A-child  child span, pipeline vs bare", b_child / a_child),
+        ],
+        notes=[f"stages: {stages}"],
+    )
