@@ -291,9 +291,11 @@ def test_dashboard_has_the_pipeline_panels_with_correct_units():
     assert table["type"] == "table" and table["targets"][0]["format"] == "table" and table["targets"][0]["instant"]
     assert "topk(10" in exprs("Top error fingerprints")
     assert unit("Slow operations/s by span name") == "ops" and "span_name" in exprs("Slow operations/s by span name")
-    assert unit("Memory deltas by operation") == "bytes" and "mailscope_memory_delta_bytes" in exprs(
+    memory = panels["Memory deltas by operation"]
+    assert unit("Memory deltas by operation") == "Bps" and "mailscope_memory_delta_bytes_sum" in exprs(
         "Memory deltas by operation"
     )
+    assert memory["fieldConfig"]["overrides"][0]["properties"][0] == {"id": "unit", "value": "bytes"}
     assert unit("Process RSS") == "bytes" and "process_resident_memory_bytes" in exprs("Process RSS")
     for panel in panels.values():
         for target in panel.get("targets", []):
