@@ -82,6 +82,12 @@ def normalize_recipients(value) -> list[str] | None:
     """
     if value is None:
         return []
+    kind = type(value)
+    if kind is list or kind is tuple:  # the usual shapes: no ABC checks
+        if all(type(item) is str for item in value):
+            return [item for item in value if item]
+    elif kind is str:
+        return [value] if value else []
     if isinstance(value, (str, bytes, bytearray, memoryview)) or hasattr(value, "addr_spec"):
         text = _address_text(value)
         return [text] if text else []
@@ -117,9 +123,12 @@ def address_domain(address: str) -> str | None:
     if not at:
         return None
     domain = domain.strip().strip(">").strip().rstrip(".").lower()
-    if not domain or any(c.isspace() or c in "<>@,;\"" for c in domain):
+    if not domain or _NOT_IN_DOMAIN.search(domain):
         return None
     return domain
+
+
+_NOT_IN_DOMAIN = re.compile(r'[\s<>@,;"]')
 
 
 def recipient_domains(addresses, limit: int = attr.MAX_RECIPIENT_DOMAINS) -> list[str]:
@@ -178,15 +187,13 @@ def _wanted_headers() -> dict:
 
 
 def _header_plan():
-    """(mapping, regex finding the Message-ID and mapped headers in raw text), per current settings."""
+    """(mapping, [(key, str needle, bytes needle)]) for the Message-ID and mapped headers, per settings."""
     config = settings()
     plan = _plan_cache.get(config.header_attributes)
     if plan is None:
         mapping = {header.lower(): name for header, name in config.header_attributes}
-        names = "|".join(re.escape(n) for n in (MESSAGE_ID_HEADER, *mapping))
-        # a header line and its folded continuation lines
-        pattern = re.compile(rf"^({names})[ \t]*:[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.I | re.M)
-        plan = (mapping, pattern)
+        needles = [(key, key + ":", (key + ":").encode("ascii", "replace")) for key in (MESSAGE_ID_HEADER, *mapping)]
+        plan = (mapping, needles)
         _plan_cache.clear()  # only the current settings are ever kept
         _plan_cache[config.header_attributes] = plan
     return plan
@@ -211,38 +218,54 @@ def headers_from_message(message) -> dict:
     return found
 
 
-_FOLD = re.compile(r"\r?\n[ \t]+")
-
-
-def _header_block(data) -> str | None:
-    """The header section of raw message text (at most RAW_HEADER_SCAN_BYTES), decoded."""
-    if isinstance(data, (bytearray, memoryview)):
-        data = bytes(data[:RAW_HEADER_SCAN_BYTES])
-    if isinstance(data, bytes):
-        blank, crlf = b"\n\n", b"\r\n\r\n"
-    elif isinstance(data, str):
-        blank, crlf = "\n\n", "\r\n\r\n"
-    else:
-        return None
+def _header_section(data):
+    """The header section of raw message text: up to the first empty line, at most RAW_HEADER_SCAN_BYTES."""
     limit = min(len(data), RAW_HEADER_SCAN_BYTES)
+    blank, crlf = (b"\n\n", b"\r\n\r\n") if isinstance(data, bytes) else ("\n\n", "\r\n\r\n")
     end = data.find(crlf, 0, limit)
     end_lf = data.find(blank, 0, end if end != -1 else limit)
     if end_lf != -1:
         end = end_lf
-    head = data[: limit if end == -1 else end]
-    return head.decode("utf-8", "replace") if isinstance(head, bytes) else head
+    return data[: limit if end == -1 else end]
 
 
 def headers_from_raw(data) -> dict:
-    """{lower-cased name: value} for the Message-ID and mapped headers of raw message text."""
-    head = _header_block(data)
+    """{lower-cased name: value} for the Message-ID and mapped headers of raw message text.
+
+    A plain scan (no parsing of the whole message): for each wanted header the
+    first line `Name:` of the header section, with its folded continuation
+    lines unfolded and whitespace collapsed.
+    """
+    if isinstance(data, (bytearray, memoryview)):
+        data = bytes(data[:RAW_HEADER_SCAN_BYTES])
+    if isinstance(data, bytes):
+        is_bytes, newline, folds = True, b"\n", (b" ", b"\t")
+    elif isinstance(data, str):
+        is_bytes, newline, folds = False, "\n", (" ", "\t")
+    else:
+        return {}
+    head = _header_section(data)
     if not head:
         return {}
+    lower = head.lower()
+    size = len(head)
     found = {}
-    for match in _header_plan()[1].finditer(head):
-        key = match.group(1).lower()
-        if key not in found:
-            found[key] = _FOLD.sub(" ", match.group(2)).strip()
+    for key, needle_text, needle_bytes in _header_plan()[1]:
+        needle = needle_bytes if is_bytes else needle_text
+        if lower.startswith(needle):
+            start = len(needle)
+        else:
+            pos = lower.find(newline + needle)
+            if pos == -1:
+                continue
+            start = pos + 1 + len(needle)
+        end = head.find(newline, start)
+        while end != -1 and head[end + 1 : end + 2] in folds:  # folded continuation line
+            end = head.find(newline, end + 1)
+        value = head[start : size if end == -1 else end]
+        if is_bytes:
+            value = value.decode("utf-8", "replace")
+        found[key] = " ".join(value.split())
     return found
 
 

@@ -141,18 +141,20 @@ def make_wrappers(tel: SMTPTelemetry, dialect: AiosmtplibDialect) -> dict:
         tel.setup_step(instance, code, text, tls=True)
         return result
 
-    async def transaction(wrapped, instance, args, kwargs, fill):
+    async def transaction(wrapped, instance, args, kwargs, known):
         tx = current_transaction(instance)
         if tx is not None:  # send_message -> sendmail, or inside aiosmtplib.send
             tel.adopt(tx, instance)
-            fill(tx, args, kwargs)
+            if "envelope" in known:
+                tel.add_envelope(tx, *known["envelope"])
+            if "message" in known:
+                tel.add_message(tx, known["message"])
             tel.setup_over(instance, unless_ehlo_pending=True)
             return await wrapped(*args, **kwargs)
         tel.setup_over(instance, unless_ehlo_pending=True)
-        tx = tel.send_started(instance)
+        tx = tel.send_started(instance, **known)
         if tx is None:
             return await wrapped(*args, **kwargs)
-        fill(tx, args, kwargs)
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -163,23 +165,14 @@ def make_wrappers(tel: SMTPTelemetry, dialect: AiosmtplibDialect) -> dict:
         tel.send_ok(tx, result)
         return result
 
-    def fill_envelope(tx, args, kwargs):
-        try:
-            recipients = args[1] if len(args) > 1 else kwargs.get("recipients")
-            message = args[2] if len(args) > 2 else kwargs.get("message")
-        except Exception:
-            internal_error("aiosmtplib sendmail arguments")
-            return
-        tel.envelope(tx, recipients, message)
+    def sendmail(wrapped, instance, args, kwargs):  # returns transaction()'s coroutine: one frame less
+        recipients = args[1] if len(args) > 1 else kwargs.get("recipients")
+        message = args[2] if len(args) > 2 else kwargs.get("message")
+        return transaction(wrapped, instance, args, kwargs, {"envelope": (recipients, message)})
 
-    def fill_message(tx, args, kwargs):
-        tel.message_object(tx, args[0] if args else kwargs.get("message"))
-
-    async def sendmail(wrapped, instance, args, kwargs):
-        return await transaction(wrapped, instance, args, kwargs, fill_envelope)
-
-    async def send_message(wrapped, instance, args, kwargs):
-        return await transaction(wrapped, instance, args, kwargs, fill_message)
+    def send_message(wrapped, instance, args, kwargs):
+        message = args[0] if args else kwargs.get("message")
+        return transaction(wrapped, instance, args, kwargs, {"message": message})
 
     async def data(wrapped, instance, args, kwargs):
         result = await wrapped(*args, **kwargs)
@@ -191,12 +184,10 @@ def make_wrappers(tel: SMTPTelemetry, dialect: AiosmtplibDialect) -> dict:
         return wrapped(*args, **kwargs)
 
     async def send(wrapped, instance, args, kwargs):
-        tx = tel.send_started(None)
+        message = args[0] if args else kwargs.get("message")
+        tx = tel.send_started(None, message=None if isinstance(message, (str, bytes)) else message)
         if tx is None:
             return await wrapped(*args, **kwargs)
-        message = args[0] if args else kwargs.get("message")
-        if not isinstance(message, (str, bytes)):
-            tel.message_object(tx, message)
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:

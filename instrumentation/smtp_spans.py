@@ -49,11 +49,13 @@ STATE_KEY = "_mailscope_smtp"
 class ClientState:
     """What mailscope remembers about one client object."""
 
-    __slots__ = ("address", "port", "span", "last_end_ns", "connecting", "finalizer", "code", "text")
+    __slots__ = ("address", "port", "span", "last_end_ns", "connecting", "finalizer", "code", "text",
+                 "server_values")
 
     def __init__(self):
         self.address = None
         self.port = None
+        self.server_values = None  # ((address, port), send-span attributes) for reuse
         self.code = None  # the latest setup reply, written to the span when it ends
         self.text = None
         self.span = None  # the open smtp.connect span, if setup is not over
@@ -263,7 +265,7 @@ class SMTPTelemetry:
         """End the open smtp.connect span (a transaction started, or the connection closed)."""
         state = None
         try:
-            state = state_of(instance)
+            state = instance.__dict__.get(STATE_KEY)  # state_of(), inlined: this runs twice per send
             if state is None or state.span is None or state.connecting:
                 return
             if unless_ehlo_pending and self.dialect.ehlo_pending(instance):
@@ -276,17 +278,27 @@ class SMTPTelemetry:
             _salvage(state)
 
     # --- email.send --------------------------------------------------------------
-    def send_started(self, instance) -> Transaction | None:
-        """Open an email.send span for `instance` (None: aiosmtplib.send, client not yet known)."""
+    def send_started(self, instance, envelope=None, message=None) -> Transaction | None:
+        """Open an email.send span for `instance` (None: aiosmtplib.send, client not yet known).
+
+        `envelope` is (recipients, message data) from sendmail's arguments,
+        `message` an email.message.Message from send_message's: what is known
+        before the send goes into the span's initial attributes at once.
+        """
         span = None
         try:
-            span = self.tracer.start_span(
-                attr.SPAN_SEND, kind=SpanKind.CLIENT,
-                attributes={attr.OPERATION: attr.OP_SEND, attr.PROVIDER: PROVIDER},
-            )
-            tx = Transaction(instance, span)
-            if instance is not None:
-                self._server_attributes(tx, instance)
+            tx = Transaction(instance, None)
+            values = {attr.OPERATION: attr.OP_SEND, attr.PROVIDER: PROVIDER}
+            try:
+                if instance is not None:
+                    values.update(self._server_values(instance))
+                if message is not None:
+                    values.update(self._message_values(tx, message))
+                if envelope is not None:
+                    values.update(self._envelope_values(tx, *envelope))
+            except Exception:
+                internal_error("email.send attributes")
+            span = tx.span = self.tracer.start_span(attr.SPAN_SEND, kind=SpanKind.CLIENT, attributes=values)
             var_token = _current.set(tx)
             try:
                 ctx_token = otel_context.attach(trace.set_span_in_context(span))
@@ -309,13 +321,16 @@ class SMTPTelemetry:
         if tx.client is None:
             tx.client = instance
             try:
-                self._server_attributes(tx, instance)
+                tx.span.set_attributes(self._server_values(instance))
             except Exception:
                 internal_error("email.send server")
 
-    def _server_attributes(self, tx: Transaction, instance) -> None:
+    def _server_values(self, instance) -> dict:
         state = state_of(instance)
         if state is not None and state.address:
+            cached = state.server_values
+            if cached is not None and cached[0] == (state.address, state.port):
+                return cached[1]
             address, port = state.address, state.port
         else:
             address, port = self.dialect.server_of(instance)
@@ -324,35 +339,44 @@ class SMTPTelemetry:
             values[attr.SERVER_ADDRESS] = str(address)
         if isinstance(port, int) and port > 0:
             values[attr.SERVER_PORT] = port
-        if values:
-            tx.span.set_attributes(values)
+        if state is not None and state.address:
+            state.server_values = ((address, port), values)  # every send on this connection reuses it
+        return values
 
-    def envelope(self, tx: Transaction, recipients, message) -> None:
-        """The envelope the client actually sends (from sendmail's arguments)."""
+    def _envelope_values(self, tx: Transaction, recipients, message) -> dict:
+        if tx.has_envelope:
+            return {}
+        tx.has_envelope = True
+        addresses = common.normalize_recipients(recipients)
+        tx.recipients = addresses
+        values = common.envelope_attributes(PROVIDER, addresses)
+        size = self.dialect.message_size(message)
+        if size is not None:
+            values[attr.MESSAGE_BYTES] = size
+        if not tx.has_headers:
+            tx.has_headers = True
+            values.update(common.message_attributes(common.headers_from_raw(message)))
+        return values
+
+    def _message_values(self, tx: Transaction, message) -> dict:
+        if tx.has_headers:
+            return {}
+        tx.has_headers = True
+        return common.message_attributes(common.headers_from_message(message))
+
+    def add_envelope(self, tx: Transaction, recipients, message) -> None:
+        """The envelope the client actually sends, learnt inside a send already started."""
         try:
-            if tx.has_envelope:
-                return
-            tx.has_envelope = True
-            addresses = common.normalize_recipients(recipients)
-            tx.recipients = addresses
-            values = common.envelope_attributes(PROVIDER, addresses)
-            size = self.dialect.message_size(message)
-            if size is not None:
-                values[attr.MESSAGE_BYTES] = size
-            if not tx.has_headers:
-                tx.has_headers = True
-                values.update(common.message_attributes(common.headers_from_raw(message)))
-            tx.span.set_attributes(values)
+            values = self._envelope_values(tx, recipients, message)
+            if values:
+                tx.span.set_attributes(values)
         except Exception:
             internal_error("email.send envelope")
 
-    def message_object(self, tx: Transaction, message) -> None:
-        """Message-ID hash and mapped headers from an email.message.Message."""
+    def add_message(self, tx: Transaction, message) -> None:
+        """Message-ID hash and mapped headers of an email.message.Message, inside a started send."""
         try:
-            if tx.has_headers:
-                return
-            tx.has_headers = True
-            values = common.message_attributes(common.headers_from_message(message))
+            values = self._message_values(tx, message)
             if values:
                 tx.span.set_attributes(values)
         except Exception:
@@ -377,7 +401,7 @@ class SMTPTelemetry:
         try:
             span = tx.span
             refusals = self.dialect.result_refusals(result)
-            refused = common.add_refusal_events(span, refusals)
+            refused = common.add_refusal_events(span, refusals) if refusals else 0
             values = common.reply_attributes(tx.code, tx.text)
             values[attr.RECIPIENTS_REFUSED] = refused
             span.set_attributes(values)

@@ -148,18 +148,18 @@ def make_wrappers(tel: SMTPTelemetry) -> dict:
         tel.setup_step(instance, code, text, tls=True)
         return result
 
-    def transaction(wrapped, instance, args, kwargs, fill):
+    def transaction(wrapped, instance, args, kwargs, known):
         tx = current_transaction(instance)
         if tx is not None:  # send_message -> sendmail: one span, the inner call adds what it knows
             tel.adopt(tx, instance)
-            fill(tx, args, kwargs)
+            if "envelope" in known:
+                tel.add_envelope(tx, *known["envelope"])
             tel.setup_over(instance, unless_ehlo_pending=True)
             return wrapped(*args, **kwargs)
         tel.setup_over(instance, unless_ehlo_pending=True)
-        tx = tel.send_started(instance)
+        tx = tel.send_started(instance, **known)
         if tx is None:
             return wrapped(*args, **kwargs)
-        fill(tx, args, kwargs)
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -170,28 +170,15 @@ def make_wrappers(tel: SMTPTelemetry) -> dict:
         tel.send_ok(tx, result)
         return result
 
-    def fill_envelope(tx, args, kwargs):
-        try:
-            recipients = _arg(args, kwargs, 1, "to_addrs")
-            message = _arg(args, kwargs, 2, "msg")
-        except Exception:
-            internal_error("smtplib sendmail arguments")
-            return
-        tel.envelope(tx, recipients, message)
-
-    def fill_message(tx, args, kwargs):
-        try:
-            message = _arg(args, kwargs, 0, "msg")
-        except Exception:
-            internal_error("smtplib send_message arguments")
-            return
-        tel.message_object(tx, message)
-
     def sendmail(wrapped, instance, args, kwargs):
-        return transaction(wrapped, instance, args, kwargs, fill_envelope)
+        if len(args) >= 3:  # the usual call: sendmail(from_addr, to_addrs, msg)
+            known = {"envelope": (args[1], args[2])}
+        else:
+            known = {"envelope": (_arg(args, kwargs, 1, "to_addrs"), _arg(args, kwargs, 2, "msg"))}
+        return transaction(wrapped, instance, args, kwargs, known)
 
     def send_message(wrapped, instance, args, kwargs):
-        return transaction(wrapped, instance, args, kwargs, fill_message)
+        return transaction(wrapped, instance, args, kwargs, {"message": _arg(args, kwargs, 0, "msg")})
 
     def data(wrapped, instance, args, kwargs):
         result = wrapped(*args, **kwargs)

@@ -1,0 +1,193 @@
+"""SMTP send overhead: 500 small messages over one connection to a local aiosmtpd.
+
+The server runs in its own process (`python -m tests.support.smtp_server`) so it
+does not compete with the client for the GIL. Cases, run interleaved:
+- smtplib, uninstrumented;
+- smtplib, instrumented with the real SDK: TracerProvider + BatchSpanProcessor
+  with an exporter that drops spans, and an SDK MeterProvider (the issue's goal:
+  at most 5% overhead);
+- smtplib, instrumented with mailscope's whole pipeline in front of the
+  BatchSpanProcessor (slow, memory, metrics, redaction stages): informational,
+  it shows what the stages add on top of the instrumentation;
+- the same first two for aiosmtplib.
+Each case opens one connection, sends its messages with `sendmail` (the
+cheapest client path, so the relative overhead is largest) and quits.
+
+Besides wall time (the goal's measure), each case records the CPU time the
+sending thread used per message: on a shared, loaded machine wall time swings
+with scheduling, while the CPU the client spends is what instrumentation adds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import smtplib
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.harness import Ratio, Section, interleaved
+
+REPO = Path(__file__).resolve().parents[1]
+SENDER = "bench@sender.example.com"
+RECIPIENT = "reader@inbox.example.org"
+MESSAGE = (
+    b"From: bench@sender.example.com\r\nTo: reader@inbox.example.org\r\n"
+    b"Message-ID: <bench.1@sender.example.com>\r\nSubject: weekly digest\r\n\r\n"
+    + b"A short transactional message body line.\r\n" * 4
+)
+
+
+class _Server:
+    def __init__(self):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.smtp_server"], cwd=str(REPO),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        line = self.proc.stdout.readline()
+        if not line.startswith("ready "):
+            self.proc.kill()
+            raise RuntimeError(f"SMTP server did not start: {line!r}")
+        self.port = int(line.split()[1])
+
+    def stop(self):
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _sdk(with_pipeline: bool):
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class DropExporter(SpanExporter):
+        def export(self, spans):
+            return SpanExportResult.SUCCESS
+
+    tracer_provider = TracerProvider()
+    batch = BatchSpanProcessor(DropExporter())
+    if with_pipeline:
+        from mailscope.processors.chain import build_pipeline
+        from mailscope.processors.pipeline import EnrichingSpanProcessor, StartProcessor
+
+        pipeline = build_pipeline()
+        tracer_provider.add_span_processor(StartProcessor(pipeline))
+        tracer_provider.add_span_processor(EnrichingSpanProcessor(pipeline, batch))
+    else:
+        tracer_provider.add_span_processor(batch)
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    return tracer_provider, meter_provider
+
+
+class _Instrumentation:
+    """Switch the SMTP instrumentor on with a given SDK, or off."""
+
+    def __init__(self):
+        from mailscope.instrumentation.smtp import SMTPInstrumentor
+
+        self.instrumentor = SMTPInstrumentor()
+        self.providers = {"plain": _sdk(False), "pipeline": _sdk(True)}
+        self.current = None
+
+    def use(self, which: str | None) -> None:
+        if which == self.current:
+            return
+        if self.current is not None:
+            self.instrumentor.uninstrument()
+        if which is not None:
+            tracer_provider, meter_provider = self.providers[which]
+            self.instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+        self.current = which
+
+    def shutdown(self):
+        self.use(None)
+        for tracer_provider, meter_provider in self.providers.values():
+            tracer_provider.shutdown()
+            meter_provider.shutdown()
+
+
+def run(quick: bool) -> Section:
+    ops = 500
+    repeats = 3 if quick else 11
+    server = _Server()
+    inst = _Instrumentation()
+
+    cpu: dict[str, list[float]] = {}
+
+    def smtplib_case(name, which):
+        def case(n: int) -> None:
+            inst.use(which)
+            with smtplib.SMTP("127.0.0.1", server.port) as client:
+                started = time.thread_time()
+                for _ in range(n):
+                    client.sendmail(SENDER, [RECIPIENT], MESSAGE)
+                cpu.setdefault(name, []).append((time.thread_time() - started) / n)
+
+        return name, case
+
+    def aiosmtplib_case(name, which):
+        import aiosmtplib
+
+        async def send_all(n):
+            async with aiosmtplib.SMTP(hostname="127.0.0.1", port=server.port, start_tls=False) as client:
+                started = time.thread_time()
+                for _ in range(n):
+                    await client.sendmail(SENDER, [RECIPIENT], MESSAGE)
+                cpu.setdefault(name, []).append((time.thread_time() - started) / n)
+
+        def case(n: int) -> None:
+            inst.use(which)
+            asyncio.run(send_all(n))
+
+        return name, case
+
+    cases = dict([
+        smtplib_case(SYNC_PLAIN, None),
+        smtplib_case(SYNC_SDK, "plain"),
+        smtplib_case(SYNC_PIPELINE, "pipeline"),
+        aiosmtplib_case(ASYNC_PLAIN, None),
+        aiosmtplib_case(ASYNC_SDK, "plain"),
+    ])
+    try:
+        medians = interleaved(cases, ops, repeats)
+    finally:
+        inst.shutdown()
+        server.stop()
+
+    section = Section(f"SMTP sends: {ops} small messages over one connection to a local aiosmtpd")
+    section.rows = list(medians.items())
+    section.ratios = [
+        Ratio("smtplib instrumented / uninstrumented", medians[SYNC_SDK] / medians[SYNC_PLAIN], "<= 1.05"),
+        Ratio("aiosmtplib instrumented / uninstrumented", medians[ASYNC_SDK] / medians[ASYNC_PLAIN], "<= 1.05"),
+        Ratio("smtplib with mailscope pipeline / uninstrumented", medians[SYNC_PIPELINE] / medians[SYNC_PLAIN]),
+    ]
+    cpu_median = {name: statistics.median(values) for name, values in cpu.items()}
+    for label, instrumented, plain in (("smtplib", SYNC_SDK, SYNC_PLAIN), ("aiosmtplib", ASYNC_SDK, ASYNC_PLAIN),
+                                       ("smtplib+pipeline", SYNC_PIPELINE, SYNC_PLAIN)):
+        section.ratios.append(Ratio(f"{label} client CPU per message, instrumented / not",
+                                    cpu_median[instrumented] / cpu_median[plain]))
+        section.notes.append(
+            f"{label}: client CPU per message {cpu_median[plain] * 1e6:.0f} us uninstrumented, "
+            f"+{(cpu_median[instrumented] - cpu_median[plain]) * 1e6:.0f} us instrumented"
+        )
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    section.notes.append(
+        f"medians of {repeats} interleaved repeats; server in a separate process; "
+        f"1-min load average at the end {load:.2f} on {os.cpu_count()} CPUs"
+    )
+    return section
+
+
+SYNC_PLAIN = "smtplib uninstrumented"
+SYNC_SDK = "smtplib instrumented (SDK + BatchSpanProcessor)"
+SYNC_PIPELINE = "smtplib instrumented + mailscope pipeline"
+ASYNC_PLAIN = "aiosmtplib uninstrumented"
+ASYNC_SDK = "aiosmtplib instrumented (SDK + BatchSpanProcessor)"
