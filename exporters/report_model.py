@@ -45,6 +45,8 @@ TIMELINE_BUCKETS = 60
 TIMELINE_SERIES = 8
 MEMORY_GROWTH_LISTED = 20
 OVERFLOW = attr.LABEL_OVERFLOW
+MAX_TIME_NS = 2**63  # OTLP times are fixed64 nanoseconds
+MAX_MAGNITUDE = 1e18  # numeric attributes beyond this are treated as unusable
 
 # latency distribution bins (upper bounds, ms): 1-2-5 steps from 10 us to 500 s
 LATENCY_BOUNDS_MS = [m * 10.0**e for e in range(-2, 6) for m in (1, 2, 5)]
@@ -69,6 +71,8 @@ def _number(value):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if not -MAX_MAGNITUDE < value < MAX_MAGNITUDE:
         return None
     return value
 
@@ -222,7 +226,8 @@ class ReportModel:
             end = span["end_ns"]
             attrs = span["attributes"]
             if not (isinstance(name, str) and isinstance(trace_id, str) and trace_id and isinstance(span_id, str)
-                    and isinstance(start, int) and isinstance(end, int) and 0 < start <= end and isinstance(attrs, dict)
+                    and isinstance(start, int) and isinstance(end, int) and 0 < start <= end < MAX_TIME_NS
+                    and isinstance(attrs, dict)
                     and isinstance(span["resource"], dict)):
                 raise ValueError("unusable span")
             op = attrs.get(attr.OPERATION)
@@ -231,7 +236,7 @@ class ReportModel:
             if self.filters.active() and not self.filters.keep(span, op):
                 return
             self._add(span, name, trace_id, span_id, start, end, attrs, op)
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, RecursionError):
             self.invalid_spans += 1
 
     def _add(self, span, name, trace_id, span_id, start, end, attrs, op) -> None:

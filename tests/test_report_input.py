@@ -7,6 +7,7 @@ import sys
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from mailscope import attributes as attr
 from mailscope.exporters.otlp_file import SpanReader
 from mailscope.exporters.report_model import ReportModel
 from tests.support.launcher import REPO, base_env
@@ -61,9 +62,14 @@ def test_bad_lines_and_records_are_skipped_counted_and_reported(tmp_path):
         _doc(_span(endTimeUnixNano="1767225599000000000")),  # ends before it starts
         _doc(_span(name=17)),
         _doc(_span(traceId="")),
+        _doc(_span(endTimeUnixNano=str(10**40))),  # beyond fixed64
     ]
+    # absurd attribute values are ignored, the span still counts
+    huge = {"key": attr.MEMORY_RSS_DELTA, "value": {"intValue": str(10**400)}}
+    inf = {"key": attr.QUEUE_WAIT, "value": {"doubleValue": "Infinity"}}
+    odd_but_usable = [_doc(_span(spanId="ee" * 8, attributes=[huge, inf, {"key": attr.OPERATION, "value": {"stringValue": "queue.receive"}}]))]
     path = tmp_path / "mixed.jsonl"
-    path.write_text("\n".join(lines[:3] + bad_lines + lines[3:] + bad_records + unusable_spans + [""]) + "\n")
+    path.write_text("\n".join(lines[:3] + bad_lines + lines[3:] + bad_records + unusable_spans + odd_but_usable + [""]) + "\n")
     result = run_cli(path, "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -72,7 +78,9 @@ def test_bad_lines_and_records_are_skipped_counted_and_reported(tmp_path):
     assert skipped["records"] == len(bad_records)
     assert skipped["spans"] == len(unusable_spans)
     assert skipped["total"] == len(bad_lines) + len(bad_records) + len(unusable_spans)
-    assert report["summary"]["spans"] == info["spans"]  # every good span still counted
+    assert report["summary"]["spans"] == info["spans"] + 1  # every good span still counted
+    receive = next(o for o in report["operations"] if o["key"] == "queue.receive")
+    assert receive["count"] >= 1
     text = run_cli(path)
     assert text.returncode == 0
     assert f"{len(bad_lines)} unreadable lines, {len(bad_records)} malformed records, {len(unusable_spans)} unusable spans" in text.stdout
