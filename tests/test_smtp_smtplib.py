@@ -425,3 +425,32 @@ def test_the_app_receives_the_original_exception_object(smtp_telemetry, monkeypa
     assert raise_site.filename == smtplib.__file__  # its traceback still ends where smtplib raised it
     failed = [s for s in smtp_telemetry.spans() if s.status.status_code is StatusCode.ERROR]
     assert len(failed) == 1 and failed[0].attributes[attr.ERROR_TYPE].endswith(name)
+
+
+def test_connect_span_of_a_client_dropped_without_close_is_still_exported(smtp_telemetry, server):
+    import gc
+
+    t = smtp_telemetry
+    client = smtplib.SMTP(server.host, server.port)
+    client.ehlo()
+    client.sock.close()  # the app forgets the client without quit() or close()
+    del client
+    gc.collect()
+    connect = t.one(attr.SPAN_SMTP_CONNECT)
+    assert connect.attributes[attr.SMTP_RESPONSE_CODE] == 250
+    assert connect.status.status_code is StatusCode.UNSET
+
+
+def test_reconnecting_the_same_client_starts_a_new_connect_span(smtp_telemetry, server):
+    t = smtp_telemetry
+    client = smtplib.SMTP(server.host, server.port)
+    client.sendmail(SENDER, [ALICE], "Subject: 1\r\n\r\nbody\r\n")
+    client.quit()
+    client.connect(server.host, server.port)
+    client.sendmail(SENDER, [ALICE], "Subject: 2\r\n\r\nbody\r\n")
+    client.quit()
+    connects = t.spans(attr.SPAN_SMTP_CONNECT)
+    sends = t.spans(attr.SPAN_SEND)
+    assert len(connects) == 2 and len(sends) == 2
+    assert connects[0].end_time <= sends[0].end_time  # setup of the first connection, with the implicit EHLO
+    assert connects[1].start_time > sends[0].end_time
