@@ -289,7 +289,7 @@ class ReportModel:
             self.emails["recipients"] += int(_number(attrs.get(attr.RECIPIENTS_COUNT)) or 0)
             self.emails["refused"] += int(_number(attrs.get(attr.RECIPIENTS_REFUSED)) or 0)
             provider = attrs.get(attr.PROVIDER)
-            if provider is None or provider == "smtp":
+            if provider is None or provider == attr.PROVIDER_SMTP:
                 self.smtp_sends += 1
         elif op == attr.OP_SMTP_CONNECT:
             self.smtp_connects += 1

@@ -55,6 +55,7 @@ PERSONALIZATION_MISSING_NAMES = "email.personalization.missing_names"
 CONTENT_BYTES = "email.content.bytes"
 
 PROVIDER = "email.provider"
+PROVIDER_SMTP = "smtp"  # the email.provider value of SMTP sends
 SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
 RECIPIENTS_COUNT = "email.recipients.count"

@@ -208,7 +208,7 @@ def compute(spans: list[dict]) -> dict:
         },
         "smtp": {
             "connects": sum(_op(s) == attr.OP_SMTP_CONNECT for s in spans),
-            "sends": sum(s["attrs"].get(attr.PROVIDER) in (None, "smtp") for s in sends),
+            "sends": sum(s["attrs"].get(attr.PROVIDER) in (None, attr.PROVIDER_SMTP) for s in sends),
         },
         "templates": {"known": len(loads), "hits": sum(s["attrs"][attr.TEMPLATE_CACHE_HIT] for s in loads)},
         "slow": slow,
