@@ -207,3 +207,10 @@ def test_journeys_join_across_files_and_links(tmp_path):
         oracle.check(report, expected)
         assert report["journey"]["split_traces"] > 500
         assert model.journeys.peak_open_traces <= 41 and model.journeys.peak_open_spans <= 400
+
+
+def test_every_contract_error_category_has_a_suggested_action():
+    from mailscope.exporters.report_rules import CATEGORY_ACTIONS, action_for
+
+    assert set(CATEGORY_ACTIONS) == set(attr.ERROR_CATEGORIES)
+    assert action_for("not-a-category") == CATEGORY_ACTIONS["unknown"] == action_for(None)
