@@ -427,7 +427,11 @@ def main(argv=None) -> int:
     parser.add_argument("--worker-port", type=int, default=0, help="worker's Prometheus endpoint (0: a free one)")
     parser.add_argument("--prometheus", help="URL of a Prometheus scraping both ports: wait for its scrapes")
     parser.add_argument("--timeout", type=float, default=100.0, help="give up after this many seconds")
-    return run(parser.parse_args(argv))
+    try:
+        return run(parser.parse_args(argv))
+    except KeyboardInterrupt:  # everything started was stopped on the way out
+        say("interrupted")
+        return 130
 
 
 if __name__ == "__main__":
