@@ -19,6 +19,7 @@ Parentage, following the messaging conventions:
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 
 from opentelemetry import trace
 from opentelemetry.trace import Link, Status, StatusCode
+from opentelemetry.trace.span import TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from mailscope import attributes as attr
@@ -63,12 +65,24 @@ def wait_seconds(enqueued: float | None, now: float):
     return max(0.0, now - enqueued), False
 
 
+_TRACEPARENT_00 = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+
+
 def _creation(env):
+    """The producer's SpanContext from an envelope, or None."""
     headers = envelope.carrier(env)
     if headers is None:
         return None
-    ctx = _propagator.extract(headers)
-    span_context = trace.get_current_span(ctx).get_span_context()
+    match = _TRACEPARENT_00.fullmatch(headers[envelope.TRACEPARENT])
+    if match is not None:  # what mailscope writes: parse it directly (the hot path)
+        trace_id, span_id = int(match.group(1), 16), int(match.group(2), 16)
+        state = headers.get(envelope.TRACESTATE)
+        span_context = trace.SpanContext(
+            trace_id, span_id, is_remote=True, trace_flags=trace.TraceFlags(int(match.group(3), 16)),
+            trace_state=TraceState.from_header([state]) if state else None,
+        )
+    else:  # other versions: the W3C propagator's rules
+        span_context = trace.get_current_span(_propagator.extract(headers)).get_span_context()
     return span_context if span_context.is_valid else None
 
 

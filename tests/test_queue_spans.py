@@ -625,3 +625,19 @@ def test_wrapper_failures_never_change_what_the_app_gets(env, caplog):
     assert errors, "the failure is logged"
     # logged once per place, however often it happens
     assert len(errors) == len({rec.getMessage() for rec in errors}) <= 4
+
+
+def test_creation_context_from_an_envelope():
+    from mailscope.instrumentation.queue_telemetry import _creation
+
+    tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    ctx = _creation({"traceparent": tp, "tracestate": "vendor=a", "enqueued_at": 1.0})
+    assert (ctx.trace_id, ctx.span_id, ctx.trace_flags, ctx.is_remote) == (
+        0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, 1, True
+    )
+    assert ctx.trace_state.to_header() == "vendor=a"
+    # a later traceparent version still parses by the W3C rules; invalid ids do not
+    assert _creation({"traceparent": "cc-" + tp[3:] + "-future"}).span_id == 0xB7AD6B7169203331
+    assert _creation({"traceparent": "00-" + "0" * 32 + tp[35:]}) is None
+    assert _creation({"traceparent": "not-a-traceparent"}) is None
+    assert _creation({"enqueued_at": 1.0}) is None
