@@ -81,6 +81,8 @@ QUEUE_WAIT = "email.queue.wait"
 EVENT_QUEUE_WAIT_UNUSABLE = "email.queue.wait_unusable"
 
 ERROR_TYPE = "error.type"
+# OTel HTTP semantic convention: the HTTP status of an HTTP email provider's answer on send spans
+HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
 
 # limits the contract puts on list-valued attributes
 MAX_MISSING_NAMES = 20
