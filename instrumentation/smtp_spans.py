@@ -397,7 +397,10 @@ class SMTPTelemetry:
                 _current.reset(var_token)
         tx.span.end()
 
+    # The recipients counter is recorded after the span is no longer current: the SDK's
+    # default trace-based exemplar filter would otherwise sample an exemplar on every send.
     def send_ok(self, tx: Transaction, result) -> None:
+        accepted = refused = 0
         try:
             span = tx.span
             refusals = self.dialect.result_refusals(result)
@@ -406,23 +409,30 @@ class SMTPTelemetry:
             values[attr.RECIPIENTS_REFUSED] = refused
             span.set_attributes(values)
             accepted = max(0, len(tx.recipients) - refused) if tx.recipients is not None else 0
-            self.recipients_metric.record(PROVIDER, accepted=accepted, refused=refused)
         except Exception:
             internal_error("email.send result")
         self.send_closed(tx)
+        self._count(accepted, refused)
 
     def send_failed(self, tx: Transaction, exc: BaseException) -> None:
+        refused = 0
         try:
             span = tx.span
             code, text, refusals = self.dialect.exception_details(exc)
             if refusals is not None:
                 refused = common.add_refusal_events(span, refusals)
                 span.set_attribute(attr.RECIPIENTS_REFUSED, refused)
-                self.recipients_metric.record(PROVIDER, refused=refused)
             common.mark_error(span, exc, code, text)
         except Exception:
             internal_error("email.send error")
         self.send_closed(tx)
+        self._count(0, refused)
+
+    def _count(self, accepted: int, refused: int) -> None:
+        try:
+            self.recipients_metric.record(PROVIDER, accepted=accepted, refused=refused)
+        except Exception:
+            internal_error("email.send recipients metric")
 
     def send_closed(self, tx: Transaction) -> None:
         try:
