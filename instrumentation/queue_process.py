@@ -152,7 +152,9 @@ class _ThreadSlot:
 
 
 _threads = threading.local()
-_tasks: dict = {}  # asyncio task -> Scope
+# asyncio task -> its open Scope, or None between messages. The key stays until the task
+# is done, so each task gets exactly one done-callback however many messages it handles.
+_tasks: dict = {}
 _tasks_lock = threading.Lock()
 
 
@@ -179,7 +181,10 @@ def _take_slot():
     task = _current_task()
     if task is not None:
         with _tasks_lock:
-            return _tasks.pop(task, None)
+            scope = _tasks.get(task)
+            if scope is not None:
+                _tasks[task] = None
+            return scope
     slot = getattr(_threads, "slot", None)
     if slot is None:
         return None

@@ -318,6 +318,28 @@ def test_asyncio_tasks_each_get_their_own_process_spans(env, server):
     assert queue_process.open_count() == 0
 
 
+def test_a_long_lived_task_gets_one_done_callback(env, server, monkeypatch):
+    h, r = env
+    done_calls = []
+    real_done = queue_process._task_done
+    monkeypatch.setattr(queue_process, "_task_done", lambda task: done_calls.append(task) or real_done(task))
+    for n in range(5):
+        r.rpush(Q, b"%d" % n)
+
+    async def worker():
+        client = redis.asyncio.Redis.from_url(server.url)
+        try:
+            while await client.lpop(Q) is not None:
+                pass
+        finally:
+            await client.aclose()
+
+    asyncio.run(worker())
+    assert len(by_kind(h, attr.OP_QUEUE_PROCESS)) == 5
+    assert len(done_calls) == 1  # not one per message
+    assert queue_process._tasks == {}
+
+
 def test_pipelines_sync(env):
     h, r = env
     with h.tracer.start_as_current_span("fan-out"):
