@@ -96,13 +96,14 @@ def current_transaction(instance) -> Transaction | None:
 
 
 def state_of(instance, create: bool = False) -> ClientState | None:
-    try:
-        state = instance.__dict__.get(STATE_KEY)
-    except AttributeError:
+    """The client's state, kept in its __dict__ (a client class with __slots__ gets no connect spans)."""
+    namespace = getattr(instance, "__dict__", None)
+    if namespace is None:
         return None
+    state = namespace.get(STATE_KEY)
     if state is None and create:
         state = ClientState()
-        instance.__dict__[STATE_KEY] = state
+        namespace[STATE_KEY] = state
     return state
 
 
@@ -265,7 +266,8 @@ class SMTPTelemetry:
         """End the open smtp.connect span (a transaction started, or the connection closed)."""
         state = None
         try:
-            state = instance.__dict__.get(STATE_KEY)  # state_of(), inlined: this runs twice per send
+            namespace = getattr(instance, "__dict__", None)  # state_of(), inlined: this runs twice per send
+            state = namespace.get(STATE_KEY) if namespace is not None else None
             if state is None or state.span is None or state.connecting:
                 return
             if unless_ehlo_pending and self.dialect.ehlo_pending(instance):

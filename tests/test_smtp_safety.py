@@ -206,3 +206,20 @@ def test_uninstrument_restores_the_clients(smtp_telemetry):
         assert t.spans() == []
     finally:
         t.instrumentor.instrument(tracer_provider=t.tracer_provider, meter_provider=t.meter_provider)
+
+
+def test_a_client_class_with_slots_still_sends_and_gets_send_spans(smtp_telemetry, caplog):
+    class SlottedSMTP(smtplib.SMTP):
+        __slots__ = ()  # smtplib.SMTP instances still have a __dict__: subclass of a dict-ful class
+
+    class NoDict:
+        __slots__ = ("x",)
+
+    from mailscope.instrumentation.smtp_spans import state_of
+
+    assert state_of(NoDict(), create=True) is None  # no place for state: no connect span, no error
+    with caplog.at_level(logging.ERROR, logger="mailscope"):
+        with SMTPTestServer() as server, SlottedSMTP(server.host, server.port) as client:
+            assert client.sendmail(SENDER, [TO], "Subject: x\r\n\r\nb\r\n") == {}
+    assert len(smtp_telemetry.spans(attr.SPAN_SEND)) == 1
+    assert not [r for r in caplog.records if r.name == "mailscope"]
