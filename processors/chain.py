@@ -4,16 +4,19 @@ Order matters and is deliberate:
 1. error_type        - failed spans get `error.type` (others' spans included)
    slow              - threshold / learned-baseline slowness (reads the duration only)
    memory            - RSS delta over the span (MAILSCOPE_MEMORY=off leaves it out)
+   errors            - category / retryable / pattern / fingerprint / occurrences of failed spans
 2. operation_metrics - `mailscope.operation.duration` from mailscope operation spans
 
-Later stages (errors, redaction) are inserted here; redaction is
-always last so nothing added after it can carry an address out.
+   (after errors, so the duration metric of a failed span carries its category)
+3. redaction         - masks every email address in everything exported; always
+                       last so nothing added after it can carry an address out.
 """
 
 from __future__ import annotations
 
 from mailscope.config import Settings, settings as current_settings
 from mailscope.processors.error_type import ErrorTypeStage
+from mailscope.processors.errors import ErrorsStage
 from mailscope.processors.memory import MemoryStage
 from mailscope.processors.operation_metrics import OperationMetricsStage
 from mailscope.processors.pipeline import Pipeline
@@ -26,6 +29,7 @@ def build_stages(config: Settings) -> list:
         ErrorTypeStage(),
         SlowStage(config),
         *([MemoryStage(config)] if config.memory != "off" else []),
+        ErrorsStage(config),
         OperationMetricsStage(),
         RedactionStage(config.redact),  # always last: privacy_critical
     ]

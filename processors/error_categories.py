@@ -1,0 +1,359 @@
+"""Category and retryability of an error, from its pattern and its type.
+
+The pattern (see error_patterns) keeps every fixed word, SMTP reply codes, HTTP
+status codes and RFC 3463 enhanced status codes, so the category is a pure
+function of (pattern, error type) and can be cached per pattern.
+
+Order of evidence:
+1. *Override wording*: phrases that mean one thing whatever code the server put
+   in front of them. Servers misuse codes: Gmail answers `450 4.2.1` and
+   `550 5.2.1` ("mailbox disabled") for receiving-rate limits and `5.4.5`
+   (congestion) for sending quotas; Microsoft puts `5.1.8` (bad sender address)
+   on outbound-spam blocks; Postfix greylisting says `4.2.0 Recipient address
+   rejected`.
+2. The enhanced status code (subject.detail), when it is specific.
+3. Wording, most specific first.
+4. The generic meaning of an ambiguous enhanced code (`x.7.1` policy, ...).
+5. The SMTP reply code or HTTP status code.
+6. The Python exception type (`TimeoutError`, `socket.gaierror`, `ssl.SSLError`,
+   smtplib / aiosmtplib / requests / httpx / botocore exceptions), given or
+   named in the text.
+7. `unknown`.
+
+Retryable: explicit permanent wording ("Retrying will NOT succeed", expired,
+returned to sender) says no; a 4xx SMTP class says yes; rate limits say yes;
+5xx SMTP says no; HTTP 408/429/5xx yes, other HTTP 4xx no; temporary wording
+yes; otherwise by category (timeouts, infrastructure and full mailboxes are
+transient).
+"""
+
+from __future__ import annotations
+
+import re
+
+RECIPIENT = "recipient"
+MAILBOX_FULL = "mailbox_full"
+RATE_LIMIT = "rate_limit"
+REPUTATION = "reputation"
+SENDER_AUTH = "sender_auth"
+AUTHENTICATION = "authentication"
+CONTENT = "content"
+VALIDATION = "validation"
+TIMEOUT = "timeout"
+INFRASTRUCTURE = "infrastructure"
+UNKNOWN = "unknown"
+
+TRANSIENT = frozenset({TIMEOUT, INFRASTRUCTURE, RATE_LIMIT, MAILBOX_FULL})
+
+
+def _rx(*alternatives: str) -> re.Pattern:
+    return re.compile("|".join(f"(?:{a})" for a in alternatives))
+
+
+# --- 1. override wording (applied to the lower-cased pattern) ---------------------------
+_OVERRIDES = (
+    (RECIPIENT, _rx(
+        r"marked as inactive", r"inactive (?:addresses|recipients?)", r"suppress(?:ed|ion) (?:list|sending)",
+        r"has suppressed", r"previously bounced", r"^bounced address", r"history of bouncing",
+    )),
+    (SENDER_AUTH, _rx(
+        r"\bspf\b[^.;]{0,20}(?:check|fail|validation|record of|violation|softfail|permerror|temperror|did not pass|=)",
+        r"sender policy framework", r"\bdkim\b", r"\bdmarc\b", r"domainkeys",
+        r"unauthenticated (?:e-?mail|mail|messages?|senders?)", r"sender is unauthenticated",
+        r"because it is unauthenticated", r"authenticate with either spf", r"\bptr record",
+        r"reverse (?:dns|hostname|lookup)", r"cannot find your (?:reverse )?hostname", r"\barc (?:validation|seal)",
+        r"not (?:designated|permitted|allowed) to send mail from", r"is not allowed to send mail from",
+    )),
+    (AUTHENTICATION, _rx(
+        r"relay(?:ing)? (?:access )?(?:denied|not permitted|not allowed|prohibited)", r"unable to relay",
+        r"not permitted to relay", r"relay not permitted", r"we do not relay", r"account is locked", r"locked out",
+    )),
+    (REPUTATION, _rx(
+        r"unsolicited", r"bad outbound sender", r"outbound spam", r"banned sender", r"gr[ae]ylist",
+        r"deferred due to (?:unexpected volume or )?(?:excessive )?user complaints",
+    )),
+    (RATE_LIMIT, _rx(
+        r"receiving mail (?:at|too) (?:a )?(?:rate|quickly|fast)", r"receiving mail too quickly",
+        r"\brate[ -]?limit", r"unusual rate", r"rate (?:of [a-z ]+ )?exceeded", r"throttl",
+        r"(?:sending|send|daily|hourly|submission|message|messaging|outbound|recipient|api|request) (?:user )?(?:sending )?(?:quota|limit)s?\b(?! size)",
+        r"submissionquota", r"too many (?:messages|mails?|e-?mails|connections|requests|login|sessions|"
+        r"concurrent|simultaneous|recipients|commands|auth)",
+        r"max(?:imum)? (?:number of )?(?:e-?mails|messages?|mails|connections|recipients)\b[^.;]{0,20}\b(?:per|exceeded)",
+        r"exceeded the max(?:imum)?", r"max(?:imum)? (?:sending|message|send) rate", r"out of credits",
+        r"credits exceeded", r"messaging limits", r"please slow down", r"retry after",
+        r"too much (?:mail|e-?mail|traffic|messages)",
+    )),
+    (MAILBOX_FULL, _rx(
+        r"mailbox (?:is )?full", r"mailbox (?:size )?(?:quota|limit) exceeded", r"\bover ?quota",
+        r"out of storage", r"inbox is full", r"full mailbox", r"mailbox has exceeded", r"quotaexceededexception",
+        r"exceeded storage allocation", r"user has exceeded (?:their|his|her) quota",
+    )),
+)
+
+# --- 2 and 4. enhanced status codes ---------------------------------------------------
+# subject.detail -> category; None = ambiguous: let the wording decide, then fall back
+_ENHANCED = {
+    (1, 0): RECIPIENT, (1, 1): RECIPIENT, (1, 2): RECIPIENT, (1, 3): VALIDATION, (1, 4): RECIPIENT,
+    (1, 5): RECIPIENT, (1, 6): RECIPIENT, (1, 7): VALIDATION, (1, 8): VALIDATION, (1, 9): RECIPIENT,
+    (1, 10): RECIPIENT,
+    (2, 0): None, (2, 1): RECIPIENT, (2, 2): MAILBOX_FULL, (2, 3): CONTENT, (2, 4): INFRASTRUCTURE,
+    (3, 0): None, (3, 1): INFRASTRUCTURE, (3, 2): INFRASTRUCTURE, (3, 3): None, (3, 4): CONTENT,
+    (3, 5): INFRASTRUCTURE,
+    (4, 0): None, (4, 1): None, (4, 2): None, (4, 3): INFRASTRUCTURE, (4, 4): RECIPIENT, (4, 5): None,
+    (4, 6): INFRASTRUCTURE, (4, 7): TIMEOUT, (4, 14): INFRASTRUCTURE,
+    (5, 0): None, (5, 1): VALIDATION, (5, 2): VALIDATION, (5, 3): RATE_LIMIT, (5, 4): VALIDATION,
+    (5, 5): VALIDATION, (5, 6): VALIDATION,
+    (7, 0): None, (7, 1): None, (7, 2): REPUTATION, (7, 3): None, (7, 4): None, (7, 5): SENDER_AUTH,
+    (7, 6): SENDER_AUTH, (7, 7): CONTENT, (7, 8): AUTHENTICATION, (7, 9): None, (7, 10): AUTHENTICATION,
+    (7, 11): AUTHENTICATION, (7, 12): AUTHENTICATION, (7, 13): AUTHENTICATION, (7, 14): AUTHENTICATION,
+    (7, 15): None, (7, 16): RECIPIENT, (7, 17): RECIPIENT, (7, 18): RECIPIENT, (7, 19): RECIPIENT,
+    (7, 20): SENDER_AUTH, (7, 21): SENDER_AUTH, (7, 22): SENDER_AUTH, (7, 23): SENDER_AUTH,
+    (7, 24): SENDER_AUTH, (7, 25): SENDER_AUTH, (7, 26): SENDER_AUTH, (7, 27): VALIDATION,
+    (7, 28): RATE_LIMIT, (7, 29): SENDER_AUTH, (7, 30): INFRASTRUCTURE,
+    (7, 139): AUTHENTICATION,
+}
+# what an ambiguous code means when no wording decided
+_SUBJECT_DEFAULT = {
+    0: None, 1: RECIPIENT, 2: RECIPIENT, 3: INFRASTRUCTURE, 4: INFRASTRUCTURE, 5: VALIDATION, 6: CONTENT,
+    7: REPUTATION,
+}
+
+
+def _enhanced_category(subject: int, detail: int):
+    """(specific category or None, fallback category or None)."""
+    if (subject, detail) in _ENHANCED:
+        specific = _ENHANCED[(subject, detail)]
+        return specific, _SUBJECT_DEFAULT.get(subject)
+    if subject == 6:
+        return CONTENT, CONTENT
+    if subject == 7 and detail >= 100:
+        # Microsoft's extended x.7.1xx-7xx codes: restrictions, spam and IP blocks
+        return REPUTATION, REPUTATION
+    if subject == 4 and detail >= 100:
+        return None, INFRASTRUCTURE
+    return None, _SUBJECT_DEFAULT.get(subject)
+
+
+# --- 3. wording, most specific first ---------------------------------------------------
+_WORDING = (
+    (VALIDATION, _rx(  # our sender identity is the problem, not the recipient
+        r"sender address rejected", r"sender (?:domain|address) (?:not found|invalid|unknown|must exist)",
+        r"sender verify failed", r"verification failed for", r"sender signature", r"sender identity",
+        r"(?:is )?not (?:a )?verified", r"unverified", r"not owned by", r"send ?as ?denied", r"send as this",
+        r"sandbox", r"test purposes only", r"pending approval", r"^domain not found:", r"\"domain not found:",
+        r"mail ?from domain",
+    )),
+    (SENDER_AUTH, _rx(r"\bspf\b", r"\bptr\b", r"your hostname", r"authentication results")),
+    (AUTHENTICATION, _rx(
+        r"authenticat(?:ion|e)[^.;]{0,30}(?:fail|unsuccessful|required|invalid|incorrect|denied|rejected|error)",
+        r"(?:not |un)authenticated", r"authentication data", r"auth(?:entication)? extension",
+        r"\bsmtp auth\b", r"\bsasl\b", r"credential", r"password", r"username", r"log ?in\b", r"sign-?in",
+        r"unauthori[sz]ed", r"forbidden", r"authori[sz]ation", r"api[ _-]?key", r"\btokens?\b", r"token ?id",
+        r"not authori[sz]ed to perform", r"accessdenied", r"signature ?does ?not ?match", r"secret access key",
+        r"access key", r"application-specific password", r"\bsmtp ?client ?authentication",
+    )),
+    (CONTENT, _rx(r"virus", r"malware", r"executable", r"attachment", r"infected")),
+    (REPUTATION, _rx(r"spam", r"junk", r"phish", r"\bbulk\b", r"resolver\.rst", r"reputation")),
+    (CONTENT, _rx(
+        r"message (?:size|length)", r"size (?:limit|exceeds)", r"exceeds? [^.;]{0,30}size", r"too (?:large|big)",
+        r"bytes long", r"attachment", r"virus", r"malware", r"executable", r"content", r"\bmime\b",
+        r"headers?\b", r"message-id", r"rfc ?(?:5322|2822|822)", r"codec", r"encod(?:e|ing)\b", r"line too long",
+        r"\b8-?bit\b", r"message (?:is )?(?:empty|malformed|corrupt)",
+    )),
+    (INFRASTRUCTURE, _rx(r"disk quota", r"insufficient system", r"system storage", r"too many open files")),
+    (RATE_LIMIT, _rx(
+        r"quota", r"\brate\b", r"limit exceeded", r"exceeded[^.;]{0,20}limit", r"credits", r"per (?:connection|hour|day|minute|second)",
+        r"too many", r"try again in \d", r"\blimit reached",
+    )),
+    (MAILBOX_FULL, _rx(r"mailbox[^.;]{0,20}(?:full|quota|storage)", r"\bstorage\b[^.;]{0,20}(?:full|exceeded)")),
+    (RECIPIENT, _rx(
+        r"user unknown", r"unknown (?:user|recipient|address|local ?part|mailbox)", r"no such (?:user|mailbox|recipient|address|account|person)",
+        r"(?:account|mailbox|address|user|recipient)[^.;]{0,60}(?:does not|doesn't|did not|do not) exist",
+        r"may not exist", r"does ?n[o']t have an? \S+ account",
+        r"recipients? (?:not found|unknown|rejected|invalid)", r"recip(?:ient)?notfound",
+        r"recipient address rejected: access denied",
+        r"(?:mailbox|address|user|recipient|account) (?:is )?(?:not found|unavailable|disabled|inactive|deactivated|suspended|closed|discontinued)",
+        r"(?:account|mailbox) has been (?:disabled|deactivated|suspended|closed|discontinued)",
+        r"unroute?able", r"\bno mx\b", r"\bnull mx\b", r"nonexistent domain", r"non-existent domain",
+        r"domain (?:does not exist|not found|name not found)", r"host or domain name not found",
+        r"bad destination", r"invalid (?:recipient|mailbox)", r"not our customer", r"resolver\.adr",
+        r"undeliverable address", r"address not found", r"mailbox unavailable", r"no longer (?:active|available|valid)",
+        r"is not a known user", r"hard bounce", r"unable to deliver your message \(ex: unknown user",
+        r"invalid address",
+    )),
+    (REPUTATION, _rx(
+        r"block ?list", r"black ?list", r"deny ?list", r"blocked using", r"listed (?:in|on|at|by)", r"\brbl\b",
+        r"\bdnsbl\b", r"complain", r"policy reasons", r"policy (?:violation|restriction)", r"rejected for policy",
+        r"administrative prohibition", r"prohibited", r"banned", r"not accepted from this ip", r"traffic not accepted",
+        r"access denied", r"not authori[sz]ed", r"sending (?:paused|suspended|disabled)", r"account (?:sending )?(?:paused|suspended)",
+        r"suspended", r"paused", r"\babuse\b", r"deferred due to", r"not allowed", r"denied", r"forwarding",
+        r"client host rejected", r"blocked", r"policy", r"messages from <host>[^.;]{0,40}deferred",
+    )),
+    # Postfix puts this in front of every RCPT-stage restriction: evidence only when nothing else spoke
+    (RECIPIENT, _rx(r"recipient address rejected")),
+    (INFRASTRUCTURE, _rx(
+        r"\[ssl", r"\bssl", r"\btls\b", r"starttls", r"certificate", r"handshake", r"tls error",
+    )),
+    (TIMEOUT, _rx(
+        r"timed? ?out", r"time-?out", r"deadline exceeded", r"took too long", r"expired", r"time ?limit",
+        r"too long in (?:the )?queue",
+    )),
+    (VALIDATION, _rx(
+        r"invalid", r"malformed", r"syntax", r"bad ?request", r"missing", r"required", r"not (?:contain )?a valid",
+        r"illegal", r"pars(?:e|ing)", r"unrecognized command", r"command not (?:recognized|implemented)",
+        r"bad sequence", r"need \w+ command", r"helo command rejected", r"invalid helo", r"fully-qualified",
+        r"not supported", r"please run connect", r"parameter", r"\bjson\b", r"must contain", r"bad request",
+        r"not implemented", r"unprocessable",
+    )),
+)
+
+# generic transient-failure wording: after the fallback of an ambiguous enhanced code
+_GENERIC_INFRA = _rx(
+    r"connection (?:refused|reset|closed|aborted|lost|dropped|unexpectedly)", r"lost connection",
+    r"broken pipe", r"unreachable", r"no route to host", r"name or service not known", r"name resolution",
+    r"nodename nor servname", r"getaddrinfo", r"failed to resolve", r"\bdns\b", r"\beof\b", r"service unavailable",
+    r"service (?:is )?(?:not |temporarily )?(?:un)?available", r"temporar", r"try (?:again|later)", r"server busy",
+    r"too busy", r"system problem", r"internal (?:server )?error", r"internal failure", r"local (?:problem|error)",
+    r"bad gateway", r"disconnected", r"unexpectedly closed", r"resources", r"queue file", r"loops? back",
+    r"mail loop", r"hop count", r"configuration", r"network", r"socket", r"too many open files", r"server error",
+    r"connect call failed", r"error connecting", r"failed to establish", r"could not connect", r"unable to connect",
+    r"cannot connect", r"callout", r"retry time not reached", r"\bdefer", r"not available", r"try again later",
+    r"closing (?:connection|transmission channel)", r"out of memory", r"unavailable",
+)
+
+# --- 5. reply codes ------------------------------------------------------------------
+_SMTP_CODES = {
+    421: INFRASTRUCTURE, 450: INFRASTRUCTURE, 451: INFRASTRUCTURE, 452: INFRASTRUCTURE, 454: INFRASTRUCTURE,
+    455: VALIDATION, 500: VALIDATION, 501: VALIDATION, 502: VALIDATION, 503: VALIDATION, 504: VALIDATION,
+    521: RECIPIENT, 523: CONTENT, 530: AUTHENTICATION, 534: AUTHENTICATION, 535: AUTHENTICATION,
+    538: AUTHENTICATION, 550: RECIPIENT, 551: RECIPIENT, 552: MAILBOX_FULL, 553: VALIDATION, 554: REPUTATION,
+    555: VALIDATION, 556: RECIPIENT,
+}
+_HTTP_CODES = {
+    400: VALIDATION, 401: AUTHENTICATION, 402: RATE_LIMIT, 403: AUTHENTICATION, 404: VALIDATION, 405: VALIDATION,
+    406: VALIDATION, 407: AUTHENTICATION, 408: TIMEOUT, 409: VALIDATION, 410: VALIDATION, 411: VALIDATION,
+    412: VALIDATION, 413: CONTENT, 414: VALIDATION, 415: VALIDATION, 422: VALIDATION, 429: RATE_LIMIT,
+    504: INFRASTRUCTURE,
+}
+_HTTP_CONTEXT = re.compile(
+    r"\bhttps?\b|client error|server error|for url|<url>|too many requests|unauthori[sz]ed|forbidden|bad request|"
+    r"internal server error|service unavailable|bad gateway|gateway time|payload too large|errorcode|\"errors\"|"
+    r"unprocessable|not found for url|request entity"
+)
+
+# --- 6. exception types ------------------------------------------------------------------
+_TYPES = {
+    TIMEOUT: (
+        "timeouterror timeout sockettimeout connecttimeout readtimeout writetimeout pooltimeout connecttimeouterror "
+        "readtimeouterror smtptimeouterror smtpconnecttimeouterror smtpreadtimeouterror softtimelimitexceeded "
+        "timelimitexceeded deadlineexceeded timeoutexpired"
+    ),
+    INFRASTRUCTURE: (
+        "connectionrefusederror connectionreseterror connectionabortederror connectionerror brokenpipeerror "
+        "gaierror herror sslerror sslcertverificationerror ssleoferror sslzeroreturnerror sslsyscallerror "
+        "certificateerror smtpserverdisconnected smtpconnecterror smtpconnectresponseerror endpointconnectionerror "
+        "newconnectionerror maxretryerror remotedisconnected protocolerror remoteprotocolerror connecterror "
+        "networkerror nameresolutionerror oserror memoryerror operationalerror interfaceerror "
+        "serviceunavailableerror internalservererror servererror badgatewayerror gatewaytimeouterror"
+    ),
+    AUTHENTICATION: (
+        "smtpauthenticationerror nocredentialserror partialcredentialserror unauthorizederror forbiddenerror "
+        "autherror authenticationerror invalidclienttokenid expiredtoken accessdenied accessdeniedexception"
+    ),
+    RECIPIENT: "smtprecipientsrefused smtprecipientrefused",
+    VALIDATION: (
+        "smtpsenderrefused smtpheloerror smtpnotsupportederror smtpnotsupported badrequestserror badrequesterror "
+        "headerparseerror invalidheaderdefect paramvalidationerror invalidparametervalue messagerejected"
+    ),
+    CONTENT: "smtpdataerror unicodeencodeerror unicodedecodeerror payloadtoolargeerror",
+    RATE_LIMIT: "toomanyrequestserror throttlingexception throttling ratelimiterror",
+    REPUTATION: "accountsendingpausedexception",
+}
+TYPE_CATEGORY = {name: cat for cat, names in _TYPES.items() for name in names.split()}
+_TYPE_IN_TEXT = re.compile(r"\b(" + "|".join(sorted(TYPE_CATEGORY, key=len, reverse=True)) + r")\b")
+
+# --- codes found in a pattern --------------------------------------------------------------
+_ENHANCED_RX = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?![\w]|\.\d)")
+_REPLY_RX = re.compile(r"(?<![\w.<*/-])([45][0-5]\d)(?![\w.]|\.\d)")
+
+# --- retryability wording ----------------------------------------------------------------
+_PERMANENT = _rx(
+    r"will not succeed", r"permanently (?:deferred|rejected|failed|blocked|disabled)", r"permanent (?:failure|error)(?! evaluating)",
+    r"do not retry", r"don't retry", r"returned to sender", r"status=bounced", r"retry timeout exceeded",
+    r"message expired", r"status=expired", r"too long in (?:the )?queue", r"giving up",
+)
+_TEMPORARY = _rx(
+    r"temporar", r"try (?:again|later)", r"retry later", r"please retry", r"resend [^.;]{0,30}later", r"\bdeferr?",
+    r"later time", r"gr[ae]ylist", r"status=deferred",
+)
+
+
+def _type_key(error_type: str | None) -> str:
+    if not error_type:
+        return ""
+    return error_type.rsplit(".", 1)[-1].lower().rstrip("()")
+
+
+def categorize(pattern: str, error_type: str | None = None) -> tuple[str, bool]:
+    """(category, retryable) for a masked pattern and an optional exception type name."""
+    text = pattern.lower()
+    enhanced = _ENHANCED_RX.search(text)
+    klass = subject = detail = None
+    if enhanced is not None:
+        klass, subject, detail = int(enhanced.group(1)), int(enhanced.group(2)), int(enhanced.group(3))
+    reply = _REPLY_RX.search(text)
+    code = int(reply.group(1)) if reply is not None else None
+    # 400-418 and 429 are not SMTP replies; other codes need HTTP wording around them
+    http = code is not None and enhanced is None and (
+        400 <= code <= 418 or code == 429 or _HTTP_CONTEXT.search(text) is not None
+    )
+
+    category = None
+    for name, rx in _OVERRIDES:
+        if rx.search(text):
+            category = name
+            break
+    fallback = None
+    if category is None and enhanced is not None:
+        category, fallback = _enhanced_category(subject, detail)
+    if category is None:
+        for name, rx in _WORDING:
+            if rx.search(text):
+                category = name
+                break
+    if category is None:
+        category = fallback
+    if category is None and _GENERIC_INFRA.search(text):
+        category = INFRASTRUCTURE
+    if category is None and code is not None:
+        if http:
+            category = _HTTP_CODES.get(code) or (INFRASTRUCTURE if code >= 500 else VALIDATION)
+        else:
+            category = _SMTP_CODES.get(code)
+    if category is None:
+        key = _type_key(error_type)
+        category = TYPE_CATEGORY.get(key)
+        if category is None:
+            named = _TYPE_IN_TEXT.search(text)
+            if named is not None:
+                category = TYPE_CATEGORY[named.group(1)]
+    if category is None:
+        category = UNKNOWN
+    return category, _retryable(text, category, klass, code, http)
+
+
+def _retryable(text: str, category: str, klass, code, http: bool) -> bool:
+    if _PERMANENT.search(text):
+        return False
+    smtp_class = klass if klass is not None else (code // 100 if code is not None and not http else None)
+    if smtp_class == 4:
+        return True
+    if category == RATE_LIMIT:
+        return True
+    if smtp_class == 5:
+        return False
+    if http:
+        return code in (408, 425, 429) or code >= 500
+    if _TEMPORARY.search(text):
+        return True
+    return category in TRANSIENT

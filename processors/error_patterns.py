@@ -1,0 +1,638 @@
+"""Masking: turn an error message into its pattern, the part that stays the same across variants.
+
+`mask(message)` replaces what varies between occurrences of the same error with a
+placeholder and keeps what carries meaning:
+
+    <email>  addresses (any form the redactor recognises, angle brackets included)
+    <url>    URLs (query strings, tokens and ids live there)
+    <host>   IPv4 / IPv6 addresses and hostnames / domains (a known TLD as last label)
+    <path>   file system paths
+    <ts>     dates, times and timestamps
+    <*>      numbers that are not protocol codes, UUIDs, hex and base64-ish ids,
+             queue / session ids (Gmail's `a640c23a62f3a-4f1d...gsmtp` id), quoted
+             single-token values and `key=value` values
+
+Kept: SMTP reply codes and HTTP status codes where the context says they are codes
+(`550 5.1.1`, `said: 550`, `(550, b'...')`, `HTTP Error 429`, `429 Too Many Requests`),
+RFC 3463 enhanced status codes (`5.1.1`, `4.7.28`), errno numbers, and every fixed
+word. Python `bytes` reprs lose their `b` prefix and literal `\\n` escapes become
+spaces, so an exception's str() and a log line give the same pattern. Runs of the
+same placeholder collapse into one (a list of 1 or 5 addresses is the same error).
+The result is at most 300 characters and never contains an address.
+
+Everything is compiled once at import; each step is skipped when a cheap substring
+test shows it cannot apply.
+"""
+
+from __future__ import annotations
+
+import re
+
+from mailscope.attributes import ERROR_PATTERN_MAX_CHARS
+from mailscope.processors import redact as _redact
+
+MAX_INPUT_CHARS = 4096
+
+EMAIL = "<email>"
+URL = "<url>"
+HOST = "<host>"
+PATH = "<path>"
+TS = "<ts>"
+VAR = "<*>"
+
+# --- top-level domains that make a dotted token a hostname ------------------------
+# Generic and common new gTLDs, internal/reserved names, and every assigned ccTLD.
+_GTLDS = (
+    "com net org edu gov mil int info biz name pro mobi aero coop museum jobs travel tel asia cat post xxx "
+    "app dev ai io co me tv cc us uk eu email online site xyz top club shop store tech cloud space website "
+    "live life world today news blog agency digital solutions services company group global network systems "
+    "media studio design marketing click icu vip fun art ltd llc inc "
+    "bank money finance capital ventures academy school university "
+    "local localhost internal lan corp home test example invalid arpa onion localdomain intranet priv "
+    "amazonaws cloudapp"
+).split()
+_CCTLDS = (
+    "ac ad ae af ag ai al am ao aq ar as at au aw ax az ba bb bd be bf bg bh bi bj bm bn bo br bs bt bw by bz "
+    "ca cd cf cg ch ci ck cl cm cn co cr cu cv cw cx cy cz de dj dk dm do dz ec ee eg er es et eu fi fj fk fm "
+    "fo fr ga gb gd ge gf gg gh gi gl gm gn gp gq gr gs gt gu gw gy hk hm hn hr ht hu id ie il im in io iq ir "
+    "is it je jm jo jp ke kg kh ki km kn kp kr kw ky kz la lb lc li lk lr ls lt lu lv ly ma mc md me mg mh mk "
+    "ml mm mn mo mp mq mr ms mt mu mv mw mx my mz na nc ne nf ng ni nl no np nr nu nz om pa pe pf pg ph pk pl "
+    "pm pn pr ps pt pw py qa re ro rs ru rw sa sb sc sd se sg sh si sk sl sm sn so sr ss st sv sx sy sz tc td "
+    "tf tg th tj tk tl tm tn to tr tt tv tw tz ua ug uk us uy uz va vc ve vg vi vn vu wf ws ye yt za zm zw"
+).split()
+TLDS = frozenset(_GTLDS) | frozenset(_CCTLDS)
+
+# file extensions: `main.py`, `chrome.exe` are files, not hosts (when the name has two labels)
+FILE_EXTENSIONS = frozenset((
+    "py pyc pyo pyx sh bash pl pm rb rs go c h cc cpp hpp cs java class jar war js mjs ts tsx jsx css html htm "
+    "php asp aspx jsp md rst txt log json xml yaml yml toml ini cfg conf properties env lock tmp bak old "
+    "exe dll so dylib sys bin dat db sqlite sql csv tsv pdf doc docx xls xlsx ppt zip gz tgz bz2 xz tar rar "
+    "7z png jpg jpeg gif svg webp ico bmp tiff mp3 mp4 wav avi mov mkv eml msg mbox pem crt key p12 pfx der "
+    "sock pid out err swp service socket timer mount"
+).split())
+
+# words with digits that are names, not values
+KEEP_WORDS = frozenset((
+    "ipv4 ipv6 ipv4/ipv6 tlsv1 sslv2 sslv3 smtputf8 8bitmime utf8 utf16 utf32 latin1 ascii7 x509 x400 "
+    "sha1 sha224 sha256 sha384 sha512 md5 base64 base32 rot13 http2 http3 h2 h2c ssh2 imap4 imap4rev1 pop3 "
+    "s3 ec2 sqs sns ses2 sesv2 v1 v2 v3 v4 urllib3 jinja2 psycopg2 boto3 python2 python3 py3 oauth2 "
+    "smtp2go 2fa mfa2 x86 x64 amd64 arm64 aarch64 i386 i686 win32 win64 ucs2 ucs4 iso8601 rfc822 rfc2822 "
+    "rfc5321 rfc5322 rfc3463 rfc6531 rfc7208 rfc7489 rfc6376 p256 ed25519 rsa2048 e164 3des aes128 aes256 "
+    "chacha20 poly1305 tls1 dkim1 spf1 dmarc1 aiosmtplib2 l2tp p2p b2b b2c 1st 2nd 3rd 4th"
+).split())
+
+# --- compiled pieces ------------------------------------------------------------
+_WS = re.compile(r"\s+")
+_ESCAPES = re.compile(r"\\[rntfv](?![a-z]{3})|\\x[0-9a-fA-F]{2}")
+_BYTES_PREFIX = re.compile(r"(?<![\w'\"])b(?=['\"])")
+_WIN_PATH = re.compile(r"(?<![\w])[A-Za-z]:\\[^\s'\"<>|*?]*")
+_URL = re.compile(r"(?i)\b(?:[a-z][a-z0-9+.-]{1,15}://|www\.)(?:[^\s'\"<>)\]}]|'(?=\w))+")
+_ARN = re.compile(r"\barn:aws[\w-]*:[^\s,;)\]}'\"]*")
+_AWS_REGION = re.compile(r"(?i)(?:us|eu|ap|ca|sa|me|af|il|mx|cn)-(?:gov-|iso-)?[a-z]+-\d")
+_CASE_SEGMENT = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+_VOWELS = frozenset("aeiouyAEIOUY")
+
+_EMAIL_LOCAL = r"(?:\"(?:[^\"\\\r\n]|\\.){1,64}\"|[\w!#$%*+/=?^`|~-][\w.!#$%&'*+/=?^`{|}~-]*)"
+_EMAIL = re.compile(
+    rf"<\s*{_EMAIL_LOCAL}(?:@|%40|\\u0040|&#64;|&#x40;)(?:{_redact._DOMAIN})\s*>"
+    rf"|{_EMAIL_LOCAL}(?:@|%40|\\u0040|&#64;|&#x40;)(?:{_redact._DOMAIN})",
+    re.IGNORECASE,
+)
+# anything still shaped like local@host after masking (e.g. root@localhost) is masked too
+_LEFTOVER_AT = re.compile(r"[\w.+'%=-]+@[\w.-]+")
+
+_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*"
+_WEEKDAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*"
+_CLOCK = r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d{1,9})?"
+_ZONE = r"(?:\s?(?:Z|UTC|GMT|[+-]\d{2}:?\d{2}|[A-Z]{3,4}T))?"
+_TS_TEXT = re.compile(
+    rf"\b(?:{_WEEKDAY},?\s+)?(?:"
+    rf"\d{{1,2}}[\s/-]{_MONTH}[\s/-]\d{{2,4}}(?:[\s:]+{_CLOCK})?"  # 01 Jan 2024 10:00:00 / 17/Jul/2005:23:21:54
+    rf"|{_MONTH}\s+\d{{1,2}}(?:,?\s+\d{{4}})?(?:\s+{_CLOCK})?(?:\s+\d{{4}})?"  # Jan  5 10:22:33 / Jul 17 23:21:54 2005
+    rf"){_ZONE}(?![\w:])"
+)
+_TS_NUM = re.compile(
+    rf"(?<![\w.:/-])(?:\d{{4}}[-/.]\d{{1,2}}[-/.]\d{{1,2}}(?:[T\s_]{_CLOCK})?|\d{{1,2}}/\d{{1,2}}/\d{{2,4}}(?:\s{_CLOCK})?"
+    rf"|{_CLOCK}){_ZONE}(?![\w:])"
+)
+_UUID = re.compile(r"(?i)\b[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\b")
+_IPV6 = re.compile(
+    r"(?i)(?<![\w:.])(?:IPv6:)?(?:"
+    r"(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}"
+    r"|(?:[0-9a-f]{1,4}:){1,7}:"
+    r"|(?:[0-9a-f]{1,4}:){1,6}(?::[0-9a-f]{1,4}){1,6}"
+    r"|::(?:[0-9a-f]{1,4}:){0,5}[0-9a-f]{1,4}"
+    r"|::"
+    r")(?:(?<=:)\d{1,3}(?:\.\d{1,3}){3})?(?:%[\w.]+)?(?![\w:])"
+)
+_IPV4 = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?(?![\w.]*\w)")
+_MAC = re.compile(r"(?i)\b[0-9a-f]{2}(?:[:-][0-9a-f]{2}){5}\b")
+_HEX = re.compile(r"(?i)\b0x[0-9a-f]+\b")
+_UNIX_PATH = re.compile(r"(?<![\w./:~<>*-])(?:~|\.{1,2})?/(?=[\w.~@%+-])[\w.~@%+-]*(?:/[\w.~@%+$-]*)*")
+_QUOTED = re.compile(r"(?<![\w\\])(['\"`])([^'\"`\s]{1,200})\1(?!\w)(?!\s*:(?!\d))")
+_KV = re.compile(
+    r"(?<![\w.-])([A-Za-z_][\w.-]{0,40})=(<(?:email|url|host|path|ts|\*)>|\"[^\"]*\"|'[^']*'|[^\s,;&)\]}<>]*)"
+)
+_PLACEHOLDER = re.compile(r"<(?:email|url|host|path|ts|\*)>")
+_RUNS = re.compile(r"(<(?:email|url|host|path|ts|\*)>)(?:(?:[\s,;|/]|\band\b)+\1)+")
+_VAR_RUNS = re.compile(r"<\*>(?:[:._\-+/]?<\*>)+")
+# candidate tokens for number / id / host masking: anything with a digit or a dot inside
+_TOKEN = re.compile(r"(?<![\w])(?=[\w+-]*(?:\d|\.\w))\w[\w.+-]*\w|(?<![\w.])\d(?![\w.])")
+# long letter-only tokens with random case (Postfix long queue ids, base52 ids)
+_LETTERS_ID = re.compile(r"(?<![\w<])[A-Za-z]{10,}(?![\w>])")
+_CODE_PAIR = re.compile(r"[2-5]\d\d-[245]\.\d{1,3}\.\d{1,3}")
+
+_KV_CATEGORICAL_KEYS = frozenset(
+    "status state result action outcome level severity type proto protocol method mode kind category "
+    "dsn code reason_code smtp_code"
+.split())
+
+# context that makes a 3-digit number a reply/status code
+_CODE_BEFORE = re.compile(
+    r"(?:said:|smtp;|error|code|status|http|reply|response|responded|returned|answer|ErrorCode|errno)"
+    r"[\"'\s:=#]*$",
+    re.IGNORECASE,
+)
+_CODE_AFTER = re.compile(r"[ -]?[245]\.\d{1,3}\.\d{1,3}(?![\d.]\d)|,\s*b?['\"]")
+_HTTP_REASON_AFTER = re.compile(
+    r"\s+(?:Client Error|Server Error|OK\b|Created|Accepted|No Content|Moved|Found|Not Modified|Bad Request|"
+    r"Unauthori[sz]ed|Payment Required|Forbidden|Not Found|Method Not Allowed|Not Acceptable|"
+    r"Request Time-?out|Conflict|Gone|Length Required|Precondition|Payload Too Large|"
+    r"Request Entity Too Large|URI Too Long|Unsupported Media Type|Unprocessable|Too Many Requests|"
+    r"Internal Server Error|Not Implemented|Bad Gateway|Service Unavailable|Service Temporarily|Gateway Time-?out)",
+    re.IGNORECASE,
+)
+_UNIT_AFTER = re.compile(
+    r"\s*(?:ms|s|sec|secs|seconds?|minutes?|hours?|days?|bytes?|[kmgt]i?b|kbytes|items?|records?|rows?|"
+    r"files?|messages?|mails?|times|tries|attempts|retries|recipients?|connections?|threads?|%)\b",
+    re.IGNORECASE,
+)
+_ERRNO_BEFORE = re.compile(r"(?:errno|winerror|\[error)\s*[=:]?\s*-?$", re.IGNORECASE)
+
+
+# reply codes SMTP servers and HTTP APIs really send (RFC 5321, RFC 9110 and common extensions)
+REAL_CODES = frozenset(
+    "200 201 202 204 211 214 220 221 235 250 251 252 334 354 "
+    "400 401 402 403 404 405 406 407 408 409 410 411 412 413 414 415 416 417 418 421 422 423 424 425 426 428 "
+    "429 431 432 450 451 452 453 454 455 458 500 501 502 503 504 505 507 508 510 511 521 523 530 534 535 538 "
+    "550 551 552 553 554 555 556 557".split()
+)
+
+
+def _is_smtp_or_http_code(digits: str) -> bool:
+    return digits in REAL_CODES
+
+
+def _number(text: str, start: int, end: int, digits: str) -> str:
+    """A number inside a token (`"ErrorCode":406,`, `(451/100)`): a code only when named as one."""
+    before = text[max(0, start - 24) : start]
+    if _ERRNO_BEFORE.search(before):
+        return digits
+    if not _is_smtp_or_http_code(digits):
+        return VAR
+    after = text[end : end + 40]
+    if _CODE_AFTER.match(after) or (start > 0 and _CODE_BEFORE.search(before) and not _UNIT_AFTER.match(after)):
+        return digits
+    return VAR
+
+
+def _is_enhanced(parts) -> bool:
+    return (
+        len(parts) == 3
+        and parts[0] in ("2", "4", "5")
+        and 1 <= len(parts[1]) <= 3
+        and 1 <= len(parts[2]) <= 3
+    )
+
+
+def _word(word: str) -> str:
+    """A run of letters/digits/underscore without dots or hyphens, not random: name + number."""
+    if word.isdigit():
+        return VAR
+    if word.isalpha() or word.lower() in KEEP_WORDS:
+        return word
+    # worker12, R02, TS01, 351ms, 64kB: keep the letters, mask the number
+    return _DIGIT_RUN.sub(VAR, word)
+
+
+_DIGIT_RUN = re.compile(r"\d+")
+_HEXCHARS = frozenset("0123456789abcdefABCDEF")
+_SPLIT_WORDS = re.compile(r"([._+-]+)")
+# Kubernetes pod / replica-set suffixes: `-7d9f8b6c5d-x2kq4`, drawn from a vowel-free alphabet
+_K8S_SUFFIX = re.compile(r"-(?:[bcdfghjklmnpqrstvwxz2456789]{6,10}-)?[bcdfghjklmnpqrstvwxz2456789]{5}(?=$|[_.:,;)\]])")
+# a minus sign in front of a masked number (blk_-1608..., [Errno -2] aside): the sign is part of the value
+_NEGATIVE = re.compile(r"(?<![A-Za-z0-9>])-(?=<\*>)")
+_B64_RUN = re.compile(r"(?<![\w+/])[A-Za-z0-9+/]{16,}={0,2}(?![\w+/=])")
+
+
+def _is_hex(word: str) -> bool:
+    return all(c in _HEXCHARS for c in word)
+
+
+def _dns_label(label: str) -> bool:
+    if not label or label[0] == "-" or label[-1] == "-":
+        return False
+    if label[0] == "_":  # _dmarc, _domainkey
+        label = label[1:]
+    return label.replace("-", "").isalnum()
+
+
+def _hostlike(labels) -> bool:
+    """Dotted token whose last label is a TLD and whose labels are DNS labels."""
+    if len(labels) < 2:
+        return False
+    tld = labels[-1].lower()
+    if tld not in TLDS or (len(labels) == 2 and tld in FILE_EXTENSIONS):
+        return False
+    for label in labels:
+        if not _dns_label(label):
+            return False
+    return True
+
+
+def _count_digits(text: str) -> int:
+    return len(text) - len(text.translate(_NO_DIGITS))
+
+
+_NO_DIGITS = str.maketrans("", "", "0123456789")
+
+
+def _mask_word_token(token: str, text: str = "", start: int = 0) -> str:
+    """One run of [word chars . + -]: number, code, enhanced code, IP, host, file, id or word."""
+    if token.isalpha():
+        if len(token) >= 10 and not (token.islower() or token.isupper() or token.istitle()):
+            return _letters_id_word(token)
+        return token
+    if token.isdigit():
+        return _number(text or token, start, start + len(token), token)
+    if "-" in token:
+        if _CODE_PAIR.fullmatch(token):
+            return token
+        if _AWS_REGION.fullmatch(token):
+            return VAR
+        if token[:4].isdigit() and _TS_NUM.fullmatch(token):
+            return TS
+        if len(token) == 36 and _UUID.fullmatch(token):
+            return VAR
+    if "." in token:
+        labels = token.split(".")
+        if all(label.isdigit() for label in labels if label):
+            if _is_enhanced(labels):
+                return token
+            if len(labels) == 4 and all(len(label) <= 3 for label in labels):
+                return HOST
+            return VAR
+        if _hostlike(labels):
+            return HOST
+        if len(labels) == 2 and labels[1].lower() in FILE_EXTENSIONS and labels[0]:
+            return PATH
+    if token[:2] in ("0x", "0X") and _is_hex(token[2:]):
+        return VAR
+    if not _has_digit(token) or token.lower() in KEEP_WORDS:
+        return token
+    parts = _SPLIT_WORDS.split(token)
+    groups = 0
+    dashed = "-" in token
+    for part in parts:
+        if _random_part(part) or (dashed and len(part) >= 8 and _is_hex(part) and not part.isdigit()):
+            # a generated id (Gmail's a640c23a62f3a-4f1d..., SN4PR0601CA0005, pod hashes): all of it
+            return VAR
+        if part and part[0].isdigit():
+            groups += 1
+    if groups >= 3:
+        # attempt_1445144423722_0020_m_000002_0, container_..._01_000004: a structured id
+        return VAR
+    masked = "".join(part if not part or part[0] in "._+-" else _word(part) for part in parts)
+    if "-" + VAR in masked:
+        masked = _NEGATIVE.sub("", masked)
+    if masked.count(VAR) > 1:
+        masked = _VAR_RUNS.sub(VAR, masked)
+    return masked
+
+
+def _random_part(part: str) -> bool:
+    """Letters and digits interleaved (a640c23a, BN8NAM11FT066) or a hex run: generated, not named."""
+    if len(part) < 3 or part.isalpha() or part.isdigit() or part[0] in "._+-":
+        return False
+    changes = 0
+    digit = part[0].isdigit()
+    for c in part[1:]:
+        d = c.isdigit()
+        if d != digit:
+            changes += 1
+            digit = d
+    if changes >= 2:
+        return part.lower() not in KEEP_WORDS
+    return len(part) >= 12 and _is_hex(part)
+
+
+def _token(match: re.Match) -> str:
+    return _mask_word_token(match.group(), match.string, match.start())
+
+
+def _letters_id(match: re.Match) -> str:
+    return _letters_id_word(match.group())
+
+
+def _letters_id_word(word: str) -> str:
+    if word.islower() or word.isupper() or word.istitle():
+        return word
+    # CamelCase is made of pronounceable words; a random id is mostly 1-2 letter fragments
+    wordy = sum(len(seg) for seg in _CASE_SEGMENT.findall(word) if len(seg) >= 3 and not _VOWELS.isdisjoint(seg))
+    return VAR if wordy < 0.6 * len(word) else word
+
+
+def _base64(match: re.Match) -> str:
+    run = match.group()
+    if run.islower() or run.isupper():
+        return run
+    if _has_digit(run):
+        return VAR
+    letters = "".join(c for c in run if c.isalpha())
+    return VAR if _letters_id_word(letters) == VAR else run
+
+
+def _quoted(match: re.Match) -> str:
+    inner = match.group(2)
+    if _PLACEHOLDER.fullmatch(inner):
+        return match.group(0)
+    return VAR
+
+
+def _kv(match: re.Match) -> str:
+    key, value = match.group(1), match.group(2)
+    if not value or _PLACEHOLDER.fullmatch(value):
+        return match.group(0)
+    if key.lower() in _KV_CATEGORICAL_KEYS:
+        bare = value.strip("\"'")
+        if bare.isalpha() and len(bare) <= 24:
+            return match.group(0)
+        parts = bare.split(".")
+        if _is_enhanced(parts) and all(p.isdigit() for p in parts) or (bare.isdigit() and _is_smtp_or_http_code(bare)):
+            return match.group(0)
+    return f"{key}={VAR}"
+
+
+def normalize(message: str) -> str:
+    """Whitespace, escapes and bytes-repr prefixes made uniform; bounded length."""
+    text = message
+    if len(text) > MAX_INPUT_CHARS:
+        text = text[:MAX_INPUT_CHARS]
+        cut = max(text.rfind(" "), text.rfind("\n"))
+        if cut > MAX_INPUT_CHARS // 2:
+            text = text[:cut]
+    if "\\" in text:
+        if ":\\" in text:
+            text = _WIN_PATH.sub(PATH, text)
+        text = _ESCAPES.sub(" ", text)
+    if "b'" in text or 'b"' in text:
+        text = _BYTES_PREFIX.sub("", text)
+    return " ".join(text.split())
+
+
+# --- the token pass ---------------------------------------------------------------------
+_EDGE = "()[]{}<>,;:'\"`!?.*"
+_TS_WORDS = frozenset("Jan Feb Mar Apr May Jun Jul Aug Sep Sept Oct Nov Dec Mon Tue Wed Thu Fri Sat Sun".split())
+_CODE_WORDS = frozenset(
+    "said error code status http reply response responded returned answer errorcode statuscode status_code "
+    "smtp; smtp dsn".split()
+)
+# HTTP reason phrases after a status code: one distinctive word, or the first two words
+_HTTP_REASON_ONE = frozenset("unauthorized unauthorised forbidden conflict gone unprocessable misdirected".split())
+_HTTP_REASON_TWO = frozenset((
+    ("client", "error"), ("server", "error"), ("too", "many"), ("not", "found"), ("bad", "request"),
+    ("bad", "gateway"), ("internal", "server"), ("service", "unavailable"), ("service", "temporarily"),
+    ("gateway", "timeout"), ("gateway", "time-out"), ("payload", "too"), ("request", "timeout"),
+    ("request", "entity"), ("method", "not"), ("not", "acceptable"), ("not", "implemented"),
+    ("payment", "required"), ("precondition", "failed"), ("unsupported", "media"), ("length", "required"),
+    ("request-uri", "too"), ("uri", "too"), ("insufficient", "storage"), ("network", "authentication"),
+))
+_UNITS = frozenset(
+    "ms s sec secs second seconds minute minutes hour hours day days byte bytes b kb mb gb tb kib mib gib kbytes "
+    "item items record records row rows file files message messages mail mails times tries attempts retries "
+    "recipient recipients connection connections thread threads % percent".split()
+)
+# lower-case words that follow a reply code at the start of a real server reply
+_SMTP_LEAD_WORDS = frozenset(
+    "delivery relay message mailbox sorry user requested rejected rejecting error error: mail no not access "
+    "authentication auth this your we unable domain sender recipient recipients bad invalid syntax too "
+    "unrouteable address service temporary temporarily local transaction timeout connection command "
+    "administrative requested permanent insufficient exceeded over quota blocked denied refused policy spam "
+    "smtp helo ehlo sender must please try".split()
+)
+_REPLY_WORDS = frozenset("said smtp; smtp returned responded reply response answer dsn".split())
+_CODE_COLON_WORDS = frozenset("said: error: data: reply: response: command: dsn: smtp: code: status: diagnostic-code:".split())
+_QUOTED_LOCAL_EMAIL = re.compile(rf"\"(?:[^\"\\\r\n]|\\.){{1,64}}\"(?:@|%40)(?:{_redact._DOMAIN})")
+_ENHANCED_TOKEN = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
+_CACHE_MAX = 8192
+_token_cache: dict = {}
+
+
+def _has_digit(text: str) -> bool:
+    for c in text:
+        if c.isdigit():
+            return True
+    return False
+
+
+def _simple(core: str) -> bool:
+    """Only word characters, dots, hyphens and plus signs."""
+    return core.replace(".", "").replace("-", "").replace("_", "").replace("+", "").isalnum()
+
+
+def _mask_token(token: str) -> str:
+    """Context-free masking of one whitespace-delimited token."""
+    if "-" in token and len(token) >= 12:
+        token = _K8S_SUFFIX.sub("-" + VAR, token)
+    core = token.strip(_EDGE)
+    if core and _simple(core) and "'" not in token and '"' not in token and "`" not in token:
+        # the common shapes: word, number, enhanced code, IP, host, id, with punctuation around
+        if core == token:
+            return _mask_word_token(core)
+        start = token.find(core)
+        return token[:start] + _mask_word_token(core, token, start) + token[start + len(core) :]
+    t = token
+    if "://" in t or "www." in t:
+        t = _URL.sub(URL, t)
+    if "@" in t or "%40" in t or "0040" in t or "&#" in t:
+        t = _EMAIL.sub(EMAIL, t)
+    if "arn:" in t:
+        t = _ARN.sub(VAR, t)
+    if "=" in t:
+        t = _KV.sub(_kv, t)
+    digit = _has_digit(t)
+    if digit:
+        if ":" in t:
+            t = _TS_NUM.sub(TS, t)
+            if t.count(":") >= 2:
+                t = _IPV6.sub(HOST, t)
+                t = _MAC.sub(VAR, t)
+        elif "-" in t or "/" in t:
+            t = _TS_NUM.sub(TS, t)
+        if len(t) >= 32:
+            t = _UUID.sub(VAR, t)
+        if "." in t:
+            t = _IPV4.sub(HOST, t)
+        if "0x" in t or "0X" in t:
+            t = _HEX.sub(VAR, t)
+    if len(t) >= 16 and ("/" in t or "+" in t):
+        t = _B64_RUN.sub(_base64, t)
+    if "/" in t:
+        t = _UNIX_PATH.sub(PATH, t)
+    if "'" in t or '"' in t or "`" in t:
+        t = _QUOTED.sub(_quoted, t)
+    if digit or "." in t:
+        t = _TOKEN.sub(_token, t)
+        if t.count(VAR) > 1:
+            t = _VAR_RUNS.sub(VAR, t)
+    if len(t) >= 10 and not t.isalpha():
+        t = _LETTERS_ID.sub(_letters_id, t)
+    return t
+
+
+def _core(token: str) -> str:
+    return token.strip(_EDGE)
+
+
+def _is_code_here(core: str, tokens, index: int, token: str) -> bool:
+    """Is the 3-digit number `core` (token `index`) an SMTP reply or HTTP status code?"""
+    nxt = tokens[index + 1] if index + 1 < len(tokens) else ""
+    nxt_core = _core(nxt).lower()
+    if nxt_core in _UNITS:
+        return False
+    if _ENHANCED_TOKEN.fullmatch(nxt_core) or nxt_core in _HTTP_REASON_ONE:
+        return True
+    if index + 2 < len(tokens) and (nxt_core, _core(tokens[index + 2]).lower()) in _HTTP_REASON_TWO:
+        return True
+    if token[0] == "(" and token[-1] == ",":
+        return True
+    if index == 0:
+        # `550 Unrouteable address`, `554 delivery error`, but not `408 double-hummer alignment exceptions`
+        return nxt[:1].isupper() or nxt_core in _SMTP_LEAD_WORDS or (nxt[:1] != "" and nxt[:1] in "<#-")
+    prev = tokens[index - 1]
+    named = token[-1] == ":" or nxt[:1].isupper() or (nxt[:1] != "" and nxt[:1] in "<-")
+    if not (named or nxt_core.isalpha()):
+        return False  # `failed with error 201` at the end, `status: 200 len: 5`: a value
+    prev_core = prev.lower().strip(_EDGE + "=#")
+    if prev_core in _REPLY_WORDS:
+        return True
+    if prev_core in _CODE_WORDS:
+        return named  # `HTTP Error 429: Too Many`, not `Error 426 connecting to`
+    # `host [ip]: 550 Unrouteable address`, `after end of data: 552 Message size ...`
+    return prev[-2:] == "]:" or prev.lower() in _CODE_COLON_WORDS
+
+
+def _timestamp_span(tokens, index: int) -> int:
+    """Number of tokens starting at `index` that form a written-out timestamp (0 if none)."""
+    window = " ".join(tokens[index : index + 7])
+    match = _TS_TEXT.match(window)
+    if match is None:
+        return 0
+    end = match.end()
+    if end < len(window) and window[end] != " ":
+        return 0
+    return window.count(" ", 0, end) + 1
+
+
+_USER_BEFORE = frozenset(("for", "invalid", "illegal", "unknown"))
+_USER_AFTER = frozenset(("from", "[preauth]", "by"))
+_PAREN_NAME = re.compile(r"\(([A-Za-z_][\w.-]*)\)([,.;:]?)")
+
+
+def _is_state(word: str) -> bool:
+    return len(word) >= 3 and word.replace("_", "").isalpha() and word.isupper()
+
+
+def _mask_context_values(out: list) -> None:
+    """Values that are words, recognisable only by their neighbours:
+    login names (`for user root`, `invalid user admin`, `password for root from`),
+    a name in parentheses after a masked value (`process <*> (java)`), and
+    state transitions (`from RUNNING to FAILED`)."""
+    last = len(out) - 1
+    for index in range(1, len(out)):
+        word = out[index]
+        if word[:1] == "<" or not word:
+            continue
+        before = out[index - 1]
+        if word[0] == "(":
+            if before == VAR and word[-1] in "),.;:":
+                match = _PAREN_NAME.fullmatch(word)
+                if match is not None:
+                    out[index] = f"({VAR}){match.group(2)}"
+            continue
+        if not word[0].isalnum():
+            continue
+        low = before.lower()
+        if low == "user" and index >= 2 and out[index - 2].lower() in _USER_BEFORE:
+            out[index] = VAR
+        elif low == "for" and index < last and out[index + 1].lower() in _USER_AFTER:
+            out[index] = VAR
+        elif (
+            low == "from" and index + 2 <= last and out[index + 1].lower() == "to"
+            and _is_state(word) and _is_state(out[index + 2].rstrip(".,;"))
+        ):
+            tail = out[index + 2]
+            out[index] = VAR
+            out[index + 2] = VAR + (tail[-1] if tail[-1] in ".,;" else "")
+
+
+def mask(message: str) -> str:
+    """The pattern of `message`: variable parts replaced by placeholders, <= 300 chars."""
+    text = normalize(message)
+    if not text:
+        return ""
+    if '"@' in text or '"%40' in text:
+        text = _QUOTED_LOCAL_EMAIL.sub(EMAIL, text)
+    tokens = text.split(" ")
+    count = len(tokens)
+    out = []
+    append = out.append
+    cache = _token_cache
+    index = 0
+    while index < count:
+        token = tokens[index]
+        if token[:3] in _TS_WORDS or (token[:1].isdigit() and len(token) <= 3 and index + 1 < count and tokens[index + 1][:3] in _TS_WORDS):
+            span = _timestamp_span(tokens, index)
+            if span:
+                trail = tokens[index + span - 1]
+                append(TS + (trail[-1] if trail[-1] in ",;)]" else ""))
+                index += span
+                continue
+        if token.isalpha():
+            if len(token) >= 10 and not (token.islower() or token.isupper() or token.istitle()):
+                token = _letters_id_word(token)
+            append(token)
+            index += 1
+            continue
+        hit = cache.get(token)
+        if hit is not None:
+            append(hit)
+            index += 1
+            continue
+        core = _core(token)
+        if core.isdigit():
+            if index > 0 and tokens[index - 1].lower().endswith("errno"):
+                masked = token
+            elif core in REAL_CODES and _is_code_here(core, tokens, index, token):
+                masked = token
+            else:
+                masked = token.replace(core, VAR, 1)
+            append(masked)
+            index += 1
+            continue
+        masked = _mask_token(token)
+        if len(token) < 64 and not _has_digit(token) and "@" not in token:
+            if len(cache) >= _CACHE_MAX:
+                cache.clear()
+            cache[token] = masked
+        append(masked)
+        index += 1
+    _mask_context_values(out)
+    text = " ".join(out)
+    if "<" in text:
+        text = _RUNS.sub(r"\1", text)
+    if "@" in text:
+        text = _LEFTOVER_AT.sub(EMAIL, text)
+    if len(text) > ERROR_PATTERN_MAX_CHARS:
+        text = text[:ERROR_PATTERN_MAX_CHARS]
+    return text

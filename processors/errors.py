@@ -1,0 +1,137 @@
+"""Error-pattern tagging: `classify()` and the `errors` stage.
+
+`classify(message, error_type=None)` returns a `Classification` with
+- `pattern`: the message with variable parts masked (error_patterns.mask);
+- `fingerprint`: 16 hex chars of SHA-256 over the error type and the pattern,
+  nothing else, so the same error gets the same fingerprint in every process and
+  on every host (no Python `hash()`, no clustering history);
+- `category` / `retryable`: from the pattern and the type (error_categories).
+
+It is a pure function. Results are cached per (pattern, type) in a small
+bounded dict, so a warm stream of variants costs one masking pass each.
+
+The stage tags every span with status ERROR or an `exception` event: text =
+`exception.message`, else the status description; type = `exception.type`,
+else `error.type`. It sets mailscope.error.category / retryable / pattern /
+fingerprint / occurrences (per-fingerprint count in this process, from a
+bounded LRU table of `MAILSCOPE_ERROR_PATTERNS_MAX`), and counts
+`mailscope.errors` by category, retryable and fingerprint; fingerprints beyond
+the first `MAILSCOPE_ERROR_PATTERNS_MAX` are counted as `other`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import NamedTuple
+
+from mailscope import attributes as attr
+from mailscope.metrics import LabelCap, instruments
+from mailscope.processors.error_categories import UNKNOWN, categorize
+from mailscope.processors.error_patterns import mask
+from mailscope.processors.error_table import OccurrenceTable
+
+_CACHE_MAX = 4096
+_NO_TYPE = "_OTHER"  # error_type stage's fallback: names nothing
+
+
+class Classification(NamedTuple):
+    category: str
+    retryable: bool
+    pattern: str
+    fingerprint: str
+
+
+def normalize_type(error_type) -> str:
+    if not error_type:
+        return ""
+    text = str(error_type).strip()
+    if text == _NO_TYPE:
+        return ""
+    if text.startswith("builtins."):
+        text = text[len("builtins.") :]
+    return text
+
+
+def fingerprint(error_type: str, pattern: str) -> str:
+    """16 hex chars: a deterministic function of (error type, pattern) only."""
+    return hashlib.sha256(f"{error_type}\x1f{pattern}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+_cache: dict = {}
+
+
+def classify(message, error_type=None) -> Classification:
+    """Classify one error message (the same logic as `mailscope classify`)."""
+    text = message if isinstance(message, str) else ("" if message is None else str(message))
+    kind = normalize_type(error_type)
+    pattern = mask(text)
+    key = (pattern, kind)
+    hit = _cache.get(key)
+    if hit is not None:
+        return hit
+    category, retryable = categorize(pattern, kind or None)
+    result = Classification(category, retryable, pattern, fingerprint(kind, pattern))
+    if len(_cache) >= _CACHE_MAX:
+        try:
+            del _cache[next(iter(_cache))]  # oldest first: dicts keep insertion order
+        except (StopIteration, KeyError, RuntimeError):
+            _cache.clear()
+    _cache[key] = result
+    return result
+
+
+class ErrorsStage:
+    """Tag failed spans with the error's category, retryability, pattern and fingerprint."""
+
+    name = "errors"
+
+    def __init__(self, config=None):
+        limit = getattr(config, "error_patterns_max", 500)
+        self.table = OccurrenceTable(limit)
+        self.labels = LabelCap(limit)
+        self._counter = None
+
+    def __call__(self, draft) -> None:
+        event = draft.exception_event()
+        if event is None and not draft.is_error:
+            return
+        event_attrs = event.attributes if event is not None and event.attributes else {}
+        message = event_attrs.get(attr.EXCEPTION_MESSAGE)
+        if not message:
+            message = draft.status.description or ""
+        error_type = event_attrs.get(attr.EXCEPTION_TYPE) or draft.attributes.get(attr.ERROR_TYPE)
+        result = classify(str(message), error_type)
+        category, retryable = result.category, result.retryable
+        if category == UNKNOWN:
+            category, retryable = self._from_span_codes(draft, category, retryable)
+        occurrences = self.table.seen(result.fingerprint)
+        draft.set_attributes(
+            {
+                attr.ERROR_CATEGORY: category,
+                attr.ERROR_RETRYABLE: retryable,
+                attr.ERROR_PATTERN: result.pattern,
+                attr.ERROR_FINGERPRINT: result.fingerprint,
+                attr.ERROR_OCCURRENCES: occurrences,
+            }
+        )
+        if self._counter is None:
+            self._counter = instruments().errors
+        self._counter.add(
+            1,
+            {
+                attr.ERROR_CATEGORY: category,
+                attr.ERROR_RETRYABLE: retryable,
+                attr.ERROR_FINGERPRINT: self.labels(result.fingerprint),
+            },
+        )
+
+    @staticmethod
+    def _from_span_codes(draft, category, retryable):
+        """An instrumentor may know the SMTP reply when the message does not say it."""
+        attributes = draft.attributes
+        code = attributes.get(attr.SMTP_RESPONSE_CODE)
+        enhanced = attributes.get(attr.SMTP_ENHANCED_STATUS)
+        if code is None and enhanced is None:
+            return category, retryable
+        hint = " ".join(str(part) for part in (code, enhanced) if part is not None)
+        return categorize(hint)
