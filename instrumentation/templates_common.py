@@ -39,25 +39,16 @@ MAX_KNOWN_TEMPLATES = 10_000  # compiled templates remembered for cache-hit dete
 FILTER_CACHE_MAX = 1024
 
 
-class MissingNames:
-    """Distinct undefined variable names of one render, in first-seen order (capped)."""
-
-    __slots__ = ("names",)
-
-    def __init__(self):
-        self.names: dict = {}
-
-    def add(self, name: str) -> None:
-        if name not in self.names and len(self.names) < MAX_TRACKED_MISSING:
-            self.names[name[:MAX_NAME_CHARS]] = None
-
-
 class Active:
-    __slots__ = ("owner", "missing")
+    """What mailscope is handling in this context: `owner` (a template or an
+    environment) and, while a render is traced, `names`: the distinct missing
+    variable names in first-seen order (a dict used as an ordered set), else None."""
 
-    def __init__(self, owner, missing):
+    __slots__ = ("owner", "names")
+
+    def __init__(self, owner, names):
         self.owner = owner
-        self.missing = missing
+        self.names = names
 
 
 ACTIVE: contextvars.ContextVar = contextvars.ContextVar("mailscope_template_call", default=None)
@@ -72,14 +63,17 @@ def owned_by(obj) -> bool:
 def collecting() -> bool:
     """A traced render is collecting missing variable names right now."""
     active = ACTIVE.get()
-    return active is not None and active.missing is not None
+    return active is not None and active.names is not None
 
 
 def note_missing(name) -> None:
     """Called by the engines' undefined types: a top-level variable lookup missed."""
     active = ACTIVE.get()
-    if active is not None and active.missing is not None and isinstance(name, str):
-        active.missing.add(name)
+    if active is None or not isinstance(name, str):
+        return
+    names = active.names
+    if names is not None and name not in names and len(names) < MAX_TRACKED_MISSING:
+        names[name[:MAX_NAME_CHARS]] = None
 
 
 def count_variables(args, kwargs):
@@ -89,6 +83,8 @@ def count_variables(args, kwargs):
     consumed and no value is read."""
     if not args:
         return len(kwargs)
+    if type(args[0]) is dict and len(args) == 1 and not kwargs:
+        return len(args[0])
     if len(args) != 1 or not isinstance(args[0], Mapping):
         return None
     given = args[0]
@@ -168,7 +164,7 @@ class TemplateTelemetry:
             return None
 
     @staticmethod
-    def enter(span, owner, missing):
+    def enter(span, owner, names):
         """Make `span` current and mark `owner` as handled; returns tokens for `leave`."""
         try:
             ctx_token = context.attach(trace.set_span_in_context(span))
@@ -176,7 +172,7 @@ class TemplateTelemetry:
             internal_error("template context attach")
             ctx_token = None
         try:
-            active_token = ACTIVE.set(Active(owner, missing))
+            active_token = ACTIVE.set(Active(owner, names))
         except Exception:
             internal_error("template call state")
             active_token = None
@@ -197,18 +193,17 @@ class TemplateTelemetry:
                 internal_error("template context detach")
 
     @staticmethod
-    def _missing_attributes(missing) -> dict:
-        names = missing.names
+    def _missing_attributes(names: dict) -> dict:
         result = {attr.PERSONALIZATION_MISSING: len(names)}
         if names:
             result[attr.PERSONALIZATION_MISSING_NAMES] = list(names)[: attr.MAX_MISSING_NAMES]
         return result
 
     @staticmethod
-    def fail(span, exc: BaseException, *, withhold: bool, safe_messages: tuple, missing=None) -> None:
+    def fail(span, exc: BaseException, *, withhold: bool, safe_messages: tuple, names=None) -> None:
         try:
-            if missing is not None:  # a StrictUndefined failure names what was missing
-                span.set_attributes(TemplateTelemetry._missing_attributes(missing))
+            if names is not None:  # a StrictUndefined failure names what was missing
+                span.set_attributes(TemplateTelemetry._missing_attributes(names))
             if isinstance(exc, Exception):
                 mark_failed(span, exc, safe_messages=safe_messages, withhold=withhold)
         except Exception:
@@ -226,7 +221,7 @@ class TemplateTelemetry:
             return None
         outer = ACTIVE.get()
         # a load inside a render keeps collecting that render's missing names
-        return span, self.enter(span, owner, outer.missing if outer is not None else None)
+        return span, self.enter(span, owner, outer.names if outer is not None else None)
 
     def finish_load(self, span, engine: str, template, name: str, *, inline: bool, name_from_result: bool) -> None:
         try:
@@ -256,17 +251,35 @@ class TemplateTelemetry:
 
     def run_load(self, engine, owner, name, wrapped, args, kwargs, *, inline=False, name_from_result=False,
                  safe_messages=()):
-        started = self.start_load(engine, name, owner)
-        if started is None:
+        # start_load/enter/leave inlined: a load (mostly a cache hit) comes with every render
+        span = None
+        try:
+            span = self.tracer.start_span(attr.SPAN_TEMPLATE_LOAD, kind=SpanKind.INTERNAL, attributes={
+                attr.OPERATION: attr.OP_TEMPLATE_LOAD, attr.TEMPLATE_NAME: name, attr.TEMPLATE_ENGINE: engine})
+            outer = ACTIVE.get()
+            ctx_token = context.attach(trace.set_span_in_context(span))
+            try:
+                # a load inside a render keeps collecting that render's missing names
+                active_token = ACTIVE.set(Active(owner, outer.names if outer is not None else None))
+            except Exception:
+                context.detach(ctx_token)
+                raise
+        except Exception:
+            internal_error("template load start")
+            if span is not None:
+                self.end(span)
             return wrapped(*args, **kwargs)
-        span, tokens = started
         try:
             template = wrapped(*args, **kwargs)
         except BaseException as exc:
-            self.leave(tokens)
+            self.leave((ctx_token, active_token))
             self.fail(span, exc, withhold=False, safe_messages=safe_messages)
             raise
-        self.leave(tokens)
+        try:
+            ACTIVE.reset(active_token)
+            context.detach(ctx_token)
+        except Exception:
+            internal_error("template load context")
         self.finish_load(span, engine, template, name, inline=inline, name_from_result=name_from_result)
         return template
 
@@ -286,63 +299,94 @@ class TemplateTelemetry:
         return template
 
     # --- personalize ------------------------------------------------------------
+    # The render path runs once per recipient: it is kept flat (few calls, one
+    # attribute batch at each end of the span).
     def start_render(self, engine: str, template, name: str, args, kwargs):
-        """(span, missing, tokens) for a render, or None when the span could not start."""
+        """(span, names, tokens) for a render, or None when the span could not start."""
+        span = None
         try:
+            variables = count_variables(args, kwargs) if args else len(kwargs)
             attributes = {attr.OPERATION: attr.OP_PERSONALIZE, attr.TEMPLATE_NAME: name, attr.TEMPLATE_ENGINE: engine}
-            variables = count_variables(args, kwargs)
             if variables is not None:
                 attributes[attr.PERSONALIZATION_VARIABLES] = variables
+            span = self.tracer.start_span(attr.SPAN_PERSONALIZE, kind=SpanKind.INTERNAL, attributes=attributes)
+            names = {} if span.is_recording() else None
         except Exception:
-            internal_error("template render attributes")
+            internal_error("template render start")
+            if span is not None:
+                self.end(span)
             return None
-        span = self._start(attr.SPAN_PERSONALIZE, attributes)
-        if span is None:
-            return None
-        missing = MissingNames() if span.is_recording() else None
-        return span, missing, self.enter(span, template, missing)
+        return span, names, self.enter(span, template, names)
 
     @staticmethod
-    def finish_render(span, missing, size: int = 0, output=None) -> None:
+    def finish_render(span, names, size: int = 0, output=None) -> None:
         try:
-            if missing is not None:
+            if names is not None:
                 if output is not None:
                     size = utf8_len(output)
-                result = TemplateTelemetry._missing_attributes(missing)
-                result[attr.CONTENT_BYTES] = size
-                span.set_attributes(result)
+                if names:
+                    span.set_attributes({
+                        attr.PERSONALIZATION_MISSING: len(names),
+                        attr.PERSONALIZATION_MISSING_NAMES: list(names)[: attr.MAX_MISSING_NAMES],
+                        attr.CONTENT_BYTES: size,
+                    })
+                else:
+                    span.set_attributes({attr.PERSONALIZATION_MISSING: 0, attr.CONTENT_BYTES: size})
         except Exception:
             internal_error("template render finish")
-        TemplateTelemetry.end(span)
+        try:
+            span.end()
+        except Exception:
+            internal_error("template span end")
 
     def run_render(self, engine, template, name, wrapped, args, kwargs, *, safe_messages=()):
-        started = self.start_render(engine, template, name, args, kwargs)
-        if started is None:
+        # start_render/enter/leave inlined: this is the per-recipient hot path
+        span = None
+        try:
+            variables = count_variables(args, kwargs) if args else len(kwargs)
+            attributes = {attr.OPERATION: attr.OP_PERSONALIZE, attr.TEMPLATE_NAME: name, attr.TEMPLATE_ENGINE: engine}
+            if variables is not None:
+                attributes[attr.PERSONALIZATION_VARIABLES] = variables
+            span = self.tracer.start_span(attr.SPAN_PERSONALIZE, kind=SpanKind.INTERNAL, attributes=attributes)
+            names = {} if span.is_recording() else None
+            ctx_token = context.attach(trace.set_span_in_context(span))
+            try:
+                active_token = ACTIVE.set(Active(template, names))
+            except Exception:
+                context.detach(ctx_token)
+                raise
+        except Exception:
+            internal_error("template render start")
+            if span is not None:
+                self.end(span)
             return wrapped(*args, **kwargs)
-        span, missing, tokens = started
         try:
             output = wrapped(*args, **kwargs)
         except BaseException as exc:
-            self.leave(tokens)
-            self.fail(span, exc, withhold=True, safe_messages=safe_messages, missing=missing)
+            self.leave((ctx_token, active_token))
+            self.fail(span, exc, withhold=True, safe_messages=safe_messages, names=names)
             raise
-        self.leave(tokens)
-        self.finish_render(span, missing, output=output)
+        try:
+            ACTIVE.reset(active_token)
+            context.detach(ctx_token)
+        except Exception:
+            internal_error("template render context")
+        self.finish_render(span, names, output=output)
         return output
 
     async def run_render_async(self, engine, template, name, wrapped, args, kwargs, *, safe_messages=()):
         started = self.start_render(engine, template, name, args, kwargs)
         if started is None:
             return await wrapped(*args, **kwargs)
-        span, missing, tokens = started
+        span, names, tokens = started
         try:
             output = await wrapped(*args, **kwargs)
         except BaseException as exc:
             self.leave(tokens)
-            self.fail(span, exc, withhold=True, safe_messages=safe_messages, missing=missing)
+            self.fail(span, exc, withhold=True, safe_messages=safe_messages, names=names)
             raise
         self.leave(tokens)
-        self.finish_render(span, missing, output=output)
+        self.finish_render(span, names, output=output)
         return output
 
     def run_generate(self, engine, template, name, wrapped, args, kwargs, *, safe_messages=()):
@@ -354,7 +398,7 @@ class TemplateTelemetry:
         if started is None:
             yield from wrapped(*args, **kwargs)
             return
-        span, missing, tokens = started
+        span, names, tokens = started
         size = 0
         inner = None
         try:
@@ -363,25 +407,25 @@ class TemplateTelemetry:
             finally:
                 self.leave(tokens)
             while True:
-                tokens = self.enter(span, template, missing)
+                tokens = self.enter(span, template, names)
                 try:
                     chunk = next(inner)
                 except StopIteration:
                     break
                 finally:
                     self.leave(tokens)
-                if missing is not None:
+                if names is not None:
                     size += utf8_len(chunk)
                 yield chunk
         except GeneratorExit:
             if inner is not None:
                 inner.close()
-            self.finish_render(span, missing, size)
+            self.finish_render(span, names, size)
             raise
         except BaseException as exc:
-            self.fail(span, exc, withhold=True, safe_messages=safe_messages, missing=missing)
+            self.fail(span, exc, withhold=True, safe_messages=safe_messages, names=names)
             raise
-        self.finish_render(span, missing, size)
+        self.finish_render(span, names, size)
 
     async def run_generate_async(self, engine, template, name, wrapped, args, kwargs, *, safe_messages=()):
         started = self.start_render(engine, template, name, args, kwargs)
@@ -389,7 +433,7 @@ class TemplateTelemetry:
             async for chunk in wrapped(*args, **kwargs):
                 yield chunk
             return
-        span, missing, tokens = started
+        span, names, tokens = started
         size = 0
         inner = None
         try:
@@ -398,22 +442,22 @@ class TemplateTelemetry:
             finally:
                 self.leave(tokens)
             while True:
-                tokens = self.enter(span, template, missing)
+                tokens = self.enter(span, template, names)
                 try:
                     chunk = await inner.__anext__()
                 except StopAsyncIteration:
                     break
                 finally:
                     self.leave(tokens)
-                if missing is not None:
+                if names is not None:
                     size += utf8_len(chunk)
                 yield chunk
         except GeneratorExit:
             if inner is not None:
                 await inner.aclose()
-            self.finish_render(span, missing, size)
+            self.finish_render(span, names, size)
             raise
         except BaseException as exc:
-            self.fail(span, exc, withhold=True, safe_messages=safe_messages, missing=missing)
+            self.fail(span, exc, withhold=True, safe_messages=safe_messages, names=names)
             raise
-        self.finish_render(span, missing, size)
+        self.finish_render(span, names, size)

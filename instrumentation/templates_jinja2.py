@@ -23,7 +23,7 @@ import wrapt
 
 from mailscope._safety import internal_error
 from mailscope.instrumentation import wrapper_layers
-from mailscope.instrumentation.templates_common import INLINE_NAME, note_missing, owned_by
+from mailscope.instrumentation.templates_common import ACTIVE, INLINE_NAME, note_missing, owned_by
 
 ENGINE = "jinja2"
 
@@ -188,41 +188,48 @@ class Jinja2Probe:
                                        safe_messages=self._safe)
 
     # --- renders ----------------------------------------------------------------
-    def _render_name(self, template):
+    def _render_name(self, template, where):
         """The name to trace a render of `template` under, or None when it is not traced."""
-        if owned_by(template):
-            return None  # e.g. render() of an async environment running render_async()
-        name = template.name or INLINE_NAME
-        return name if self.telemetry.wants(name) else None
-
-    def _checked_name(self, template, where):
         try:
-            return self._render_name(template)
+            if owned_by(template):
+                return None  # e.g. render() of an async environment running render_async()
+            name = template.name or INLINE_NAME
+            telemetry = self.telemetry
+            return name if telemetry.match_all or telemetry.wants(name) else None
         except Exception:
             internal_error(where)
             return None
 
     def _render(self, wrapped, template, args, kwargs):
-        name = self._checked_name(template, "jinja2 render")
+        # _render_name inlined: one render per recipient
+        telemetry = self.telemetry
+        try:
+            active = ACTIVE.get()
+            name = template.name or INLINE_NAME
+            if (active is not None and active.owner is template) or not (telemetry.match_all or telemetry.wants(name)):
+                name = None
+        except Exception:
+            internal_error("jinja2 render")
+            name = None
         if name is None:
             return wrapped(*args, **kwargs)
-        return self.telemetry.run_render(ENGINE, template, name, wrapped, args, kwargs, safe_messages=self._safe)
+        return telemetry.run_render(ENGINE, template, name, wrapped, args, kwargs, safe_messages=self._safe)
 
     def _render_async(self, wrapped, template, args, kwargs):
-        name = self._checked_name(template, "jinja2 render_async")
+        name = self._render_name(template, "jinja2 render_async")
         if name is None:
             return wrapped(*args, **kwargs)
         return self.telemetry.run_render_async(ENGINE, template, name, wrapped, args, kwargs,
                                                safe_messages=self._safe)
 
     def _generate(self, wrapped, template, args, kwargs):
-        name = self._checked_name(template, "jinja2 generate")
+        name = self._render_name(template, "jinja2 generate")
         if name is None:
             return wrapped(*args, **kwargs)
         return self.telemetry.run_generate(ENGINE, template, name, wrapped, args, kwargs, safe_messages=self._safe)
 
     def _generate_async(self, wrapped, template, args, kwargs):
-        name = self._checked_name(template, "jinja2 generate_async")
+        name = self._render_name(template, "jinja2 generate_async")
         if name is None:
             return wrapped(*args, **kwargs)
         return self.telemetry.run_generate_async(ENGINE, template, name, wrapped, args, kwargs,

@@ -56,6 +56,41 @@ class LabelCap:
         return len(self._seen)
 
 
+class Tally:
+    """A monotonic counter for hot paths, exported as an ObservableCounter.
+
+    `add(amount, attributes)` (Counter.add's signature) only updates an
+    in-process total under a lock, a fraction of a microsecond where the SDK's
+    Counter.add costs about as much as starting a span; the totals are reported
+    when metrics are collected. The exported data is the same cumulative
+    monotonic sum a Counter produces. At most `limit` label sets are kept; later
+    ones are counted under a label set whose values are all `other`.
+    """
+
+    def __init__(self, meter, name: str, description: str = "", unit: str = "", limit: int = 64):
+        self.limit = limit
+        self._totals: dict = {}
+        self._lock = threading.Lock()
+        meter.create_observable_counter(name, callbacks=[self._observe], unit=unit, description=description)
+
+    def add(self, amount, attributes=None) -> None:
+        key = tuple(attributes.items()) if attributes else ()
+        with self._lock:
+            entry = self._totals.get(key)
+            if entry is None:
+                if len(self._totals) >= self.limit:
+                    key = tuple((k, attr.LABEL_OVERFLOW) for k, _ in key)
+                    entry = self._totals.get(key)
+                if entry is None:
+                    entry = self._totals[key] = [dict(key), 0]
+            entry[1] += amount
+
+    def _observe(self, _options=None):
+        with self._lock:
+            snapshot = [(labels, total) for labels, total in self._totals.values()]
+        return [metrics.Observation(total, labels) for labels, total in snapshot]
+
+
 class Instruments:
     """Lazily created instruments (one set per process)."""
 
@@ -66,9 +101,8 @@ class Instruments:
             attr.METRIC_OPERATION_DURATION, unit="s", description="Duration of mailscope operations",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S,
         )
-        self.template_cache = m.create_counter(
-            attr.METRIC_TEMPLATE_CACHE, description="Template loads by cache outcome"
-        )
+        # one add per template load: a Tally keeps the hot path cheap
+        self.template_cache = Tally(m, attr.METRIC_TEMPLATE_CACHE, description="Template loads by cache outcome")
         self.recipients = m.create_counter(
             attr.METRIC_RECIPIENTS, description="Envelope recipients by outcome"
         )
