@@ -11,6 +11,8 @@ import json
 import subprocess
 import time
 
+import pytest
+
 from mailscope import attributes as attr
 from mailscope.exporters.otlp_file import read_spans
 from tests.support.launcher import free_port, popen_instrumented, run_instrumented, write_script
@@ -164,8 +166,18 @@ for line in sys.stdin:
 """
 
 
-def test_depth_and_age_gauges_on_prometheus_while_backed_up_and_redis_down(tmp_path):
+@pytest.fixture
+def stoppable_redis(tmp_path):
+    """A redis-server the test stops and restarts itself; always closed afterwards."""
     server = RedisServer(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def test_depth_and_age_gauges_on_prometheus_while_backed_up_and_redis_down(tmp_path, stoppable_redis):
+    server = stoppable_redis
     metrics_port = free_port()
     env = queue_env(
         tmp_path, "gauges",
@@ -215,7 +227,6 @@ def test_depth_and_age_gauges_on_prometheus_while_backed_up_and_redis_down(tmp_p
         if app.poll() is None:
             app.kill()
             app.communicate()
-        server.close()
     assert app.returncode == 0, stderr
     assert stderr.count("queue gauges cannot read Redis") == 1
 
