@@ -175,8 +175,9 @@ def run(quick: bool) -> Section:
         section.ratios.append(Ratio(f"{label} client CPU per message, instrumented / not",
                                     cpu_median[instrumented] / cpu_median[plain]))
         section.notes.append(
-            f"{label}: client CPU per message {cpu_median[plain] * 1e6:.0f} us uninstrumented, "
-            f"+{(cpu_median[instrumented] - cpu_median[plain]) * 1e6:.0f} us instrumented"
+            f"{label}: per message, wall {medians[plain] * 1e6:.0f} us uninstrumented, "
+            f"{(medians[instrumented] - medians[plain]) * 1e6:+.0f} us instrumented; client CPU "
+            f"{cpu_median[plain] * 1e6:.0f} us, {(cpu_median[instrumented] - cpu_median[plain]) * 1e6:+.0f} us"
         )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     section.notes.append(
