@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from email.utils import parseaddr
 
@@ -48,7 +50,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from mailscope import attributes as attr
 from mailscope.config import settings
-from mailscope.metrics import PROVIDER_LABELS_MAX, LabelCap, instruments
+from mailscope.metrics import PROVIDER_LABELS_MAX, LabelCap, Tally, instruments
 from mailscope.version import __version__
 
 MAX_REFUSAL_EVENTS = 100  # per span; email.recipients.refused still counts all of them
@@ -388,16 +390,16 @@ def mark_error(span, exc: BaseException, code=None, text=None, error_name: str |
 class RecipientsMetric:
     """`mailscope.recipients` (email.provider, outcome accepted/refused).
 
-    Uses the given meter provider when an instrumentor received one, otherwise
-    mailscope's process-wide instruments. The provider label is capped.
+    Counted in a `Tally` (in-process totals exported as an ObservableCounter:
+    the same cumulative sum a Counter gives, without the SDK's per-add cost).
+    Uses mailscope's process-wide instrument, or, when an instrumentor received
+    its own meter provider, one Tally per such provider (the SDK would hand a
+    second registration the first one's instrument, so they are shared).
+    The provider label is capped.
     """
 
     def __init__(self, meter_provider=None):
-        if meter_provider is not None:
-            meter = metrics.get_meter("mailscope", __version__, meter_provider)
-            self._counter = meter.create_counter(attr.METRIC_RECIPIENTS, description="Envelope recipients by outcome")
-        else:
-            self._counter = None
+        self._tally = None if _is_global(meter_provider) else _tally_for(meter_provider)
         self._cap = LabelCap(PROVIDER_LABELS_MAX)
         self._labels: dict = {}
 
@@ -411,10 +413,34 @@ class RecipientsMetric:
         return labels
 
     def record(self, provider: str, accepted: int = 0, refused: int = 0) -> None:
-        counter = self._counter
-        if counter is None:
-            counter = self._counter = instruments().recipients
+        tally = self._tally
+        if tally is None:
+            tally = self._tally = instruments().recipients
         if accepted > 0:
-            counter.add(accepted, self._attributes(provider, attr.OUTCOME_ACCEPTED))
+            tally.add(accepted, self._attributes(provider, attr.OUTCOME_ACCEPTED))
         if refused > 0:
-            counter.add(refused, self._attributes(provider, attr.OUTCOME_REFUSED))
+            tally.add(refused, self._attributes(provider, attr.OUTCOME_REFUSED))
+
+
+def _is_global(meter_provider) -> bool:
+    return meter_provider is None or meter_provider is metrics.get_meter_provider()
+
+
+_tallies: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # bounded by live meter providers
+_tallies_lock = threading.Lock()
+
+
+def _tally_for(meter_provider) -> Tally:
+    with _tallies_lock:
+        try:
+            tally = _tallies.get(meter_provider)
+        except TypeError:  # not weak-referenceable: not shared
+            tally = None
+        if tally is None:
+            meter = metrics.get_meter("mailscope", __version__, meter_provider)
+            tally = Tally(meter, attr.METRIC_RECIPIENTS, description="Envelope recipients by outcome")
+            try:
+                _tallies[meter_provider] = tally
+            except TypeError:
+                pass
+        return tally

@@ -42,7 +42,7 @@ from mailscope import attributes as attr
 from mailscope._safety import internal_error
 from mailscope.instrumentation import send_common as common
 
-PROVIDER = "smtp"
+PROVIDER = attr.PROVIDER_SMTP
 STATE_KEY = "_mailscope_smtp"
 
 

@@ -103,9 +103,8 @@ class Instruments:
         )
         # one add per template load: a Tally keeps the hot path cheap
         self.template_cache = Tally(m, attr.METRIC_TEMPLATE_CACHE, description="Template loads by cache outcome")
-        self.recipients = m.create_counter(
-            attr.METRIC_RECIPIENTS, description="Envelope recipients by outcome"
-        )
+        # one or two adds per send: a Tally keeps the send path cheap
+        self.recipients = Tally(m, attr.METRIC_RECIPIENTS, description="Envelope recipients by outcome")
         self.queue_wait = m.create_histogram(
             attr.METRIC_QUEUE_WAIT, unit="s", description="Time messages spent in the queue",
             explicit_bucket_boundaries_advisory=QUEUE_WAIT_BUCKETS_S,

@@ -223,3 +223,16 @@ def test_a_client_class_with_slots_still_sends_and_gets_send_spans(smtp_telemetr
             assert client.sendmail(SENDER, [TO], "Subject: x\r\n\r\nb\r\n") == {}
     assert len(smtp_telemetry.spans(attr.SPAN_SEND)) == 1
     assert not [r for r in caplog.records if r.name == "mailscope"]
+
+
+def test_reinstrumenting_with_the_same_meter_provider_keeps_counting(smtp_telemetry):
+    # an observable instrument registered again on the same meter is the first one:
+    # the recipients tally must be shared, or the second instrumentation's counts vanish
+    t = smtp_telemetry
+    with SMTPTestServer() as server:
+        for _ in range(2):
+            with smtplib.SMTP(server.host, server.port) as client:
+                client.sendmail(SENDER, [TO, "second@inbox.example.org"], "Subject: x\r\n\r\nb\r\n")
+            t.instrumentor.uninstrument()
+            t.instrumentor.instrument(tracer_provider=t.tracer_provider, meter_provider=t.meter_provider)
+    assert t.recipients() == {"accepted": 4}
