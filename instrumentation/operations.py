@@ -220,7 +220,12 @@ class OperationsInstrumentor(BaseInstrumentor):
         state = _Run(tracer)
         self._active = state
         by_module: dict = {}
+        seen: set = set()
         for operation, module, qualname in targets:
+            if (module, qualname) in seen:
+                _warn(operation, module, qualname, "the function is already named earlier in MAILSCOPE_OPERATIONS")
+                continue
+            seen.add((module, qualname))
             if module == "__main__":
                 _warn(operation, module, qualname, "targets in __main__ are not supported; name an importable module")
                 continue

@@ -231,8 +231,8 @@ class TemplateTelemetry:
             hit = False
             if not inline:
                 hit = self.known.served(template, name)
-            else:
-                self.known.served(template, name)  # remembered for the render's name; always compiled
+            elif name != INLINE_NAME:
+                self.known.served(template, name)  # a named inline template: remembered for the render's name
             span.set_attribute(attr.TEMPLATE_CACHE_HIT, hit)
             labels = self._cache_labels.get((engine, hit))
             if labels is None:

@@ -188,7 +188,7 @@ def test_exceptions_reach_the_caller_unchanged_and_mark_the_span(app, capture):
 def test_bad_targets_warn_once_each_and_good_ones_still_work(app, capture, caplog):
     config = (f"send=nosuchpkg_for_mailscope.mail:send,send={app}.ses:missing_function,"
               f"personalize={app}.content:RATE,send={app}.nosuchmodule:send,personalize={app}.content:build_email,"
-              f"send={app}.ses:Client.nope,personalize=__main__:build")
+              f"send={app}.ses:Client.nope,personalize=__main__:build,send={app}.content:build_email")
     with caplog.at_level(logging.WARNING, logger="mailscope"):
         instrument(capture, config)
         content = __import__(f"{app}.content", fromlist=["x"])
@@ -196,7 +196,7 @@ def test_bad_targets_warn_once_each_and_good_ones_still_work(app, capture, caplo
         OperationsInstrumentor().uninstrument()
         instrument(capture, config)  # the same bad targets again: no second warning
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 6, warnings
+    assert len(warnings) == 7, warnings
     expected_fragments = [
         "nosuchpkg_for_mailscope.mail:send skipped: module 'nosuchpkg_for_mailscope.mail' was not found",
         f"{app}.nosuchmodule:send skipped: module '{app}.nosuchmodule' was not found",
@@ -204,6 +204,7 @@ def test_bad_targets_warn_once_each_and_good_ones_still_work(app, capture, caplo
         f"{app}.ses:missing_function skipped: {app}.ses has no attribute 'missing_function'",
         f"{app}.content:RATE skipped: 'RATE' is not callable",
         f"{app}.ses:Client.nope skipped",
+        f"send={app}.content:build_email skipped: the function is already named earlier",
     ]
     for fragment in expected_fragments:
         assert sum(fragment in w for w in warnings) == 1, (fragment, warnings)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 import time
 import traceback
 
@@ -304,6 +305,32 @@ def test_async_renders_in_concurrent_tasks_keep_their_own_missing_names(capture)
     by_parent = {s.parent.span_id: s for s in capture.spans(attr.SPAN_PERSONALIZE)}
     assert list(by_parent[parents["task-a"]].attributes[attr.PERSONALIZATION_MISSING_NAMES]) == ["first_name"]
     assert list(by_parent[parents["task-b"]].attributes[attr.PERSONALIZATION_MISSING_NAMES]) == ["greeting"]
+
+
+def test_threads_rendering_at_once_keep_their_own_missing_names(capture):
+    template = jinja2.Environment().from_string("{{ a }}{{ b }}{{ c }}{{ d }}")
+    variables = ["a", "b", "c", "d"]
+    barrier = threading.Barrier(4)
+    outputs = {}
+
+    def worker(i):
+        supplied = {v: i for v in variables if v != variables[i]}  # each thread misses another one
+        barrier.wait()
+        with capture.tracer.start_as_current_span(f"thread-{i}"):
+            outputs[i] = [template.render(supplied) for _ in range(50)]
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    roots = {s.context.span_id: s.name for s in capture.spans() if s.name.startswith("thread-")}
+    renders = capture.spans(attr.SPAN_PERSONALIZE)
+    assert len(renders) == 200
+    for span in renders:
+        i = int(roots[span.parent.span_id].split("-")[1])
+        assert list(span.attributes[attr.PERSONALIZATION_MISSING_NAMES]) == [variables[i]]
+    assert all(set(outputs[i]) == {str(i) * 3} for i in range(4))
 
 
 def test_sync_render_of_an_async_environment_is_one_span(capture):
