@@ -39,7 +39,7 @@ class SpanDraft:
             return self._attributes
         view = self._view
         if view is None:
-            view = self._view = self.span.attributes or {}
+            view = self._view = plain_attributes(self.span)
         return view
 
     @property
@@ -75,15 +75,20 @@ class SpanDraft:
     # --- writing -------------------------------------------------------------
     def set_attribute(self, key: str, value) -> None:
         if self._attributes is None:
-            self._attributes = dict(self.span.attributes or {})
+            self._attributes = self._writable()
         self._attributes[key] = value
         self.dirty = True
 
     def set_attributes(self, values) -> None:
         if self._attributes is None:
-            self._attributes = dict(self.span.attributes or {})
+            self._attributes = self._writable()
         self._attributes.update(values)
         self.dirty = True
+
+    def _writable(self) -> dict:
+        # the view is already this draft's own copy: it becomes the attributes to write
+        view = self._view
+        return view if view is not None else plain_attributes(self.span)
 
     def set_name(self, name: str) -> None:
         self._name = name
@@ -143,6 +148,22 @@ _new_readable = object.__new__
 _CLONE_FIELDS = {"_name", "_attributes", "_events", "_links", "_status"}
 if not _CLONE_FIELDS <= set(vars(ReadableSpan("probe"))):  # pragma: no cover - another SDK layout
     _new_readable = None
+
+
+def plain_attributes(span) -> dict:
+    """A span's attributes as a new plain dict.
+
+    SDK spans keep them in a BoundedAttributes, whose Mapping methods answer a
+    missing key by raising and catching KeyError inside (`key in attributes` and
+    `.get()` cost microseconds); its `copy()`, reached through the read-only
+    proxy, returns a plain dict, after which every lookup is a dict lookup.
+    """
+    attributes = span.attributes
+    try:
+        result = attributes.copy()
+    except AttributeError:  # None, or a mapping without copy()
+        return dict(attributes or {})
+    return result if type(result) is dict else dict(result)
 
 
 def make_event(name: str, attributes, timestamp: int) -> Event:

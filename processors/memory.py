@@ -28,10 +28,11 @@ leak looks like.
 `MAILSCOPE_MEMORY=tracemalloc` additionally records the change of Python's
 traced allocations (`tracemalloc.get_traced_memory()`), which is per-process too
 but counts only Python objects and is exact to the byte. The stage starts
-tracemalloc when it is not already tracing. Tracing hooks every allocation:
-expect allocation-heavy code to run roughly 2-4x slower and every live block to
-carry extra bookkeeping memory (`python -m benchmarks memory` measures it here);
-use it to hunt a leak, not as the permanent setting.
+tracemalloc when it is not already tracing (and stops it at shutdown). Tracing
+hooks every allocation: allocation-heavy code runs several times slower (about
+7x for the batch-building workload in `python -m benchmarks memory`) and every
+live block carries extra bookkeeping memory; use it to hunt a leak, not as the
+permanent setting.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import tracemalloc
 from mailscope import attributes as attr
 from mailscope.globs import GlobList
 from mailscope.metrics import LabelCap, instruments
+from mailscope.processors.draft import plain_attributes
 from mailscope.processors.rss import RssReader
 
 MAX_OPEN_SPANS = 10_000
@@ -78,8 +80,7 @@ class MemoryStage:
         parent = span.parent
         if parent is None or parent.is_remote:
             return True
-        attributes = span.attributes
-        return attributes is not None and attr.OPERATION in attributes
+        return attr.OPERATION in plain_attributes(span)
 
     def on_start(self, span) -> None:
         if self._closed:
@@ -88,10 +89,8 @@ class MemoryStage:
         if globs is None:
             # inline of measures(): this runs for every span the process starts
             parent = span.parent
-            if parent is not None and not parent.is_remote:
-                attributes = span.attributes
-                if attributes is None or attr.OPERATION not in attributes:
-                    return
+            if parent is not None and not parent.is_remote and attr.OPERATION not in plain_attributes(span):
+                return
         elif not globs.matches(span.name):
             return
         if self._tracing:

@@ -38,9 +38,10 @@ _RECENT_MASK = (1 << RECENT) - 1
 
 
 class _NameState:
-    __slots__ = ("baseline", "recent")
+    __slots__ = ("threshold", "baseline", "recent")
 
-    def __init__(self, baseline: Baseline | None):
+    def __init__(self, threshold: float | None, baseline: Baseline | None):
+        self.threshold = threshold  # the first matching MAILSCOPE_SLOW_THRESHOLDS entry, looked up once
         self.baseline = baseline
         self.recent = 0  # bit i set: the i-th most recent span was slow
 
@@ -76,8 +77,6 @@ class SlowStage:
             return
         name = draft.name
         duration_ms = (end - start) / 1e6
-        threshold = self._thresholds.lookup(name)
-        over_threshold = threshold is not None and duration_ms > threshold
         with self._lock:
             states = self._states
             state = states.get(name)
@@ -85,6 +84,8 @@ class SlowStage:
                 state = self._admit(name)
             else:
                 states.move_to_end(name)
+            threshold = state.threshold
+            over_threshold = threshold is not None and duration_ms > threshold
             baseline = state.baseline
             if baseline is not None:
                 p95, over_baseline = baseline.observe(duration_ms)
@@ -121,5 +122,5 @@ class SlowStage:
         baseline = None
         if self._factor > 0:
             baseline = Baseline(self._factor, self._min_samples, self._generation)
-        state = states[name] = _NameState(baseline)
+        state = states[name] = _NameState(self._thresholds.lookup(name), baseline)
         return state
