@@ -99,7 +99,7 @@ _EMAIL = re.compile(
     re.IGNORECASE,
 )
 # anything still shaped like local@host after masking (e.g. root@localhost) is masked too
-_LEFTOVER_AT = re.compile(r"[\w.+'%=-]+@[\w.-]+")
+_LEFTOVER_AT = re.compile(r"\S+@\S+")
 
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*"
 _WEEKDAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*"
@@ -346,10 +346,11 @@ def _base64(match: re.Match) -> str:
     run = match.group()
     if run.islower() or run.isupper():
         return run
-    if _has_digit(run):
-        return VAR
     letters = "".join(c for c in run if c.isalpha())
-    return VAR if _letters_id_word(letters) == VAR else run
+    random_letters = _letters_id_word(letters) == VAR
+    if run[0] == "/" and run.count("/") >= 2 and not random_letters:
+        return run  # a path: /var/spool/postfix/deferred/4F3A21C0D3B
+    return VAR if random_letters or _has_digit(run) else run
 
 
 def _quoted(match: re.Match) -> str:
@@ -442,11 +443,14 @@ def _simple(core: str) -> bool:
 
 def _mask_token(token: str) -> str:
     """Context-free masking of one whitespace-delimited token."""
-    if "-" in token and len(token) >= 12:
-        token = _K8S_SUFFIX.sub("-" + VAR, token)
     core = token.strip(_EDGE)
-    if core and _simple(core) and "'" not in token and '"' not in token and "`" not in token:
+    if core and _simple(core) and "'" not in token and '"' not in token and "`" not in token and "::" not in token:
         # the common shapes: word, number, enhanced code, IP, host, id, with punctuation around
+        if "-" in core and len(core) >= 12:
+            masked = _K8S_SUFFIX.sub("-" + VAR, core)
+            if masked != core:
+                start = token.find(core)
+                return token[:start] + _mask_word_token(masked) + token[start + len(core) :]
         if core == token:
             return _mask_word_token(core)
         start = token.find(core)
@@ -458,9 +462,15 @@ def _mask_token(token: str) -> str:
         t = _EMAIL.sub(EMAIL, t)
     if "arn:" in t:
         t = _ARN.sub(VAR, t)
+    if "-" in t and len(t) >= 12:
+        t = _K8S_SUFFIX.sub("-" + VAR, t)
     if "=" in t:
         t = _KV.sub(_kv, t)
     digit = _has_digit(t)
+    if ":::" in t:
+        t = t.replace(":::", HOST + ":", 1)  # the unspecified address with a port (netstat's :::25)
+    if "::" in t and not digit:
+        t = _IPV6.sub(HOST, t)  # ::, ::ffff:abcd
     if digit:
         if ":" in t:
             t = _TS_NUM.sub(TS, t)
@@ -610,7 +620,7 @@ def mask(message: str) -> str:
             index += 1
             continue
         core = _core(token)
-        if core.isdigit():
+        if core.isdigit() and "::" not in token:
             if index > 0 and tokens[index - 1].lower().endswith("errno"):
                 masked = token
             elif core in REAL_CODES and _is_code_here(core, tokens, index, token):

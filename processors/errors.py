@@ -85,11 +85,11 @@ class ErrorsStage:
 
     name = "errors"
 
-    def __init__(self, config=None):
+    def __init__(self, config=None, counter=None):
         limit = getattr(config, "error_patterns_max", 500)
         self.table = OccurrenceTable(limit)
         self.labels = LabelCap(limit)
-        self._counter = None
+        self._counter = counter  # injected in tests; else mailscope.metrics' instrument
 
     def __call__(self, draft) -> None:
         event = draft.exception_event()
