@@ -52,7 +52,7 @@ from mailscope.instrumentation.failures import mark_failed
 from mailscope.instrumentation.templates_common import utf8_len
 from mailscope.version import __version__
 
-CUSTOM_ENGINE = "custom"
+CUSTOM_ENGINE = attr.ENGINE_CUSTOM
 
 
 def _search_path() -> list:

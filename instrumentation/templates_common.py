@@ -32,7 +32,7 @@ from mailscope._safety import internal_error
 from mailscope.globs import GlobList
 from mailscope.instrumentation.failures import mark_failed
 
-INLINE_NAME = "<string>"
+INLINE_NAME = attr.TEMPLATE_INLINE_NAME
 MAX_NAME_CHARS = 200  # a missing-variable name longer than this is cut
 MAX_TRACKED_MISSING = 1000  # distinct missing names tracked per render
 MAX_KNOWN_TEMPLATES = 10_000  # compiled templates remembered for cache-hit detection

@@ -21,11 +21,12 @@ import threading
 
 import wrapt
 
+from mailscope import attributes as attr
 from mailscope._safety import internal_error
 from mailscope.instrumentation import wrapper_layers
 from mailscope.instrumentation.templates_common import ACTIVE, INLINE_NAME, note_missing, owned_by
 
-ENGINE = "jinja2"
+ENGINE = attr.ENGINE_JINJA2
 
 
 class Jinja2Probe:

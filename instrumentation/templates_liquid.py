@@ -28,11 +28,12 @@ import threading
 
 import wrapt
 
+from mailscope import attributes as attr
 from mailscope._safety import internal_error
 from mailscope.instrumentation import wrapper_layers
 from mailscope.instrumentation.templates_common import INLINE_NAME, collecting, note_missing, owned_by
 
-ENGINE = "liquid"
+ENGINE = attr.ENGINE_LIQUID
 
 
 class LiquidProbe:

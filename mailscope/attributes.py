@@ -53,6 +53,11 @@ PERSONALIZATION_VARIABLES = "email.personalization.variables"
 PERSONALIZATION_MISSING = "email.personalization.missing"
 PERSONALIZATION_MISSING_NAMES = "email.personalization.missing_names"
 CONTENT_BYTES = "email.content.bytes"
+# email.template.engine values, and the name of an inline (from_string) template
+ENGINE_JINJA2 = "jinja2"
+ENGINE_LIQUID = "liquid"
+ENGINE_CUSTOM = "custom"
+TEMPLATE_INLINE_NAME = "<string>"
 
 PROVIDER = "email.provider"
 PROVIDER_SMTP = "smtp"  # the email.provider value of SMTP sends
