@@ -33,7 +33,9 @@ OTEL_DEFAULTS = {
     "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
 }
 
-INSTRUMENTOR_ENTRY_POINTS = ("mailscope_templates", "mailscope_smtp", "mailscope_queue", "mailscope_operations")
+INSTRUMENTOR_ENTRY_POINTS = (
+    "mailscope_templates", "mailscope_smtp", "mailscope_queue", "mailscope_operations", "mailscope_providers",
+)
 
 _configured = False
 _lock = threading.Lock()

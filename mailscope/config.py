@@ -158,6 +158,34 @@ def parse_path(raw: str) -> str:
     return value
 
 
+# --- HTTP email-provider send endpoints (requests/httpx) -----------------------
+HTTP_PROVIDERS = ("mailgun", "postmark")
+# provider, host glob (with `:port` when the URL names one), path glob
+DEFAULT_PROVIDER_ENDPOINTS: tuple[tuple[str, str, str], ...] = (
+    ("mailgun", "api.mailgun.net", "/v3/*/messages"),
+    ("mailgun", "api.mailgun.net", "/v3/*/messages.mime"),
+    ("mailgun", "api.eu.mailgun.net", "/v3/*/messages"),
+    ("mailgun", "api.eu.mailgun.net", "/v3/*/messages.mime"),
+    ("postmark", "api.postmarkapp.com", "/email"),
+    ("postmark", "api.postmarkapp.com", "/email/*"),
+)
+
+
+def parse_provider_endpoints(raw: str) -> tuple[tuple[str, str, str], ...]:
+    """`provider=host/path,...` -> ((provider, host glob, path glob), ...) + the built-ins."""
+    items = []
+    for part in _split(raw):
+        provider, sep, target = part.partition("=")
+        provider, target = provider.strip().lower(), target.strip()
+        if not sep or provider not in HTTP_PROVIDERS:
+            raise ConfigError(f"{part!r}: provider must be one of {', '.join(HTTP_PROVIDERS)}")
+        host, slash, path = target.partition("/")
+        if not host or not slash or " " in target or not is_valid_glob(host) or not is_valid_glob("/" + path):
+            raise ConfigError(f"{part!r}: endpoint must be host[:port]/path")
+        items.append((provider, host.lower(), "/" + path))
+    return tuple(items) + DEFAULT_PROVIDER_ENDPOINTS
+
+
 # --- the variables ------------------------------------------------------------
 @dataclass(frozen=True)
 class Variable:
@@ -204,6 +232,10 @@ VARIABLES: tuple[Variable, ...] = (
              "file the `otlp_json_file` trace exporter appends OTLP JSON lines to"),
     Variable("MAILSCOPE_METRICS_FILE", "metrics_file", None, parse_path, "stdout",
              "file the `otlp_json_file` metric exporter appends to"),
+    Variable("MAILSCOPE_PROVIDER_ENDPOINTS", "provider_endpoints", DEFAULT_PROVIDER_ENDPOINTS,
+             parse_provider_endpoints, "Mailgun (US, EU) and Postmark API hosts",
+             "`provider=host[:port]/path-glob,...` (`mailgun` or `postmark`): POSTs made with requests or httpx "
+             "to these URLs are `email.send` spans; your entries are tried before the built-ins"),
 )
 
 
@@ -225,6 +257,7 @@ class Settings:
     header_attributes: tuple = ()
     traces_file: str | None = None
     metrics_file: str | None = None
+    provider_endpoints: tuple = DEFAULT_PROVIDER_ENDPOINTS
     # variables that were set but invalid (for diagnostics and tests)
     invalid: tuple = field(default=(), compare=False)
 

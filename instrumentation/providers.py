@@ -1,0 +1,57 @@
+"""`mailscope_providers`: email.send spans for HTTP email providers.
+
+    ProviderInstrumentor().instrument(tracer_provider=..., meter_provider=...)
+
+- Amazon SES through boto3/botocore (`providers_ses`);
+- SendGrid through the `sendgrid` package (`providers_sendgrid`);
+- Mailgun and Postmark over requests or httpx (`providers_http`, matched by
+  `MAILSCOPE_PROVIDER_ENDPOINTS`).
+
+Each part installs when the app imports its library (a post-import hook), so an
+app that uses none of them pays nothing at start-up. The spans carry the same
+attributes as SMTP sends (`providers_common` on top of `send_common`);
+`mailscope.recipients` is recorded here, the duration histogram from the spans
+by the operation_metrics stage.
+"""
+
+from __future__ import annotations
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+
+from mailscope._safety import internal_error
+from mailscope.instrumentation.providers_common import ProviderTelemetry
+from mailscope.instrumentation.send_common import RecipientsMetric
+from mailscope.version import __version__
+
+
+class ProviderInstrumentor(BaseInstrumentor):
+    _probes: list = []
+
+    def instrumentation_dependencies(self):
+        return ()  # every provider library is optional; each is instrumented when imported
+
+    def _instrument(self, **kwargs):
+        from mailscope.instrumentation.providers_http import HTTPProbe
+        from mailscope.instrumentation.providers_sendgrid import SendGridProbe
+        from mailscope.instrumentation.providers_ses import SESProbe
+
+        tracer = trace.get_tracer(__name__, __version__, kwargs.get("tracer_provider"))
+        telemetry = ProviderTelemetry(tracer, RecipientsMetric(kwargs.get("meter_provider")))
+        self._probes = []
+        for probe_class in (SESProbe, SendGridProbe, HTTPProbe):
+            probe = probe_class(telemetry)
+            try:
+                probe.enable()
+                self._probes.append(probe)
+            except Exception:
+                internal_error(f"{probe_class.__name__} enable")
+                probe.disable()
+
+    def _uninstrument(self, **kwargs):
+        probes, self._probes = self._probes, []
+        for probe in probes:
+            try:
+                probe.disable()
+            except Exception:
+                internal_error(f"{type(probe).__name__} disable")
