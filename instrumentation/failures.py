@@ -41,6 +41,8 @@ def mark_failed(span, exc: BaseException, *, safe_messages: tuple = (), withhold
         return
     type_name = error_type(exc)
     span.set_attribute(attr.ERROR_TYPE, type_name)
+    span.set_status(Status(StatusCode.ERROR, type_name))
+    # last: the SDK calls the exception's own __str__, which is app code and may fail
     if withhold and not isinstance(exc, safe_messages):
         span.record_exception(
             exc,
@@ -48,4 +50,3 @@ def mark_failed(span, exc: BaseException, *, safe_messages: tuple = (), withhold
         )
     else:
         span.record_exception(exc)
-    span.set_status(Status(StatusCode.ERROR, type_name))

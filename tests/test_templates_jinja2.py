@@ -488,3 +488,25 @@ def test_upstream_jinja2_spans_are_suppressed_exactly_for_the_calls_mailscope_tr
         ours.uninstrument()
         cap.shutdown()
     assert originals() == before
+
+
+class Unprintable(Exception):
+    def __str__(self):
+        raise RuntimeError("even printing this fails")
+
+
+def test_an_exception_that_cannot_be_printed_still_reaches_the_app_and_marks_the_span(capture, caplog):
+    raised = Unprintable()
+
+    def explode(value):
+        raise raised
+
+    env = jinja2.Environment()
+    env.filters["explode"] = explode
+    with caplog.at_level(logging.ERROR, logger="mailscope"), pytest.raises(Unprintable) as excinfo:
+        env.from_string("{{ x | explode }}").render(x=1)
+    assert excinfo.value is raised
+    span = capture.one(attr.SPAN_PERSONALIZE)
+    assert span.status.status_code == StatusCode.ERROR
+    assert span.attributes[attr.ERROR_TYPE].endswith("Unprintable")
+    assert span.end_time is not None
