@@ -2,7 +2,7 @@
 
 Wrapped: `SMTP.connect` (which itself runs STARTTLS and login when configured,
 all inside one smtp.connect span), `ehlo`, `helo`, `starttls`, `login`,
-`sendmail`, `send_message`, `data`, `close`, and the one-shot `aiosmtplib.send`
+`sendmail`, `send_message`, `close`, and the one-shot `aiosmtplib.send`
 (its email.send span covers connecting too, so smtp.connect is its child).
 
 aiosmtplib's `ehlo` raises SMTPHeloError on a non-250 reply and the client then
@@ -22,7 +22,9 @@ from mailscope._safety import internal_error
 from mailscope.instrumentation import send_common as common
 from mailscope.instrumentation.smtp_spans import SMTPTelemetry, current_transaction
 
-CLIENT_METHODS = ("connect", "ehlo", "helo", "starttls", "login", "sendmail", "send_message", "data", "close")
+# no `data`: sendmail returns the final reply's text, and raises unless its code is 250
+CLIENT_METHODS = ("connect", "ehlo", "helo", "starttls", "login", "sendmail", "send_message", "close")
+COMPLETED = 250
 SEND_FUNCTION_HOMES = (aiosmtplib, aiosmtplib.api)
 
 
@@ -60,6 +62,14 @@ class AiosmtplibDialect:
         if not errors:
             return ()
         return [(address, getattr(reply, "code", None), getattr(reply, "message", None)) for address, reply in errors.items()]
+
+    @staticmethod
+    def result_reply(result):
+        """(code, text) of the final reply: sendmail returns (refusals, DATA reply text)."""
+        try:
+            return COMPLETED, result[1]
+        except (TypeError, IndexError, KeyError):
+            return None, None
 
     @staticmethod
     def exception_details(exc):
@@ -174,11 +184,6 @@ def make_wrappers(tel: SMTPTelemetry, dialect: AiosmtplibDialect) -> dict:
         message = args[0] if args else kwargs.get("message")
         return transaction(wrapped, instance, args, kwargs, {"message": message})
 
-    async def data(wrapped, instance, args, kwargs):
-        result = await wrapped(*args, **kwargs)
-        tel.data_reply(instance, *_response(result))
-        return result
-
     def close(wrapped, instance, args, kwargs):
         tel.setup_over(instance)
         return wrapped(*args, **kwargs)
@@ -198,7 +203,7 @@ def make_wrappers(tel: SMTPTelemetry, dialect: AiosmtplibDialect) -> dict:
 
     return {
         "connect": connect, "ehlo": ehlo, "helo": setup, "login": setup, "starttls": starttls,
-        "sendmail": sendmail, "send_message": send_message, "data": data, "close": close, "send": send,
+        "sendmail": sendmail, "send_message": send_message, "close": close, "send": send,
     }
 
 

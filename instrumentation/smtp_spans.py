@@ -407,7 +407,10 @@ class SMTPTelemetry:
             span = tx.span
             refusals = self.dialect.result_refusals(result)
             refused = common.add_refusal_events(span, refusals) if refusals else 0
-            values = common.reply_attributes(tx.code, tx.text)
+            code, text = tx.code, tx.text
+            if code is None:
+                code, text = self.dialect.result_reply(result)
+            values = common.reply_attributes(code, text)
             values[attr.RECIPIENTS_REFUSED] = refused
             span.set_attributes(values)
             accepted = max(0, len(tx.recipients) - refused) if tx.recipients is not None else 0

@@ -65,6 +65,11 @@ class SmtplibDialect:
         return [(address, *_pair(reply)) for address, reply in result.items()]
 
     @staticmethod
+    def result_reply(result):
+        """sendmail returns only the refusals: the final reply comes from the `data` wrapper."""
+        return None, None
+
+    @staticmethod
     def exception_details(exc):
         """(code, text, refusals or None) carried by an smtplib exception."""
         if isinstance(exc, smtplib.SMTPRecipientsRefused):
