@@ -27,7 +27,6 @@ from urllib.parse import urlsplit
 import wrapt
 
 from mailscope._safety import internal_error
-from mailscope.instrumentation import send_common as common
 from mailscope.instrumentation import wrapper_layers
 from mailscope.instrumentation.providers_common import Outcome, Request, server_of_url
 

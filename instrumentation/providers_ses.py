@@ -185,7 +185,7 @@ def describe_result(operation: str, params, result) -> Outcome:
         if not isinstance(entry, dict):
             continue
         status = entry.get("Status")
-        if status in SUCCESS:
+        if status in SUCCESS or (status is None and entry.get("MessageId")):  # moto leaves Status out
             if isinstance(entry.get("MessageId"), str):
                 outcome.message_ids.append(entry["MessageId"])
             continue

@@ -1,0 +1,470 @@
+"""Local stand-ins for HTTP email providers, and moto's SES server, for tests.
+
+Nothing in the test-suite can reach the real providers, so each server below
+implements the request and response shapes of the provider's public API
+documentation (paths, authentication, status codes, JSON error bodies) on a
+loopback port, and the real SDKs and HTTP clients talk to it unmodified:
+
+- `SendGridServer`: `POST /v3/mail/send` (v3 Mail Send). Bearer API key; 202
+  with an `X-Message-Id` header; 400/401/403/413/429 with `{"errors":
+  [{"message", "field", "help"}]}`.
+- `MailgunServer`: `POST /v3/<domain>/messages` (form fields, URL-encoded or
+  multipart) and `/v3/<domain>/messages.mime`; HTTP basic auth `api:<key>`;
+  200 `{"id": "<message-id>", "message": "Queued. Thank you."}`; 400/404
+  `{"message": ...}`, 401 plain `Forbidden`, 429.
+- `PostmarkServer`: `POST /email`, `/email/withTemplate`, `/email/batch`,
+  `/email/batchWithTemplates`; `X-Postmark-Server-Token`; 200 `{"To",
+  "SubmittedAt", "MessageID", "ErrorCode": 0, "Message": "OK"}`, 401/422
+  `{"ErrorCode", "Message"}` (300 invalid address, 400 sender signature, 406
+  inactive recipient, 10 bad token), batches answered 200 per message.
+- `MotoServer`: moto's standalone `moto_server` (a real HTTP server implementing
+  SES and SES v2) in a subprocess on a free port.
+- `SESProxy`: a pass-through HTTP proxy in front of moto that can inject the
+  error answers real SES gives and moto cannot produce (throttling, paused
+  sending, MAIL FROM not verified: the query-protocol XML error document of SES
+  v1, the `x-amzn-ErrorType` + JSON body of SES v2) and answers SES v2
+  `SendBulkEmail`, which moto does not implement, in the documented shape.
+
+Every server records what it accepted (`accepted`: the parsed request and the
+id it returned), so tests can check that the SDK really sent what the app asked
+and that the span's id hash belongs to the id the provider returned.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.parser
+import email.policy
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from email.utils import getaddresses
+from http.client import HTTPConnection
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+from tests.support.launcher import free_port
+
+HOST = "127.0.0.1"
+# close enough to what the providers accept for tests: one @, a dotted domain, no blanks
+VALID_ADDRESS = re.compile(r"^[^@\s<>,;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+
+
+@dataclass
+class Answer:
+    status: int
+    body: bytes = b""
+    headers: dict = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, status: int, document, **headers) -> "Answer":
+        return cls(status, json.dumps(document).encode(), {"Content-Type": "application/json", **headers})
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def _serve(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        try:
+            answer = self.server.app.handle(self.command, self.path, self.headers, body)
+        except Exception as exc:  # a bug in a test server must show up, not hang the client
+            answer = Answer(500, f"test server error: {exc!r}".encode(), {"Content-Type": "text/plain"})
+        self.send_response(answer.status)
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(answer.body)))
+        self.end_headers()
+        self.wfile.write(answer.body)
+
+    do_POST = do_GET = do_PUT = do_DELETE = _serve
+
+    def log_message(self, *args):  # quiet
+        pass
+
+
+class HTTPTestServer:
+    """A threaded HTTP server on a free loopback port, answering with `self.handle`."""
+
+    def __init__(self):
+        self.port = None
+        self._server = None
+        self._thread = None
+        self.lock = threading.Lock()
+        self.accepted: list = []  # (request document, returned id)
+        self.requests = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def start(self):
+        self._server = ThreadingHTTPServer((HOST, 0), _Handler)
+        self._server.daemon_threads = True
+        self._server.app = self
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=type(self).__name__, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def handle(self, method, path, headers, body) -> Answer:
+        raise NotImplementedError
+
+    def _count(self) -> int:
+        with self.lock:
+            self.requests += 1
+            return self.requests
+
+
+# --- SendGrid --------------------------------------------------------------------
+SENDGRID_HELP = "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html"
+
+
+def sendgrid_error(status: int, message: str, field_name=None, help_url=None, **headers) -> Answer:
+    return Answer.json(status, {"errors": [{"message": message, "field": field_name, "help": help_url}]}, **headers)
+
+
+class SendGridServer(HTTPTestServer):
+    """v3 Mail Send. `verified_senders`: from addresses with a verified Sender Identity;
+    `throttle_after`: requests served before every further one is answered 429."""
+
+    def __init__(self, api_key="SG.test-key", verified_senders=(), throttle_after=None, max_bytes=30 * 1024 * 1024):
+        super().__init__()
+        self.api_key = api_key
+        self.verified_senders = {s.lower() for s in verified_senders}
+        self.throttle_after = throttle_after
+        self.max_bytes = max_bytes
+
+    def handle(self, method, path, headers, body):
+        if method != "POST" or urlsplit(path).path != "/v3/mail/send":
+            return sendgrid_error(404, "not found")
+        count = self._count()
+        if headers.get("Authorization") != f"Bearer {self.api_key}":
+            return sendgrid_error(401, "The provided authorization grant is invalid, expired, or revoked")
+        if self.throttle_after is not None and count > self.throttle_after:
+            return sendgrid_error(429, "too many requests", None, None, **{
+                "X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 60)})
+        if len(body) > self.max_bytes:
+            return sendgrid_error(413, "The JSON payload you have included in your request is too large.")
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return sendgrid_error(400, "Bad Request")
+        personalizations = document.get("personalizations")
+        if not isinstance(personalizations, list) or not personalizations:
+            return sendgrid_error(400, "The personalizations field is required and must have at least one personalization.",
+                                  "personalizations", SENDGRID_HELP + "#-Personalizations-Errors")
+        for i, item in enumerate(personalizations):
+            for kind in ("to", "cc", "bcc"):
+                for j, recipient in enumerate(item.get(kind) or ()):
+                    if not VALID_ADDRESS.match(str(recipient.get("email", ""))):
+                        return sendgrid_error(400, "Does not contain a valid address.", f"personalizations.{i}.{kind}.{j}.email",
+                                              SENDGRID_HELP + "#message.personalizations.to")
+        sender = (document.get("from") or {}).get("email", "")
+        if sender.lower() not in self.verified_senders:
+            return sendgrid_error(
+                403,
+                "The from address does not match a verified Sender Identity. Mail cannot be sent until this error is "
+                "resolved. Visit https://sendgrid.com/docs/for-developers/sending-email/sender-identity/ to see the "
+                "Sender Identity requirements", "from")
+        message_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")[:22]
+        with self.lock:
+            self.accepted.append((document, message_id))
+        return Answer(202, b"", {"X-Message-Id": message_id})
+
+
+# --- Mailgun ---------------------------------------------------------------------
+def parse_form(body: bytes, content_type: str) -> list:
+    """(name, value) pairs of a form body, parsed with the standard library's parsers."""
+    if content_type.lower().startswith("multipart/"):
+        parser = email.parser.BytesParser(policy=email.policy.HTTP)
+        message = parser.parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+        fields = []
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            fields.append((name, part.get_payload(decode=True)))
+        return fields
+    return parse_qsl(body.decode(), keep_blank_values=True)
+
+
+def mailgun_error(status: int, message: str) -> Answer:
+    return Answer.json(status, {"message": message})
+
+
+class MailgunServer(HTTPTestServer):
+    """Messages API. `domains`: sending domains of the account; `throttle_after` as for SendGrid."""
+
+    PATH = re.compile(r"^/v3/(?P<domain>[^/]+)/(?P<kind>messages|messages\.mime)$")
+
+    def __init__(self, api_key="key-test", domains=("mg.example.com",), throttle_after=None):
+        super().__init__()
+        self.api_key = api_key
+        self.domains = set(domains)
+        self.throttle_after = throttle_after
+
+    def handle(self, method, path, headers, body):
+        match = self.PATH.match(urlsplit(path).path)
+        if method != "POST" or match is None:
+            return mailgun_error(404, "Not Found")
+        count = self._count()
+        expected = "Basic " + base64.b64encode(f"api:{self.api_key}".encode()).decode()
+        if headers.get("Authorization") != expected:
+            return Answer(401, b"Forbidden", {"Content-Type": "text/plain"})
+        domain = match.group("domain")
+        if domain not in self.domains:
+            return mailgun_error(404, f"Domain not found: {domain}")
+        if self.throttle_after is not None and count > self.throttle_after:
+            return mailgun_error(429, "Too many requests")
+        fields = parse_form(body, headers.get("Content-Type", ""))
+        values: dict = {}
+        for name, value in fields:
+            values.setdefault(name, []).append(value.decode() if isinstance(value, bytes) and name != "message" else value)
+        mime = match.group("kind") == "messages.mime"
+        for required in ("to",) + (("message",) if mime else ("from", "subject")):
+            if not values.get(required):
+                return mailgun_error(400, f"{required} parameter is missing")
+        recipients = [address for _, address in getaddresses(values["to"] + values.get("cc", []) + values.get("bcc", []))]
+        if not all(VALID_ADDRESS.match(a) for a in recipients):
+            return mailgun_error(400, "to parameter is not a valid address. please check documentation")
+        message_id = f"<{time.strftime('%Y%m%d%H%M%S')}.{uuid.uuid4().hex[:12]}@{domain}>"
+        with self.lock:
+            self.accepted.append((values, message_id))
+        return Answer.json(200, {"id": message_id, "message": "Queued. Thank you."})
+
+
+# --- Postmark --------------------------------------------------------------------
+def postmark_error(status: int, code: int, message: str) -> Answer:
+    return Answer.json(status, {"ErrorCode": code, "Message": message})
+
+
+class PostmarkServer(HTTPTestServer):
+    """Email API. `sender_signatures`: confirmed From addresses; `inactive`: recipients marked inactive."""
+
+    def __init__(self, token="pm-server-token", sender_signatures=(), inactive=()):
+        super().__init__()
+        self.token = token
+        self.sender_signatures = {s.lower() for s in sender_signatures}
+        self.inactive = {s.lower() for s in inactive}
+
+    def _check(self, message) -> tuple[int, str] | None:
+        """(ErrorCode, Message) when Postmark would reject this message."""
+        sender = getaddresses([str(message.get("From") or "")])
+        sender = sender[0][1].lower() if sender else ""
+        if sender not in self.sender_signatures:
+            return 400, (f"The 'From' address you supplied ({message.get('From')}) is not a Sender Signature on your "
+                         "account. Please add and confirm this address in order to be able to use it in the 'From' "
+                         "field of your messages.")
+        recipients = []
+        for name in ("To", "Cc", "Bcc"):
+            if message.get(name):
+                for _, address in getaddresses([str(message[name])]):
+                    if not VALID_ADDRESS.match(address):
+                        return 300, f"Invalid '{name}' address: '{address}'."
+                    recipients.append(address)
+        if not recipients:
+            return 300, "Zero recipients specified"
+        inactive = [a for a in recipients if a.lower() in self.inactive]
+        if inactive:
+            return 406, ("You tried to send to recipient(s) that have been marked as inactive. Found inactive "
+                         f"addresses: {', '.join(inactive)}. Inactive recipients are ones that have generated a hard "
+                         "bounce, a spam complaint, or a manual suppression.")
+        return None
+
+    def _accept(self, message) -> dict:
+        message_id = str(uuid.uuid4())
+        with self.lock:
+            self.accepted.append((message, message_id))
+        return {"To": message.get("To"), "SubmittedAt": time.strftime("%Y-%m-%dT%H:%M:%S.0000000Z"),
+                "MessageID": message_id, "ErrorCode": 0, "Message": "OK"}
+
+    def handle(self, method, path, headers, body):
+        route = urlsplit(path).path
+        if method != "POST" or route not in ("/email", "/email/withTemplate", "/email/batch", "/email/batchWithTemplates"):
+            return postmark_error(404, 404, "Not found")
+        self._count()
+        token = headers.get("X-Postmark-Server-Token")
+        if not token:
+            return postmark_error(401, 10, "No Account or Server API tokens were supplied in the HTTP headers. Please "
+                                           "add a header for either X-Postmark-Server-Token or X-Postmark-Account-Token.")
+        if token != self.token:
+            return postmark_error(401, 10, "Request does not contain a valid Server token.")
+        if "application/json" not in (headers.get("Content-Type") or ""):
+            return postmark_error(415, 415, "Unsupported Media Type")
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return postmark_error(422, 402, "Received invalid JSON input.")
+        if route in ("/email", "/email/withTemplate"):
+            problem = self._check(document)
+            if problem is not None:
+                return postmark_error(422, *problem)
+            return Answer.json(200, self._accept(document))
+        messages = document.get("Messages") if route == "/email/batchWithTemplates" else document
+        answers = []
+        for message in messages:
+            problem = self._check(message)
+            answers.append(self._accept(message) if problem is None else {"ErrorCode": problem[0], "Message": problem[1]})
+        return Answer.json(200, answers)
+
+
+# --- SES: moto, and a proxy in front of it -----------------------------------------------
+class MotoServer:
+    """moto's standalone server (`moto_server`) on a free loopback port."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.process = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def start(self, timeout: float = 30.0):
+        executable = Path(sys.executable).parent / "moto_server"
+        self.process = subprocess.Popen([str(executable), "-H", HOST, "-p", str(self.port)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/moto-api/", timeout=1):
+                    return self
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("moto_server did not start")
+                time.sleep(0.05)
+
+    def reset(self):
+        request = urllib.request.Request(self.url + "/moto-api/reset", method="POST", data=b"")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+    def stop(self):
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+            self.process = None
+
+
+SES_V1_XMLNS = "http://ses.amazonaws.com/doc/2010-12-01/"
+SES_V2_PATHS = {"/v2/email/outbound-emails": "SendEmail", "/v2/email/outbound-bulk-emails": "SendBulkEmail"}
+
+
+@dataclass
+class Fault:
+    version: str  # "ses" or "sesv2"
+    operation: str  # "SendEmail", "SendRawEmail", ...
+    code: str
+    message: str
+    status: int = 400
+    times: int | None = None  # None: every matching request
+
+
+class SESProxy(HTTPTestServer):
+    """Forwards to moto unless a Fault matches; answers SES v2 SendBulkEmail itself.
+
+    `suppressed`: addresses whose SendBulkEmail entries get MESSAGE_REJECTED, as the
+    account-level suppression list makes SES do."""
+
+    def __init__(self, upstream: str, suppressed=()):
+        super().__init__()
+        self.upstream = urlsplit(upstream)
+        self.faults: list = []
+        self.suppressed = {s.lower() for s in suppressed}
+        self.seen: list = []  # (version, operation) of every request
+
+    def fail(self, version, operation, code, message, status=400, times=None) -> None:
+        with self.lock:
+            self.faults.append(Fault(version, operation, code, message, status, times))
+
+    @staticmethod
+    def operation_of(method, path, body) -> tuple[str | None, str | None]:
+        route = urlsplit(path).path
+        if route in SES_V2_PATHS:
+            return "sesv2", SES_V2_PATHS[route]
+        if method == "POST" and route == "/":
+            action = dict(parse_qsl(body.decode("utf-8", "replace"))).get("Action")
+            return "ses", action
+        return None, None
+
+    def _fault_for(self, version, operation) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.version == version and fault.operation == operation:
+                    if fault.times is not None:
+                        if fault.times <= 0:
+                            continue
+                        fault.times -= 1
+                    return fault
+        return None
+
+    @staticmethod
+    def error_answer(fault: Fault) -> Answer:
+        request_id = str(uuid.uuid4())
+        if fault.version == "ses":  # query protocol: XML error document
+            body = (f'<ErrorResponse xmlns="{SES_V1_XMLNS}"><Error><Type>Sender</Type><Code>{fault.code}</Code>'
+                    f"<Message>{fault.message}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>")
+            return Answer(fault.status, body.encode(), {"Content-Type": "text/xml", "x-amzn-RequestId": request_id})
+        return Answer.json(fault.status, {"message": fault.message},
+                           **{"x-amzn-ErrorType": fault.code, "x-amzn-RequestId": request_id})
+
+    def _bulk_v2(self, body) -> Answer:
+        document = json.loads(body)
+        results = []
+        for entry in document.get("BulkEmailEntries", []):
+            destination = entry.get("Destination", {})
+            addresses = [a.lower() for k in ("ToAddresses", "CcAddresses", "BccAddresses") for a in destination.get(k, [])]
+            if any(a in self.suppressed for a in addresses):
+                results.append({"Status": "MESSAGE_REJECTED", "Error": "Email address is on the account suppression list."})
+            else:
+                message_id = f"0100{uuid.uuid4().hex}-000000"
+                with self.lock:
+                    self.accepted.append((entry, message_id))
+                results.append({"Status": "SUCCESS", "MessageId": message_id})
+        return Answer.json(200, {"BulkEmailEntryResults": results}, **{"x-amzn-RequestId": str(uuid.uuid4())})
+
+    def handle(self, method, path, headers, body):
+        version, operation = self.operation_of(method, path, body)
+        with self.lock:
+            self.seen.append((version, operation))
+        fault = self._fault_for(version, operation) if operation else None
+        if fault is not None:
+            return self.error_answer(fault)
+        if (version, operation) == ("sesv2", "SendBulkEmail"):
+            return self._bulk_v2(body)
+        connection = HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=30)
+        try:
+            forwarded = {k: v for k, v in headers.items() if k.lower() not in ("host", "connection", "content-length")}
+            connection.request(method, path, body=body, headers=forwarded)
+            response = connection.getresponse()
+            data = response.read()
+            keep = {k: v for k, v in response.getheaders()
+                    if k.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date")}
+            return Answer(response.status, data, keep)
+        finally:
+            connection.close()
