@@ -129,6 +129,10 @@ class KnownTemplates:
             return None
 
 
+# process-wide, so instrumenting again (same or other providers) keeps knowing what was compiled
+KNOWN_TEMPLATES = KnownTemplates()
+
+
 class TemplateTelemetry:
     """Spans and the cache counter for template loads and renders, shared by the engines."""
 
@@ -138,7 +142,7 @@ class TemplateTelemetry:
         self.globs = GlobList(template_globs)
         self.match_all = self.globs.match_all
         self._wanted: dict = {}
-        self.known = KnownTemplates()
+        self.known = KNOWN_TEMPLATES
         self._cache_labels = {}
 
     # --- filtering -----------------------------------------------------------

@@ -132,6 +132,18 @@ def test_load_is_a_miss_then_a_hit_and_a_changed_file_is_a_miss_again(capture, t
     assert _cache_points(capture) == {engine_hit: 1, engine_miss: 2}
 
 
+def test_cache_counter_survives_instrumenting_again_with_the_same_meter_provider(capture, templates):
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates))
+    env.get_template("layout.html")
+    for _ in range(2):
+        with paused(capture):
+            pass  # uninstrument, then instrument again with the same providers
+        env.get_template("layout.html")
+    points = _cache_points(capture)
+    assert sum(points.values()) == 3, points
+    assert points[((attr.TEMPLATE_CACHE_HIT, True), (attr.TEMPLATE_ENGINE, "jinja2"))] == 2
+
+
 def test_render_records_variables_missing_names_and_utf8_size(capture, templates):
     expected = render_uninstrumented(capture, templates, "newsletter.html", **context())
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates))
