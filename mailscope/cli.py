@@ -8,11 +8,10 @@ import sys
 
 
 def _classify(args) -> int:
-    from mailscope.processors.errors import classify
+    from mailscope.processors.errors import classify, read_messages
 
     out = sys.stdout
-    for line in sys.stdin:
-        message = line.rstrip("\r\n")
+    for message in read_messages(sys.stdin):  # streams; an endless line cannot exhaust memory
         result = classify(message)
         out.write(
             json.dumps(

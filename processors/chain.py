@@ -1,6 +1,8 @@
 """The enrichment chain, composed in one visible place.
 
 Order matters and is deliberate:
+0. redaction.early   - span name and attributes lose their email addresses first, so
+                       no stage below turns one into a metric label or a table key
 1. error_type        - failed spans get `error.type` (others' spans included)
    slow              - threshold / learned-baseline slowness (reads the duration only)
    memory            - RSS delta over the span (MAILSCOPE_MEMORY=off leaves it out)
@@ -20,12 +22,13 @@ from mailscope.processors.errors import ErrorsStage
 from mailscope.processors.memory import MemoryStage
 from mailscope.processors.operation_metrics import OperationMetricsStage
 from mailscope.processors.pipeline import Pipeline
-from mailscope.processors.redact import RedactionStage
+from mailscope.processors.redact import EarlyRedactionStage, RedactionStage
 from mailscope.processors.slow import SlowStage
 
 
 def build_stages(config: Settings) -> list:
     return [
+        EarlyRedactionStage(config.redact),  # privacy_critical, like the last stage
         ErrorTypeStage(),
         SlowStage(config),
         *([MemoryStage(config)] if config.memory != "off" else []),

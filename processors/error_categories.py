@@ -294,9 +294,17 @@ def _type_key(error_type: str | None) -> str:
     return error_type.rsplit(".", 1)[-1].lower().rstrip("()")
 
 
+# several refused recipients in one exception (smtplib's dict, aiosmtplib's list): the first decides
+_NEXT_REFUSAL = re.compile(r"\), '<email>': \(|\), smtprecipientrefused\(")
+
+
 def categorize(pattern: str, error_type: str | None = None) -> tuple[str, bool]:
     """(category, retryable) for a masked pattern and an optional exception type name."""
     text = pattern.lower()
+    if "), " in text:
+        cut = _NEXT_REFUSAL.search(text)
+        if cut is not None:
+            text = text[: cut.start()]
     enhanced = _ENHANCED_RX.search(text)
     klass = subject = detail = None
     if enhanced is not None:

@@ -80,6 +80,30 @@ def classify(message, error_type=None) -> Classification:
     return result
 
 
+MAX_LINE_CHARS = 65536
+
+
+def read_messages(stream, max_chars: int = MAX_LINE_CHARS):
+    """Lines of `stream` without their line ending, in bounded memory: a line longer than
+    `max_chars` is cut there and the rest of it skipped; undecodable bytes are replaced."""
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None:
+        try:
+            reconfigure(errors="replace")
+        except Exception:  # a stream that cannot change its error handler keeps its own
+            pass
+    readline = stream.readline
+    while True:
+        line = readline(max_chars)
+        if not line:
+            return
+        if len(line) >= max_chars and not line.endswith("\n"):
+            rest = line
+            while rest and not rest.endswith("\n"):
+                rest = readline(max_chars)
+        yield line.rstrip("\r\n")
+
+
 class ErrorsStage:
     """Tag failed spans with the error's category, retryability, pattern and fingerprint."""
 

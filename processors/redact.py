@@ -24,7 +24,10 @@ What is deliberately left alone (it is not an address, and must not be corrupted
 The stage runs last in the chain and is `privacy_critical`: it rewrites the span
 name, attribute keys and values (string arrays too), event names and attributes
 (`exception.message`, `exception.stacktrace`), the status description and link
-attributes. It is cheap when there is nothing to do: a string is only searched
+attributes. `EarlyRedactionStage` runs first and rewrites the span name and the
+attributes only, so the stages in between (slow, memory, metrics) take their
+metric labels (`span.name`, template and queue names) and their per-name tables
+from address-free text; metric labels never pass through the last stage. It is cheap when there is nothing to do: a string is only searched
 when a quick substring test finds an `@` (or one of its encoded forms).
 """
 
@@ -215,6 +218,11 @@ class RedactionStage:
         mode = self.mode
         if mode == "off":
             return
+        self._name_and_attributes(draft, mode)
+        self._events_status_links(draft, mode)
+
+    @staticmethod
+    def _name_and_attributes(draft, mode: str) -> None:
         name = draft.name
         if might_contain_address(name):
             new_name = redact(name, mode)
@@ -230,6 +238,8 @@ class RedactionStage:
                 for key in stale:
                     del draft._attributes[key]
 
+    @staticmethod
+    def _events_status_links(draft, mode: str) -> None:
         events = draft.events
         if events:
             new_events = None
@@ -265,3 +275,13 @@ class RedactionStage:
                     new_links[index] = Link(link.context, link_attrs)
             if new_links is not None:
                 draft.replace_links(new_links)
+
+
+class EarlyRedactionStage(RedactionStage):
+    """First stage of the chain: span name and attributes, before any stage derives labels from them."""
+
+    name = "redaction.early"
+
+    def __call__(self, draft) -> None:
+        if self.mode != "off":
+            self._name_and_attributes(draft, self.mode)

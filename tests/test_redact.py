@@ -11,7 +11,7 @@ from mailscope import attributes as attr
 from mailscope.config import load_settings
 from mailscope.processors.chain import build_stages
 from mailscope.processors.pipeline import EnrichingSpanProcessor, Pipeline, StartProcessor
-from mailscope.processors.redact import MASK, RedactionStage, might_contain_address, redact
+from mailscope.processors.redact import MASK, EarlyRedactionStage, RedactionStage, might_contain_address, redact
 
 # (input, expected with mode=domain)
 MASKED = [
@@ -238,13 +238,34 @@ def test_clean_spans_pass_through_uncopied():
     assert seen and not seen[0].dirty
 
 
-def test_chain_puts_privacy_critical_redaction_last():
+def test_chain_puts_privacy_critical_redaction_first_and_last():
     for mode in ("domain", "full", "off"):
         stages = build_stages(load_settings({"MAILSCOPE_REDACT": mode}))
-        assert isinstance(stages[-1], RedactionStage)
-        assert stages[-1].privacy_critical is True
-        assert stages[-1].mode == mode
+        assert type(stages[-1]) is RedactionStage and isinstance(stages[0], EarlyRedactionStage)
+        assert stages[-1].privacy_critical is True and stages[0].privacy_critical is True
+        assert stages[-1].mode == mode == stages[0].mode
+        assert not any(isinstance(s, RedactionStage) for s in stages[1:-1])
     assert build_stages(load_settings({}))[-1].mode == "domain"
+
+
+def test_stages_between_see_an_address_free_name_and_attributes():
+    seen = []
+
+    class Spy:
+        name = "spy"
+
+        def __call__(self, draft):
+            seen.append((draft.name, dict(draft.attributes), [dict(e.attributes) for e in draft.events]))
+
+    def body(tracer):
+        with tracer.start_as_current_span("notify jane@example.org", attributes={"to": "jane@example.org"}) as span:
+            span.add_event("x", {"who": "jane@example.org"})
+
+    spans = _export([EarlyRedactionStage("domain"), Spy(), RedactionStage("domain")], body)
+    name, attributes, events = seen[0]
+    assert name == "notify <redacted>@example.org" and attributes == {"to": "<redacted>@example.org"}
+    assert events == [{"who": "jane@example.org"}]  # events are the last stage's job
+    assert spans[0].events[0].attributes["who"] == "<redacted>@example.org"
 
 
 def test_a_failing_redaction_drops_the_span_instead_of_leaking(monkeypatch):
