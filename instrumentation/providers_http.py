@@ -88,6 +88,26 @@ def match_url(method, url) -> tuple | None:
     return provider, (host, port or DEFAULT_PORTS.get(parts.scheme.lower()))
 
 
+def httpx_body(request):
+    """The body of an httpx Request without reading any stream: its bytes when httpx holds them,
+    else for a multipart body not yet rendered, its fields as (name, value) pairs (files only
+    when given as bytes or text; a file object is never read)."""
+    try:
+        return request.content  # raises RequestNotRead when the body is a stream
+    except Exception:
+        pass
+    fields = getattr(getattr(request, "stream", None), "fields", None)
+    if not isinstance(fields, list):
+        return None
+    pairs = []
+    for item in fields:
+        name = getattr(item, "name", None)
+        value = getattr(item, "value", None) if hasattr(item, "value") else getattr(item, "file", None)
+        if isinstance(name, str) and isinstance(value, (str, bytes)):
+            pairs.append((name, value))
+    return pairs
+
+
 def _status_outcome(status) -> Outcome:
     return Outcome(status_code=status if isinstance(status, int) else None)
 
@@ -224,11 +244,7 @@ class HTTPProbe:
         send = self.telemetry.start(provider, server)
         described = None
         if send is not None:
-            try:
-                body = request.content  # raises for a streaming body that has not been read
-            except Exception:
-                body = None
-            described = self._describe(send, provider, body, _header(request.headers, "content-type"))
+            described = self._describe(send, provider, httpx_body(request), _header(request.headers, "content-type"))
         return send, described
 
     def _httpx_end(self, send, provider, response, described) -> None:

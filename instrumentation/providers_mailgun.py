@@ -86,9 +86,11 @@ def _wanted(name: str, size: int) -> bool:
 
 
 def form_fields(body, content_type: str | None) -> list:
-    """(name, value) pairs of a URL-encoded or multipart form body."""
+    """(name, value) pairs of a URL-encoded or multipart form body (or the pairs themselves)."""
     if body is None:
         return []
+    if isinstance(body, list):  # already split into fields (an unrendered httpx multipart body)
+        return body
     content_type = content_type or ""
     if content_type.lower().startswith("multipart/"):
         boundary = _boundary(content_type)

@@ -239,7 +239,8 @@ class MailgunServer(HTTPTestServer):
         fields = parse_form(body, headers.get("Content-Type", ""))
         values: dict = {}
         for name, value in fields:
-            values.setdefault(name, []).append(value.decode() if isinstance(value, bytes) and name != "message" else value)
+            text = isinstance(value, bytes) and name not in ("message", "attachment", "inline")
+            values.setdefault(name, []).append(value.decode() if text else value)
         mime = match.group("kind") == "messages.mime"
         for required in ("to",) + (("message",) if mime else ("from", "subject")):
             if not values.get(required):
