@@ -361,17 +361,36 @@ def _quoted(match: re.Match) -> str:
 
 
 def _kv(match: re.Match) -> str:
-    key, value = match.group(1), match.group(2)
+    return _kv_pair(match.group(1), match.group(2))
+
+
+def _kv_pair(key: str, value: str) -> str:
     if not value or _PLACEHOLDER.fullmatch(value):
-        return match.group(0)
+        return f"{key}={value}"
     if key.lower() in _KV_CATEGORICAL_KEYS:
         bare = value.strip("\"'")
         if bare.isalpha() and len(bare) <= 24:
-            return match.group(0)
+            return f"{key}={value}"
         parts = bare.split(".")
         if _is_enhanced(parts) and all(p.isdigit() for p in parts) or (bare.isdigit() and _is_smtp_or_http_code(bare)):
-            return match.group(0)
+            return f"{key}={value}"
     return f"{key}={VAR}"
+
+
+def _simple_kv(token: str):
+    """`delay=29,` / `relay=mx.example.org[192.0.2.1]:25,` without quotes or nesting: masked, else None."""
+    key, _, value = token.partition("=")
+    if not key or "=" in value or not (key[0].isalpha() or key[0] == "_"):
+        return None
+    if not key.replace("_", "").replace(".", "").replace("-", "").isalnum():
+        return None
+    tail = ""
+    while value and value[-1] in ",;)]}":
+        tail = value[-1] + tail
+        value = value[:-1]
+    if any(c in value for c in "<>(['\"`{"):
+        return None
+    return _kv_pair(key, value) + tail
 
 
 def normalize(message: str) -> str:
@@ -462,6 +481,10 @@ def _mask_token(token: str) -> str:
         t = _EMAIL.sub(EMAIL, t)
     if "arn:" in t:
         t = _ARN.sub(VAR, t)
+    if t is token and "=" in t:
+        kv = _simple_kv(t)
+        if kv is not None:
+            return kv
     if "-" in t and len(t) >= 12:
         t = _K8S_SUFFIX.sub("-" + VAR, t)
     if "=" in t:
@@ -553,37 +576,41 @@ def _is_state(word: str) -> bool:
     return len(word) >= 3 and word.replace("_", "").isalpha() and word.isupper()
 
 
+_CONTEXT_WORDS = frozenset(("user", "User", "USER", "for", "For", "FOR", "from", "From", "FROM"))
+
+
 def _mask_context_values(out: list) -> None:
     """Values that are words, recognisable only by their neighbours:
     login names (`for user root`, `invalid user admin`, `password for root from`),
     a name in parentheses after a masked value (`process <*> (java)`), and
     state transitions (`from RUNNING to FAILED`)."""
     last = len(out) - 1
-    for index in range(1, len(out)):
-        word = out[index]
-        if word[:1] == "<" or not word:
-            continue
+    for index in range(1, last + 1):
         before = out[index - 1]
-        if word[0] == "(":
-            if before == VAR and word[-1] in "),.;:":
+        if before in _CONTEXT_WORDS:
+            word = out[index]
+            if not word[:1].isalnum():
+                continue
+            low = before.lower()
+            if low == "user":
+                if index >= 2 and out[index - 2].lower() in _USER_BEFORE:
+                    out[index] = VAR
+            elif low == "for":
+                if index < last and out[index + 1].lower() in _USER_AFTER:
+                    out[index] = VAR
+            elif (
+                index + 2 <= last and out[index + 1].lower() == "to"
+                and _is_state(word) and _is_state(out[index + 2].rstrip(".,;"))
+            ):
+                tail = out[index + 2]
+                out[index] = VAR
+                out[index + 2] = VAR + (tail[-1] if tail[-1] in ".,;" else "")
+        elif before == VAR:
+            word = out[index]
+            if word[:1] == "(" and word[-1] in "),.;:":
                 match = _PAREN_NAME.fullmatch(word)
                 if match is not None:
                     out[index] = f"({VAR}){match.group(2)}"
-            continue
-        if not word[0].isalnum():
-            continue
-        low = before.lower()
-        if low == "user" and index >= 2 and out[index - 2].lower() in _USER_BEFORE:
-            out[index] = VAR
-        elif low == "for" and index < last and out[index + 1].lower() in _USER_AFTER:
-            out[index] = VAR
-        elif (
-            low == "from" and index + 2 <= last and out[index + 1].lower() == "to"
-            and _is_state(word) and _is_state(out[index + 2].rstrip(".,;"))
-        ):
-            tail = out[index + 2]
-            out[index] = VAR
-            out[index + 2] = VAR + (tail[-1] if tail[-1] in ".,;" else "")
 
 
 def mask(message: str) -> str:
@@ -598,45 +625,55 @@ def mask(message: str) -> str:
     out = []
     append = out.append
     cache = _token_cache
-    index = 0
-    while index < count:
+    get = cache.get
+    ts_words = _TS_WORDS
+    index = -1
+    while index + 1 < count:
+        index += 1
         token = tokens[index]
-        if token[:3] in _TS_WORDS or (token[:1].isdigit() and len(token) <= 3 and index + 1 < count and tokens[index + 1][:3] in _TS_WORDS):
+        hit = get(token)
+        if hit is not None:  # most tokens: fixed words, with or without punctuation
+            append(hit)
+            continue
+        if token[:3] in ts_words:
             span = _timestamp_span(tokens, index)
             if span:
                 trail = tokens[index + span - 1]
                 append(TS + (trail[-1] if trail[-1] in ",;)]" else ""))
-                index += span
+                index += span - 1
                 continue
+            append(token)  # a month or weekday name standing alone: context-dependent, not cached
+            continue
         if token.isalpha():
+            masked = token
             if len(token) >= 10 and not (token.islower() or token.isupper() or token.istitle()):
-                token = _letters_id_word(token)
-            append(token)
-            index += 1
-            continue
-        hit = cache.get(token)
-        if hit is not None:
-            append(hit)
-            index += 1
-            continue
-        core = _core(token)
-        if core.isdigit() and "::" not in token:
-            if index > 0 and tokens[index - 1].lower().endswith("errno"):
-                masked = token
-            elif core in REAL_CODES and _is_code_here(core, tokens, index, token):
-                masked = token
-            else:
-                masked = token.replace(core, VAR, 1)
-            append(masked)
-            index += 1
-            continue
-        masked = _mask_token(token)
-        if len(token) < 64 and not _has_digit(token) and "@" not in token:
-            if len(cache) >= _CACHE_MAX:
-                cache.clear()
-            cache[token] = masked
+                masked = _letters_id_word(token)
+        else:
+            core = _core(token)
+            if core.isdigit() and "::" not in token:
+                if len(core) <= 2 and index + 1 < count and tokens[index + 1][:3] in ts_words:
+                    span = _timestamp_span(tokens, index)  # 01 Jan 2024 10:00:00
+                    if span:
+                        trail = tokens[index + span - 1]
+                        append(TS + (trail[-1] if trail[-1] in ",;)]" else ""))
+                        index += span - 1
+                        continue
+                if index > 0 and tokens[index - 1].lower().endswith("errno"):
+                    masked = token
+                elif core in REAL_CODES and _is_code_here(core, tokens, index, token):
+                    masked = token
+                else:
+                    masked = token.replace(core, VAR, 1)
+                append(masked)
+                continue
+            masked = _mask_token(token)
+            if (masked is not token and masked != token and _has_digit(token)) or "@" in token or len(token) >= 64:
+                append(masked)  # holds a value: caching it would only churn the cache
+                continue
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        cache[token] = masked
         append(masked)
-        index += 1
     _mask_context_values(out)
     text = " ".join(out)
     if "<" in text:

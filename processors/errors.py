@@ -58,25 +58,41 @@ def fingerprint(error_type: str, pattern: str) -> str:
 
 
 _cache: dict = {}
+# exact repeats (the same static error 40,000 times overnight) skip masking altogether
+_MESSAGE_CACHE_MAX = 2048
+_MESSAGE_CACHE_CHARS = 512
+_messages: dict = {}
+
+
+def _remember(cache: dict, limit: int, key, value) -> None:
+    if len(cache) >= limit:
+        try:
+            del cache[next(iter(cache))]  # oldest first: dicts keep insertion order
+        except (StopIteration, KeyError, RuntimeError):
+            cache.clear()
+    cache[key] = value
 
 
 def classify(message, error_type=None) -> Classification:
     """Classify one error message (the same logic as `mailscope classify`)."""
     text = message if isinstance(message, str) else ("" if message is None else str(message))
+    if error_type is not None and not isinstance(error_type, str):
+        error_type = str(error_type)
+    exact = (text, error_type) if len(text) <= _MESSAGE_CACHE_CHARS else None
+    if exact is not None:
+        hit = _messages.get(exact)
+        if hit is not None:
+            return hit
     kind = normalize_type(error_type)
     pattern = mask(text)
     key = (pattern, kind)
-    hit = _cache.get(key)
-    if hit is not None:
-        return hit
-    category, retryable = categorize(pattern, kind or None)
-    result = Classification(category, retryable, pattern, fingerprint(kind, pattern))
-    if len(_cache) >= _CACHE_MAX:
-        try:
-            del _cache[next(iter(_cache))]  # oldest first: dicts keep insertion order
-        except (StopIteration, KeyError, RuntimeError):
-            _cache.clear()
-    _cache[key] = result
+    result = _cache.get(key)
+    if result is None:
+        category, retryable = categorize(pattern, kind or None)
+        result = Classification(category, retryable, pattern, fingerprint(kind, pattern))
+        _remember(_cache, _CACHE_MAX, key, result)
+    if exact is not None:
+        _remember(_messages, _MESSAGE_CACHE_MAX, exact, result)
     return result
 
 
