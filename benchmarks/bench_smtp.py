@@ -9,6 +9,9 @@ does not compete with the client for the GIL. Cases, run interleaved:
 - smtplib, instrumented with mailscope's whole pipeline in front of the
   BatchSpanProcessor (slow, memory, metrics, redaction stages): informational,
   it shows what the stages add on top of the instrumentation;
+- reference: smtplib uninstrumented, the app wrapping each send in one SDK
+  span with the same attributes: the price of a span per send on this machine,
+  which any send instrumentation pays, to read the others against;
 - the same first two for aiosmtplib.
 Each case opens one connection, sends its messages with `sendmail` (the
 cheapest client path, so the relative overhead is largest) and quits.
@@ -133,6 +136,28 @@ def run(quick: bool) -> Section:
 
         return name, case
 
+    reference_tracer = inst.providers["plain"][0].get_tracer("bench.reference")
+    reference_attributes = {  # what an email.send span carries for these messages
+        "mailscope.operation": "send", "email.provider": "smtp", "server.address": "127.0.0.1",
+        "server.port": server.port, "email.recipients.count": 1, "email.recipients.domains": ("inbox.example.org",),
+        "email.message.bytes": len(MESSAGE), "email.message.id_hash": "0123456789abcdef",
+        "smtp.response.code": 250, "smtp.response.enhanced_status": "2.0.0", "email.recipients.refused": 0,
+    }
+
+    def reference_case(name):
+        """Uninstrumented client; the app itself wraps each send in one SDK span with the same attributes."""
+
+        def case(n: int) -> None:
+            inst.use(None)
+            with smtplib.SMTP("127.0.0.1", server.port) as client:
+                started = time.thread_time()
+                for _ in range(n):
+                    with reference_tracer.start_as_current_span(name, attributes=reference_attributes):
+                        client.sendmail(SENDER, [RECIPIENT], MESSAGE)
+                cpu.setdefault(name, []).append((time.thread_time() - started) / n)
+
+        return name, case
+
     def aiosmtplib_case(name, which):
         import aiosmtplib
 
@@ -153,6 +178,7 @@ def run(quick: bool) -> Section:
         smtplib_case(SYNC_PLAIN, None),
         smtplib_case(SYNC_SDK, "plain"),
         smtplib_case(SYNC_PIPELINE, "pipeline"),
+        reference_case(SYNC_REFERENCE),
         aiosmtplib_case(ASYNC_PLAIN, None),
         aiosmtplib_case(ASYNC_SDK, "plain"),
     ])
@@ -168,10 +194,12 @@ def run(quick: bool) -> Section:
         Ratio("smtplib instrumented / uninstrumented", medians[SYNC_SDK] / medians[SYNC_PLAIN], "<= 1.05"),
         Ratio("aiosmtplib instrumented / uninstrumented", medians[ASYNC_SDK] / medians[ASYNC_PLAIN], "<= 1.05"),
         Ratio("smtplib with mailscope pipeline / uninstrumented", medians[SYNC_PIPELINE] / medians[SYNC_PLAIN]),
+        Ratio("reference: one bare SDK span per send / uninstrumented", medians[SYNC_REFERENCE] / medians[SYNC_PLAIN]),
     ]
     cpu_median = {name: statistics.median(values) for name, values in cpu.items()}
     for label, instrumented, plain in (("smtplib", SYNC_SDK, SYNC_PLAIN), ("aiosmtplib", ASYNC_SDK, ASYNC_PLAIN),
-                                       ("smtplib+pipeline", SYNC_PIPELINE, SYNC_PLAIN)):
+                                       ("smtplib+pipeline", SYNC_PIPELINE, SYNC_PLAIN),
+                                       ("reference span", SYNC_REFERENCE, SYNC_PLAIN)):
         section.ratios.append(Ratio(f"{label} client CPU per message, instrumented / not",
                                     cpu_median[instrumented] / cpu_median[plain]))
         section.notes.append(
@@ -190,5 +218,6 @@ def run(quick: bool) -> Section:
 SYNC_PLAIN = "smtplib uninstrumented"
 SYNC_SDK = "smtplib instrumented (SDK + BatchSpanProcessor)"
 SYNC_PIPELINE = "smtplib instrumented + mailscope pipeline"
+SYNC_REFERENCE = "smtplib + one bare SDK span per send (reference)"
 ASYNC_PLAIN = "aiosmtplib uninstrumented"
 ASYNC_SDK = "aiosmtplib instrumented (SDK + BatchSpanProcessor)"
