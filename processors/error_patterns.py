@@ -131,7 +131,7 @@ _HEX = re.compile(r"(?i)\b0x[0-9a-f]+\b")
 _UNIX_PATH = re.compile(r"(?<![\w./:~<>*-])(?:~|\.{1,2})?/(?=[\w.~@%+-])[\w.~@%+-]*(?:/[\w.~@%+$-]*)*")
 _QUOTED = re.compile(r"(?<![\w\\])(['\"`])([^'\"`\s]{1,200})\1(?!\w)(?!\s*:(?!\d))")
 _KV = re.compile(
-    r"(?<![\w.-])([A-Za-z_][\w.-]{0,40})=(<(?:email|url|host|path|ts|\*)>|\"[^\"]*\"|'[^']*'|[^\s,;&)\]}<>]*)"
+    r"(?<![\w.-])([A-Za-z_][\w.-]{0,40})=(<(?:email|url|host|path|ts|\*)>|\"[^\"]*\"|'[^']*'|[^\s,;&<>\"'(){}]*)"
 )
 _PLACEHOLDER = re.compile(r"<(?:email|url|host|path|ts|\*)>")
 _RUNS = re.compile(r"(<(?:email|url|host|path|ts|\*)>)(?:(?:[\s,;|/]|\band\b)+\1)+")
@@ -323,7 +323,13 @@ def _random_part(part: str) -> bool:
             digit = d
     if changes >= 2:
         return part.lower() not in KEEP_WORDS
-    return len(part) >= 12 and _is_hex(part)
+    if not _is_hex(part):
+        # a name and its number (worker12, mta1234) or a number and its unit (351ms, 64kB),
+        # unless the letters themselves are random (Postfix long queue ids: WdCZzzdrMjy5)
+        letters = part.strip("0123456789")
+        return len(letters) >= 8 and _letters_id_word(letters) == VAR
+    # DE17977119, 726452723AE: Postfix queue ids; but 1024B, 45C are a number and its unit
+    return len(part) >= 10 or (len(part) >= 8 and not part[0].isdigit())
 
 
 def _token(match: re.Match) -> str:
@@ -385,10 +391,10 @@ def _simple_kv(token: str):
     if not key.replace("_", "").replace(".", "").replace("-", "").isalnum():
         return None
     tail = ""
-    while value and value[-1] in ",;)]}":
+    while value and (value[-1] in ",;)}" or (value[-1] == "]" and "[" not in value)):
         tail = value[-1] + tail
         value = value[:-1]
-    if any(c in value for c in "<>(['\"`{"):
+    if any(c in value for c in "<>()'\"`{}"):
         return None
     return _kv_pair(key, value) + tail
 
