@@ -88,6 +88,14 @@ _OVERRIDES = (
         r"out of storage", r"inbox is full", r"full mailbox", r"mailbox has exceeded", r"quotaexceededexception",
         r"exceeded storage allocation", r"user has exceeded (?:their|his|her) quota",
     )),
+    (TIMEOUT, _rx(
+        r"message (?:has )?expired", r"expired after", r"delivery time expired", r"too long in (?:the )?queue",
+        r"retry timeout exceeded",
+    )),
+    (VALIDATION, _rx(
+        r"not a valid rfc-?\s?5321", r"not a valid (?:e-?mail )?address", r"(?:address|e-?mail)[^.;]{0,30}not (?:properly |correctly )?formatted",
+        r"(?:incorrectly|badly|improperly) formatted", r"malformed (?:e-?mail )?address", r"address syntax",
+    )),
 )
 
 # --- 2 and 4. enhanced status codes ---------------------------------------------------
@@ -151,8 +159,9 @@ _WORDING = (
         r"unauthori[sz]ed", r"forbidden", r"authori[sz]ation", r"api[ _-]?key", r"\btokens?\b", r"token ?id",
         r"not authori[sz]ed to perform", r"accessdenied", r"signature ?does ?not ?match", r"secret access key",
         r"access key", r"application-specific password", r"\bsmtp ?client ?authentication",
+        r"must issue a starttls", r"\bauthenticate\b", r"permission denied",
     )),
-    (CONTENT, _rx(r"virus", r"malware", r"executable", r"attachment", r"infected")),
+    (CONTENT, _rx(r"virus", r"malware", r"malicious", r"executable", r"attachment", r"infected")),
     (REPUTATION, _rx(r"spam", r"junk", r"phish", r"\bbulk\b", r"resolver\.rst", r"reputation")),
     (CONTENT, _rx(
         r"message (?:size|length)", r"size (?:limit|exceeds)", r"exceeds? [^.;]{0,30}size", r"too (?:large|big)",
@@ -170,6 +179,7 @@ _WORDING = (
         r"user unknown", r"unknown (?:user|recipient|address|local ?part|mailbox)", r"no such (?:user|mailbox|recipient|address|account|person)",
         r"(?:account|mailbox|address|user|recipient)[^.;]{0,60}(?:does not|doesn't|did not|do not) exist",
         r"may not exist", r"does ?n[o']t have an? \S+ account",
+        r"(?:address|mailbox|recipient|user|account)[^.;]{0,40}(?:could ?n[o']t|cannot|can't|can not) be found",
         r"recipients? (?:not found|unknown|rejected|invalid)", r"recip(?:ient)?notfound",
         r"recipient address rejected: access denied",
         r"(?:mailbox|address|user|recipient|account) (?:is )?(?:not found|unavailable|disabled|inactive|deactivated|suspended|closed|discontinued)",

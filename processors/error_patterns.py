@@ -265,6 +265,8 @@ def _mask_word_token(token: str, text: str = "", start: int = 0) -> str:
         return token
     if token.isdigit():
         return _number(text or token, start, start + len(token), token)
+    if token[:3] in ("RFC", "rfc", "Rfc") and token[3:].lstrip("-").isdigit():
+        return token
     if "-" in token:
         if _CODE_PAIR.fullmatch(token):
             return token
@@ -583,6 +585,9 @@ def _is_state(word: str) -> bool:
 
 
 _CONTEXT_WORDS = frozenset(("user", "User", "USER", "for", "For", "FOR", "from", "From", "FROM"))
+# `The recipient address <john.doe> is not valid`: what an address slot holds is an address
+_ADDRESS_SLOT = frozenset(("address", "Address", "recipient", "Recipient", "sender", "Sender", "mailbox", "Mailbox"))
+_BRACKETED = re.compile(r"<(?:[^<>\s]|<\*>)+>([:.,;]?)")
 
 
 def _mask_context_values(out: list) -> None:
@@ -611,6 +616,12 @@ def _mask_context_values(out: list) -> None:
                 tail = out[index + 2]
                 out[index] = VAR
                 out[index + 2] = VAR + (tail[-1] if tail[-1] in ".,;" else "")
+        elif before in _ADDRESS_SLOT:
+            word = out[index]
+            if word[:1] == "<" and not _PLACEHOLDER.match(word):
+                match = _BRACKETED.fullmatch(word)
+                if match is not None:
+                    out[index] = EMAIL + match.group(1)
         elif before == VAR:
             word = out[index]
             if word[:1] == "(" and word[-1] in "),.;:":
@@ -664,8 +675,8 @@ def mask(message: str) -> str:
                         append(TS + (trail[-1] if trail[-1] in ",;)]" else ""))
                         index += span - 1
                         continue
-                if index > 0 and tokens[index - 1].lower().endswith("errno"):
-                    masked = token
+                if index > 0 and tokens[index - 1].lower().endswith(("errno", "rfc")):
+                    masked = token  # errno values and RFC numbers are names
                 elif core in REAL_CODES and _is_code_here(core, tokens, index, token):
                     masked = token
                 else:
