@@ -237,13 +237,18 @@ def _dns_label(label: str) -> bool:
     return label.replace("-", "").isalnum()
 
 
-def _hostlike(labels) -> bool:
+_HOSTNAME = re.compile(r"(?:_?[^\W_](?:[\w-]*[^\W_])?\.)+[^\W\d_]{2,63}")
+
+
+def _hostlike(labels, token: str = "") -> bool:
     """Dotted token whose last label is a TLD and whose labels are DNS labels."""
     if len(labels) < 2:
         return False
     tld = labels[-1].lower()
     if tld not in TLDS or (len(labels) == 2 and tld in FILE_EXTENSIONS):
         return False
+    if token:
+        return _HOSTNAME.fullmatch(token) is not None
     for label in labels:
         if not _dns_label(label):
             return False
@@ -284,7 +289,7 @@ def _mask_word_token(token: str, text: str = "", start: int = 0) -> str:
             if len(labels) == 4 and all(len(label) <= 3 for label in labels):
                 return HOST
             return VAR
-        if _hostlike(labels):
+        if _hostlike(labels, token):
             return HOST
         if len(labels) == 2 and labels[1].lower() in FILE_EXTENSIONS and labels[0]:
             return PATH
@@ -403,6 +408,11 @@ def _simple_kv(token: str):
 
 def normalize(message: str) -> str:
     """Whitespace, escapes and bytes-repr prefixes made uniform; bounded length."""
+    return " ".join(_tokens(message))
+
+
+def _tokens(message: str) -> list:
+    """`normalize`, as the list of whitespace-separated tokens."""
     text = message
     if len(text) > MAX_INPUT_CHARS:
         text = text[:MAX_INPUT_CHARS]
@@ -415,7 +425,7 @@ def normalize(message: str) -> str:
         text = _ESCAPES.sub(" ", text)
     if "b'" in text or 'b"' in text:
         text = _BYTES_PREFIX.sub("", text)
-    return " ".join(text.split())
+    return text.split()
 
 
 # --- the token pass ---------------------------------------------------------------------
@@ -632,12 +642,11 @@ def _mask_context_values(out: list) -> None:
 
 def mask(message: str) -> str:
     """The pattern of `message`: variable parts replaced by placeholders, <= 300 chars."""
-    text = normalize(message)
-    if not text:
+    tokens = _tokens(message)
+    if not tokens:
         return ""
-    if '"@' in text or '"%40' in text:
-        text = _QUOTED_LOCAL_EMAIL.sub(EMAIL, text)
-    tokens = text.split(" ")
+    if '"@' in message or '"%40' in message:
+        tokens = _QUOTED_LOCAL_EMAIL.sub(EMAIL, " ".join(tokens)).split(" ")
     count = len(tokens)
     out = []
     append = out.append
