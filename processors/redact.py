@@ -179,9 +179,26 @@ def _redact_value(value, mode: str):
     return value
 
 
+def _suspect(text: str) -> bool:
+    # might_contain_address, inlined for the per-attribute hot loop
+    return "@" in text or "%40" in text or "0040" in text or "\\x40" in text or "&#" in text
+
+
 def _redact_mapping(attributes, mode: str):
     """A new dict when something changed, else None."""
     if not attributes:
+        return None
+    # fast scan: almost every span has no address anywhere
+    for key, value in attributes.items():
+        if "@" in key or "%40" in key or "0040" in key or "\\x40" in key or "&#" in key:
+            break
+        if value.__class__ is str:
+            if "@" in value or "%40" in value or "0040" in value or "\\x40" in value or "&#" in value:
+                break
+        elif value.__class__ is tuple or value.__class__ is list:
+            if any(item.__class__ is str and _suspect(item) for item in value):
+                break
+    else:
         return None
     changed = None
     for key, value in attributes.items():
