@@ -275,7 +275,10 @@ _TYPES = {
         "smtpsenderrefused smtpheloerror smtpnotsupportederror smtpnotsupported badrequestserror badrequesterror "
         "headerparseerror invalidheaderdefect paramvalidationerror invalidparametervalue messagerejected"
     ),
-    CONTENT: "smtpdataerror unicodeencodeerror unicodedecodeerror payloadtoolargeerror",
+    CONTENT: (
+        "smtpdataerror unicodeencodeerror unicodedecodeerror payloadtoolargeerror undefinederror "
+        "templatesyntaxerror templateerror liquidsyntaxerror liquidundefinederror"
+    ),
     RATE_LIMIT: "toomanyrequestserror throttlingexception throttling ratelimiterror",
     REPUTATION: "accountsendingpausedexception",
 }
