@@ -91,6 +91,7 @@ _ARN = re.compile(r"\barn:aws[\w-]*:[^\s,;)\]}'\"]*")
 _AWS_REGION = re.compile(r"(?i)(?:us|eu|ap|ca|sa|me|af|il|mx|cn)-(?:gov-|iso-)?[a-z]+-\d")
 _CASE_SEGMENT = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 _VOWELS = frozenset("aeiouyAEIOUY")
+_CONSONANTS5 = re.compile(r"[^aeiouyAEIOUY]{6}")
 
 _EMAIL_LOCAL = r"(?:\"(?:[^\"\\\r\n]|\\.){1,64}\"|[\w!#$%*+/=?^`|~-][\w.!#$%&'*+/=?^`{|}~-]*)"
 _EMAIL = re.compile(
@@ -351,7 +352,11 @@ def _letters_id_word(word: str) -> str:
     if word.islower() or word.isupper() or word.istitle():
         return word
     # CamelCase is made of pronounceable words; a random id is mostly 1-2 letter fragments
-    wordy = sum(len(seg) for seg in _CASE_SEGMENT.findall(word) if len(seg) >= 3 and not _VOWELS.isdisjoint(seg))
+    # and consonant clusters no language has (Sklqksbyj)
+    wordy = sum(
+        len(seg) for seg in _CASE_SEGMENT.findall(word)
+        if len(seg) >= 3 and not _VOWELS.isdisjoint(seg) and not _CONSONANTS5.search(seg)
+    )
     return VAR if wordy < 0.6 * len(word) else word
 
 
@@ -359,11 +364,12 @@ def _base64(match: re.Match) -> str:
     run = match.group()
     if run.islower() or run.isupper():
         return run
+    if run.count("/") >= 2 and all(
+        seg.islower() or seg.isupper() or seg.istitle() or seg.isdigit() for seg in run.split("/") if seg
+    ):
+        return run  # a path (/home/rhlhvh/Maildir, /var/spool/postfix/deferred/4F3A21C0D3B), not base64
     letters = "".join(c for c in run if c.isalpha())
-    random_letters = _letters_id_word(letters) == VAR
-    if run[0] == "/" and run.count("/") >= 2 and not random_letters:
-        return run  # a path: /var/spool/postfix/deferred/4F3A21C0D3B
-    return VAR if random_letters or _has_digit(run) else run
+    return VAR if _has_digit(run) or _letters_id_word(letters) == VAR else run
 
 
 def _quoted(match: re.Match) -> str:
