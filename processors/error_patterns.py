@@ -91,6 +91,7 @@ _ARN = re.compile(r"\barn:aws[\w-]*:[^\s,;)\]}'\"]*")
 _AWS_REGION = re.compile(r"(?i)(?:us|eu|ap|ca|sa|me|af|il|mx|cn)-(?:gov-|iso-)?[a-z]+-\d")
 _CASE_SEGMENT = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 _VOWELS = frozenset("aeiouyAEIOUY")
+_NO_AEIOU = re.compile(r"[^aeiouAEIOU]{10,}")
 _CONSONANTS5 = re.compile(r"[^aeiouyAEIOUY]{6}")
 
 _EMAIL_LOCAL = r"(?:\"(?:[^\"\\\r\n]|\\.){1,64}\"|[\w!#$%*+/=?^`|~-][\w.!#$%&'*+/=?^`{|}~-]*)"
@@ -351,6 +352,8 @@ def _letters_id(match: re.Match) -> str:
 def _letters_id_word(word: str) -> str:
     if word.islower() or word.isupper() or word.istitle():
         return word
+    if _NO_AEIOU.fullmatch(word):
+        return VAR  # Postfix long queue ids use a vowel-free alphabet: LyvpBDKYKrsc
     # CamelCase is made of pronounceable words; a random id is mostly 1-2 letter fragments
     # and consonant clusters no language has (Sklqksbyj)
     wordy = sum(
