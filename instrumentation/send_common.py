@@ -40,18 +40,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
-import weakref
 from collections.abc import Iterable, Iterator
 from email.utils import parseaddr
 
-from opentelemetry import metrics
 from opentelemetry.trace import Status, StatusCode
 
 from mailscope import attributes as attr
 from mailscope.config import settings
-from mailscope.metrics import PROVIDER_LABELS_MAX, LabelCap, Tally, instruments
-from mailscope.version import __version__
+from mailscope.metrics import PROVIDER_LABELS_MAX, LabelCap, tally_for
 
 MAX_REFUSAL_EVENTS = 100  # per span; email.recipients.refused still counts all of them
 MAX_HEADER_VALUE_CHARS = 256  # a mapped header value longer than this is cut
@@ -399,7 +395,8 @@ class RecipientsMetric:
     """
 
     def __init__(self, meter_provider=None):
-        self._tally = None if _is_global(meter_provider) else _tally_for(meter_provider)
+        self._meter_provider = meter_provider
+        self._tally = None
         self._cap = LabelCap(PROVIDER_LABELS_MAX)
         self._labels: dict = {}
 
@@ -415,32 +412,10 @@ class RecipientsMetric:
     def record(self, provider: str, accepted: int = 0, refused: int = 0) -> None:
         tally = self._tally
         if tally is None:
-            tally = self._tally = instruments().recipients
+            tally = self._tally = tally_for(self._meter_provider, attr.METRIC_RECIPIENTS)
         if accepted > 0:
             tally.add(accepted, self._attributes(provider, attr.OUTCOME_ACCEPTED))
         if refused > 0:
             tally.add(refused, self._attributes(provider, attr.OUTCOME_REFUSED))
 
 
-def _is_global(meter_provider) -> bool:
-    return meter_provider is None or meter_provider is metrics.get_meter_provider()
-
-
-_tallies: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # bounded by live meter providers
-_tallies_lock = threading.Lock()
-
-
-def _tally_for(meter_provider) -> Tally:
-    with _tallies_lock:
-        try:
-            tally = _tallies.get(meter_provider)
-        except TypeError:  # not weak-referenceable: not shared
-            tally = None
-        if tally is None:
-            meter = metrics.get_meter("mailscope", __version__, meter_provider)
-            tally = Tally(meter, attr.METRIC_RECIPIENTS, description="Envelope recipients by outcome")
-            try:
-                _tallies[meter_provider] = tally
-            except TypeError:
-                pass
-        return tally

@@ -13,41 +13,14 @@ the last overrides MAILSCOPE_TEMPLATES for programmatic use.
 
 from __future__ import annotations
 
-import threading
-import weakref
-
-from opentelemetry import metrics, trace
+from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
 from mailscope._safety import internal_error
 from mailscope.config import settings
 from mailscope import attributes as attr
-from mailscope.metrics import Tally, instruments
+from mailscope.metrics import tally_for
 from mailscope.version import __version__
-
-# An instrumentor given its own meter provider gets one cache Tally per provider, shared by
-# later instrument() calls: the SDK hands a re-registered observable instrument back with
-# its first callback, so a second Tally would count into the void. Only this instrument is
-# created there, never the whole set (other instrumentors register theirs on that provider).
-_tallies: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # bounded by live meter providers
-_tallies_lock = threading.Lock()
-
-
-def _cache_tally_for(meter_provider) -> Tally:
-    with _tallies_lock:
-        try:
-            tally = _tallies.get(meter_provider)
-        except TypeError:  # not weak-referenceable: not shared
-            tally = None
-        if tally is None:
-            meter = metrics.get_meter("mailscope", __version__, meter_provider)
-            tally = Tally(meter, attr.METRIC_TEMPLATE_CACHE, description="Template loads by cache outcome")
-            try:
-                _tallies[meter_provider] = tally
-            except TypeError:
-                pass
-        return tally
-
 
 class TemplateInstrumentor(BaseInstrumentor):
     _probes: list = []
@@ -62,11 +35,7 @@ class TemplateInstrumentor(BaseInstrumentor):
         from mailscope.instrumentation.templates_liquid import LiquidProbe
 
         tracer = trace.get_tracer(__name__, __version__, kwargs.get("tracer_provider"))
-        meter_provider = kwargs.get("meter_provider")
-        if meter_provider is None or meter_provider is metrics.get_meter_provider():
-            counter = instruments().template_cache
-        else:
-            counter = _cache_tally_for(meter_provider)
+        counter = tally_for(kwargs.get("meter_provider"), attr.METRIC_TEMPLATE_CACHE)
         globs = kwargs.get("templates") or settings().templates
         telemetry = TemplateTelemetry(tracer, counter, globs)
         self._probes = []

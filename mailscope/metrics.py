@@ -9,6 +9,7 @@ first `limit` distinct values and maps the rest to `other`.
 from __future__ import annotations
 
 import threading
+import weakref
 
 from opentelemetry import metrics
 
@@ -89,6 +90,34 @@ class Tally:
         with self._lock:
             snapshot = [(labels, total) for labels, total in self._totals.values()]
         return [metrics.Observation(total, labels) for labels, total in snapshot]
+
+
+_TALLY_DESCRIPTIONS = {
+    attr.METRIC_TEMPLATE_CACHE: "Template loads by cache outcome",
+    attr.METRIC_RECIPIENTS: "Envelope recipients by outcome",
+}
+# Instrumentors given their own meter provider get one Tally per (provider, name), shared by
+# later instrument() calls: the SDK hands a re-registered observable instrument back with its
+# first callback, so a second Tally would count into the void.
+_provider_tallies: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # bounded by live providers
+_provider_tallies_lock = threading.Lock()
+
+
+def tally_for(meter_provider, name: str) -> Tally:
+    """The Tally for metric `name` on `meter_provider` (None or the global one: mailscope's own)."""
+    if meter_provider is None or meter_provider is metrics.get_meter_provider():
+        inst = instruments()
+        return inst.template_cache if name == attr.METRIC_TEMPLATE_CACHE else inst.recipients
+    with _provider_tallies_lock:
+        try:
+            per_provider = _provider_tallies.setdefault(meter_provider, {})
+        except TypeError:  # not weak-referenceable: not shared
+            per_provider = {}
+        tally = per_provider.get(name)
+        if tally is None:
+            meter = metrics.get_meter("mailscope", __version__, meter_provider)
+            tally = per_provider[name] = Tally(meter, name, description=_TALLY_DESCRIPTIONS[name])
+        return tally
 
 
 class Instruments:
