@@ -16,10 +16,10 @@ from tests.support.launcher import base_env, run_instrumented, write_script
 
 SUBSCRIBERS = [
     {"first_name": "Alice", "last_name": "Zebrowski", "email": "alice.zebrowski@example.org", "plan": "gold"},
-    {"first_name": "Bartholomew", "last_name": "Quinceworth", "email": "bq1987@mailbox.test", "plan": "free"},
+    {"first_name": "Bartholomew", "last_name": "Quinceworth", "email": "bq.quincey@mailbox.test", "plan": "free"},
     {"last_name": "Ostrowska-Nowak", "email": "o.nowak@poczta.test", "plan": "silver"},  # no first name
 ]
-SECRETS = [v for s in SUBSCRIBERS for k, v in s.items() if k != "plan"] + ["mailbox.test", "1987"]
+SECRETS = [v for s in SUBSCRIBERS for k, v in s.items() if k != "plan"] + ["mailbox.test", "bq.quincey"]
 
 TEMPLATES = {
     "emails/layout.html": """<!doctype html><html><body>
