@@ -12,6 +12,8 @@ Rows (CPU time per op, interleaved repeats):
   redact, no address   redact() on typical exported strings without an '@' (the common case).
   redact, addresses    redact() on strings that hold addresses.
   redaction stage      RedactionStage on a clean 10-attribute span draft (nothing to redact).
+  redact, blobs        a 10 KB and a 100 KB run of word characters followed by `@`: the scan is
+                       anchored on the `@`, so 10x the text costs about 10x, not 100x.
 Ratios: classify warm in us per message (goal <= 20), and Drain / classify (informational).
 Notes: category / retryable / grouping accuracy on both labelled corpora, grouping on
 generated generic logs (mailscope vs Drain), and (full run only) `mailscope classify`
@@ -205,6 +207,17 @@ def run(quick: bool) -> Section:
         for i in range(n):
             redact(with_addresses[i % len(with_addresses)])
 
+    blob_small = "QUJD" * 2_500 + "@x " + "bob@example.org"   # 10 KB
+    blob_large = "QUJD" * 25_000 + "@x " + "bob@example.org"  # 100 KB
+
+    def case_blob_small(n):
+        for _ in range(n // 10 or 1):
+            redact(blob_small)
+
+    def case_blob_large(n):
+        for _ in range(n // 10 or 1):
+            redact(blob_large)
+
     def case_stage(n):
         for _ in range(n):
             stage(SpanDraft(span))
@@ -218,6 +231,8 @@ def run(quick: bool) -> Section:
             "redact(), string without '@'": case_redact_plain,
             "redact(), string with addresses": case_redact_addresses,
             "RedactionStage on a clean 10-attribute span": case_stage,
+            "redact(), 10 KB word-character blob + '@' (per 10 ops)": case_blob_small,
+            "redact(), 100 KB word-character blob + '@' (per 10 ops)": case_blob_large,
         },
         ops,
         repeats,
@@ -230,6 +245,9 @@ def run(quick: bool) -> Section:
         Ratio("classify warm, us per message", warm * 1e6, "<= 20"),
         Ratio("drain3 add_log_message / classify warm", results["drain3 add_log_message (same mix)"] / warm),
         Ratio("classify cold / warm", results["classify (cold: pattern cache cleared per message)"] / warm),
+        Ratio("redact 100 KB blob / 10 KB blob (linear: ~10)",
+              results["redact(), 100 KB word-character blob + '@' (per 10 ops)"]
+              / results["redact(), 10 KB word-character blob + '@' (per 10 ops)"], "<= 20"),
     ]
     reference = time.process_time()
     for _ in range(200):

@@ -336,7 +336,7 @@ def _random_part(part: str) -> bool:
         # a name and its number (worker12, mta1234) or a number and its unit (351ms, 64kB),
         # unless the letters themselves are random (Postfix long queue ids: WdCZzzdrMjy5)
         letters = part.strip("0123456789")
-        return len(letters) >= 8 and _letters_id_word(letters) == VAR
+        return len(letters) >= 5 and _letters_id_word(letters) == VAR
     # DE17977119, 726452723AE: Postfix queue ids; but 1024B, 45C are a number and its unit
     return len(part) >= 10 or (len(part) >= 8 and not part[0].isdigit())
 
@@ -487,8 +487,16 @@ def _simple(core: str) -> bool:
     return core.replace(".", "").replace("-", "").replace("_", "").replace("+", "").isalnum()
 
 
+_LONG_TOKEN = 512
+_BRACKETED_SIMPLE = re.compile(r"[\w.+\-()\[\],;]*[()\[\]][\w.+\-()\[\],;:]*")
+_BRACKET_SPLIT = re.compile(r"([()\[\]]+)")
+
+
 def _mask_token(token: str) -> str:
     """Context-free masking of one whitespace-delimited token."""
+    if len(token) > _LONG_TOKEN:
+        # a blob (base64, a minified payload): one value, and no regex gets to rescan it
+        return _URL.sub(URL, token) if "://" in token[:32] else VAR
     core = token.strip(_EDGE)
     if core and _simple(core) and "'" not in token and '"' not in token and "`" not in token and "::" not in token:
         # the common shapes: word, number, enhanced code, IP, host, id, with punctuation around
@@ -501,6 +509,12 @@ def _mask_token(token: str) -> str:
             return _mask_word_token(core)
         start = token.find(core)
         return token[:start] + _mask_word_token(core, token, start) + token[start + len(core) :]
+    if ("(" in token or "[" in token) and _BRACKETED_SIMPLE.fullmatch(token):
+        # host[ip], AS(42012), blk_123(...): mask the pieces between the brackets one by one
+        return "".join(
+            piece if not piece or piece[0] in "()[]" else _mask_token(piece)
+            for piece in _BRACKET_SPLIT.split(token)
+        )
     t = token
     if "://" in t or "www." in t:
         t = _URL.sub(URL, t)

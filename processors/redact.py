@@ -53,15 +53,6 @@ _LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
 _TLD = r"(?:xn--[A-Za-z0-9-]{1,59}|[^\W\d_]{2,63})"
 _DOMAIN = rf"(?:{_LABEL}\.)+{_TLD}(?![\w-])|\[(?:IPv6:[0-9A-Fa-f:.]+|\d{{1,3}}(?:\.\d{{1,3}}){{3}})\]"
 
-# a plain `@`
-_PLAIN = re.compile(rf"(?P<local>{_QUOTED}|{_DOT_ATOM})(?P<at>@)(?P<domain>{_DOMAIN})")
-# encoded `@`: the local part here stops at URL/kv delimiters by construction
-_ENC_LOCAL = r"[\w.+'%!#$*^`{|}~-]+"
-_ENCODED = re.compile(
-    rf"(?P<local>{_ENC_LOCAL})(?P<at>%40|\\u0040|\\x40|&#64;|&#x40;)(?P<domain>{_DOMAIN})",
-    re.IGNORECASE,
-)
-
 # tokens that look like addresses but name files (logo@2x.png) or package versions
 _FILE_SUFFIXES = frozenset(
     "png jpg jpeg gif svg webp bmp ico avif css js mjs json html htm txt log xml yaml yml "
@@ -116,26 +107,95 @@ def _split_local(text: str, start: int, local: str) -> tuple[str, str]:
     return prefix, local
 
 
-def _replacer(full: bool):
-    domain_mask = MASK
+# The scan is anchored on each `@` (or encoded form): the local part is found by walking
+# back at most 256 characters, the domain by one regex match of at most 256 characters.
+# A plain regex search would retry the local part from every position of a long run of
+# word characters (a base64 blob in a stack trace) and go quadratic.
+_WINDOW = 256
+_DOMAIN_RX = re.compile(_DOMAIN)
+_QUOTED_RX = re.compile(_QUOTED)
+_SEPARATORS = re.compile(r"%40|\\u0040|\\x40|&#64;|&#x40;", re.IGNORECASE)
+_PLAIN_EXTRA = frozenset("!#$%&'*+/=?^`{|}~-.")
+_ENCODED_EXTRA = frozenset(".+'%!#$*^`{|}~-")
 
-    def replace(match: re.Match) -> str:
-        text = match.string
-        start = match.start()
-        domain = match.group("domain")
+
+def _local_start(text: str, at: int, floor: int, extra: frozenset) -> int:
+    """Where the dot-atom local part ending at `at` starts, or `at` when there is none."""
+    start = at
+    limit = max(floor, at - _WINDOW)
+    while start > limit:
+        c = text[start - 1]
+        if c.isalnum() or c == "_" or c in extra:
+            start -= 1
+        else:
+            break
+    local = text[start:at]
+    if not local or local[-1] == ".":
+        return at
+    double = local.rfind("..")
+    if double >= 0:
+        start += double + 2
+    while start < at and text[start] in "'.":
+        start += 1  # a quote opens a repr ('a@b.com'), a dot cannot start a local part
+    return start
+
+
+def _address_at(text: str, at: int, sep_len: int, floor: int, encoded: bool):
+    """(local start, domain end) of an address whose separator is at `at`, or None."""
+    domain = _DOMAIN_RX.match(text, at + sep_len, min(len(text), at + sep_len + _WINDOW))
+    if domain is None:
+        return None
+    if not encoded and at > floor and text[at - 1] == '"':
+        opening = text.rfind('"', max(floor, at - 70), at - 1)
+        while opening > floor and text[opening - 1] == "\\":
+            opening = text.rfind('"', max(floor, at - 70), opening - 1)
+        if opening >= floor and _QUOTED_RX.fullmatch(text, opening, at):
+            return opening, domain.end()
+    start = _local_start(text, at, floor, _ENCODED_EXTRA if encoded else _PLAIN_EXTRA)
+    if start == at:
+        return None
+    return start, domain.end()
+
+
+def _rewrite(text: str, positions, full: bool, encoded: bool) -> str:
+    out = []
+    done = 0  # text[:done] is already in `out`
+    for at, sep_len in positions:
+        if at < done:
+            continue
+        found = _address_at(text, at, sep_len, done, encoded)
+        if found is None:
+            continue
+        start, end = found
+        domain = text[at + sep_len : end]
         if _looks_like_file(domain):
-            return match.group(0)
-        prefix, local = _split_local(text, start, match.group("local"))
+            continue
+        prefix, local = _split_local(text, start, text[start:at])
         if not local or local.startswith("."):
-            return match.group(0)
-        if match.group("at") == "@" and _in_url_authority(text, start + len(prefix)):
-            return match.group(0)
-        return f"{prefix}{MASK}{match.group('at')}{domain_mask if full else domain}"
+            continue
+        if not encoded and _in_url_authority(text, start + len(prefix)):
+            continue
+        out.append(text[done:start])
+        out.append(f"{prefix}{MASK}{text[at : at + sep_len]}{MASK if full else domain}")
+        done = end
+    if not out:
+        return text
+    out.append(text[done:])
+    return "".join(out)
 
-    return replace
+
+def _plain_positions(text: str):
+    at = text.find("@")
+    while at >= 0:
+        yield at, 1
+        at = text.find("@", at + 1)
 
 
-_REPLACE = {"domain": _replacer(False), "full": _replacer(True)}
+def _encoded_positions(text: str):
+    for match in _SEPARATORS.finditer(text):
+        yield match.start(), match.end() - match.start()
+
+
 _ENCODED_HINTS = ("%40", "\\u0040", "\\x40", "&#")
 
 
@@ -153,13 +213,13 @@ def redact(text: str, mode: str = "domain") -> str:
     """Return `text` with every email address masked according to `mode`."""
     if mode == "off" or not text or not might_contain_address(text):
         return text
-    replace = _REPLACE.get(mode)
-    if replace is None:
+    if mode not in ("domain", "full"):
         raise ValueError(f"unknown redaction mode {mode!r}; expected one of {MODES}")
+    full = mode == "full"
     if "@" in text:
-        text = _PLAIN.sub(replace, text)
+        text = _rewrite(text, _plain_positions(text), full, encoded=False)
     if "%" in text or "\\" in text or "&#" in text:
-        text = _ENCODED.sub(replace, text)
+        text = _rewrite(text, list(_encoded_positions(text)), full, encoded=True)
     return text
 
 

@@ -149,6 +149,18 @@ def test_property_text_without_at_is_untouched(text):
     assert redact(text, "domain") == text
 
 
+@pytest.mark.timeout(60)
+def test_a_long_blob_before_an_at_is_not_rescanned_from_every_position():
+    """A long run of word characters before an `@` (a base64 blob in a stack trace): a plain
+    regex search retries the local part from every position of the run and goes quadratic
+    (a 1 MB blob would take hours); the `@`-anchored scan finishes. Cost ratios are measured
+    in benchmarks/bench_errors.py, not asserted here."""
+    blob = "QUJD" * 250_000
+    text = blob + "@x " + "bob@example.org " * 3 + blob + "%40" + blob
+    out = redact(text)
+    assert out == blob + "@x " + "<redacted>@example.org " * 3 + blob + "%40" + blob
+
+
 # --- the stage on real SDK spans -------------------------------------------------------
 def _export(stages, body):
     pipeline = Pipeline(stages)
@@ -270,6 +282,6 @@ def test_stages_between_see_an_address_free_name_and_attributes():
 
 def test_a_failing_redaction_drops_the_span_instead_of_leaking(monkeypatch):
     stage = RedactionStage("domain")
-    monkeypatch.setattr("mailscope.processors.redact._PLAIN", None)  # breaks redact()
+    monkeypatch.setattr("mailscope.processors.redact._DOMAIN_RX", None)  # breaks redact()
     spans = _export([stage], _everything)
     assert [s.name for s in spans] == ["linked"]  # the span without addresses was never searched
