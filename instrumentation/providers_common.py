@@ -36,7 +36,9 @@ span that was started is always ended.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from email.utils import getaddresses
 from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
@@ -61,6 +63,22 @@ def server_of_url(url) -> tuple[str | None, int | None]:
         return host, port
     except (ValueError, TypeError):
         return None, None
+
+
+_NEEDS_PARSER = re.compile(r'[<>"():;\\]')
+
+
+def split_addresses(values) -> list:
+    """Addresses of address-list header values (`a@x, Name <b@y>`), as `email.utils.getaddresses`
+    reads them. Plain comma-separated addresses (the usual API input) skip that parser, which
+    costs tens of microseconds a call."""
+    out: list = []
+    for value in values:
+        if _NEEDS_PARSER.search(value):
+            out.extend(address for _, address in getaddresses([value]) if address)
+        else:
+            out.extend(part for part in (p.strip() for p in value.split(",")) if part)
+    return out
 
 
 @dataclass

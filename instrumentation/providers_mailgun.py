@@ -22,11 +22,10 @@ copied, never an attachment.
 from __future__ import annotations
 
 import json
-from email.utils import getaddresses
 from urllib.parse import parse_qsl
 
 from mailscope.instrumentation import send_common as common
-from mailscope.instrumentation.providers_common import Outcome, Request
+from mailscope.instrumentation.providers_common import Outcome, Request, split_addresses
 
 PROVIDER = "mailgun"
 RECIPIENT_FIELDS = ("to", "cc", "bcc")
@@ -115,8 +114,8 @@ def describe_request(body, content_type: str | None) -> Request:
                 request.headers.setdefault(key, found)
         elif name.startswith(HEADER_PREFIX):
             request.headers[name[len(HEADER_PREFIX) :].lower()] = _text(value)
-    to = [address for _, address in getaddresses(values["to"]) if address]
-    request.recipients = to + [a for _, a in getaddresses(values["cc"] + values["bcc"]) if a]
+    to = split_addresses(values["to"])
+    request.recipients = to + split_addresses(values["cc"] + values["bcc"])
     if batch:
         request.batch = len(to)
     return request

@@ -23,9 +23,8 @@ its own ErrorCode.
 from __future__ import annotations
 
 import json
-from email.utils import getaddresses
 
-from mailscope.instrumentation.providers_common import Outcome, Request
+from mailscope.instrumentation.providers_common import Outcome, Request, split_addresses
 
 PROVIDER = "postmark"
 RECIPIENT_FIELDS = ("To", "Cc", "Bcc")
@@ -58,8 +57,7 @@ def messages_of(document) -> tuple[list, bool]:
 
 
 def message_recipients(message: dict) -> list:
-    values = [str(message[name]) for name in RECIPIENT_FIELDS if message.get(name)]
-    return [address for _, address in getaddresses(values) if address]
+    return split_addresses([str(message[name]) for name in RECIPIENT_FIELDS if message.get(name)])
 
 
 def describe_request(body, content_type: str | None = None) -> Request:

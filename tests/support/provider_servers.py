@@ -70,6 +70,9 @@ class Answer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body go out as separate writes: without TCP_NODELAY the body waits for the
+    # client's delayed ACK (40 ms) on every keep-alive request
+    disable_nagle_algorithm = True
 
     def _serve(self):
         length = int(self.headers.get("Content-Length") or 0)
@@ -100,6 +103,7 @@ class HTTPTestServer:
         self._thread = None
         self.lock = threading.Lock()
         self.accepted: list = []  # (request document, returned id)
+        self.keep_accepted = True  # benchmarks serving many requests turn it off
         self.requests = 0
 
     @property
@@ -135,6 +139,11 @@ class HTTPTestServer:
         with self.lock:
             self.requests += 1
             return self.requests
+
+    def _record(self, document, message_id) -> None:
+        if self.keep_accepted:
+            with self.lock:
+                self.accepted.append((document, message_id))
 
 
 # --- SendGrid --------------------------------------------------------------------
@@ -189,8 +198,7 @@ class SendGridServer(HTTPTestServer):
                 "resolved. Visit https://sendgrid.com/docs/for-developers/sending-email/sender-identity/ to see the "
                 "Sender Identity requirements", "from")
         message_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")[:22]
-        with self.lock:
-            self.accepted.append((document, message_id))
+        self._record(document, message_id)
         return Answer(202, b"", {"X-Message-Id": message_id})
 
 
@@ -249,8 +257,7 @@ class MailgunServer(HTTPTestServer):
         if not all(VALID_ADDRESS.match(a) for a in recipients):
             return mailgun_error(400, "to parameter is not a valid address. please check documentation")
         message_id = f"<{time.strftime('%Y%m%d%H%M%S')}.{uuid.uuid4().hex[:12]}@{domain}>"
-        with self.lock:
-            self.accepted.append((values, message_id))
+        self._record(values, message_id)
         return Answer.json(200, {"id": message_id, "message": "Queued. Thank you."})
 
 
@@ -294,8 +301,7 @@ class PostmarkServer(HTTPTestServer):
 
     def _accept(self, message) -> dict:
         message_id = str(uuid.uuid4())
-        with self.lock:
-            self.accepted.append((message, message_id))
+        self._record(message, message_id)
         return {"To": message.get("To"), "SubmittedAt": time.strftime("%Y-%m-%dT%H:%M:%S.0000000Z"),
                 "MessageID": message_id, "ErrorCode": 0, "Message": "OK"}
 
@@ -444,8 +450,7 @@ class SESProxy(HTTPTestServer):
                 results.append({"Status": "MESSAGE_REJECTED", "Error": "Email address is on the account suppression list."})
             else:
                 message_id = f"0100{uuid.uuid4().hex}-000000"
-                with self.lock:
-                    self.accepted.append((entry, message_id))
+                self._record(entry, message_id)
                 results.append({"Status": "SUCCESS", "MessageId": message_id})
         return Answer.json(200, {"BulkEmailEntryResults": results}, **{"x-amzn-RequestId": str(uuid.uuid4())})
 
@@ -469,3 +474,25 @@ class SESProxy(HTTPTestServer):
             return Answer(response.status, data, keep)
         finally:
             connection.close()
+
+
+def _serve_until_stdin_closes(kind: str) -> None:
+    """`python -m tests.support.provider_servers sendgrid|mailgun|postmark`: serve in this process,
+    print `ready <port>`, stop when stdin closes (benchmarks keep the server off the client's GIL)."""
+    servers = {
+        "sendgrid": lambda: SendGridServer(verified_senders=["bench@sender.example.com"]),
+        "mailgun": lambda: MailgunServer(),
+        "postmark": lambda: PostmarkServer(sender_signatures=["bench@sender.example.com"]),
+    }
+    server = servers[kind]()
+    server.keep_accepted = False
+    server.start()
+    print(f"ready {server.port}", flush=True)
+    try:
+        sys.stdin.read()
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    _serve_until_stdin_closes(sys.argv[1])
