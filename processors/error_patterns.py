@@ -100,8 +100,6 @@ _EMAIL = re.compile(
     rf"|{_EMAIL_LOCAL}(?:@|%40|\\u0040|&#64;|&#x40;)(?:{_redact._DOMAIN})",
     re.IGNORECASE,
 )
-# anything still shaped like local@host after masking (e.g. root@localhost) is masked too
-_LEFTOVER_AT = re.compile(r"\S+@\S+")
 
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*"
 _WEEKDAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*"
@@ -728,7 +726,8 @@ def mask(message: str) -> str:
     if "<" in text:
         text = _RUNS.sub(r"\1", text)
     if "@" in text:
-        text = _LEFTOVER_AT.sub(EMAIL, text)
+        # anything still shaped like local@host (root@localhost, a@b) is an address too
+        text = " ".join(EMAIL if "@" in t and t[0] != "@" and t[-1] != "@" else t for t in text.split(" "))
     if len(text) > ERROR_PATTERN_MAX_CHARS:
         text = text[:ERROR_PATTERN_MAX_CHARS]
     return text
