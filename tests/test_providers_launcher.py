@@ -265,3 +265,19 @@ def test_provider_sends_under_the_launcher(tmp_path, provider_url):
     assert send_op["count"] == len(sends) and send_op["errors"] == errors
     categories = {p["category"] for p in report["errors"]["patterns"] if attr.SPAN_SEND in p["span_names"]}
     assert categories == case["categories"]
+
+
+@pytest.mark.parametrize("provider_url", ["mailgun"], indirect=True)
+def test_disabling_the_instrumentor_the_standard_way(tmp_path, provider_url):
+    provider, url, env_extra = provider_url
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"addresses": A, "url": url, "provider": provider}))
+    traces = tmp_path / "traces.jsonl"
+    env = base_env(OTEL_TRACES_EXPORTER="otlp_json_file", MAILSCOPE_TRACES_FILE=traces, OTEL_METRICS_EXPORTER="none",
+                   OTEL_LOGS_EXPORTER="none", OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="mailscope_providers", **env_extra)
+    result = run_instrumented(write_script(tmp_path, APP), env, config)
+    assert result.returncode == 0, result.stderr
+    line = next(l for l in result.stdout.splitlines() if l.startswith("OUTCOMES "))
+    assert json.loads(line.removeprefix("OUTCOMES ")) == CASES[provider]["outcomes"]
+    names = [s["name"] for s in read_spans(str(traces))]
+    assert names.count("POST") == 4 and attr.SPAN_SEND not in names  # requests is still traced upstream
