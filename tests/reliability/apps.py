@@ -1,0 +1,94 @@
+"""A scaled-down newsletter pipeline as a script the tests run under `opentelemetry-instrument`.
+
+    python pipeline_app.py REDIS_URL SMTP_PORT COUNT [--burst N] [--pace S]
+
+Per email: render a Jinja2 template with the subscriber's context (template
+instrumentor), LPUSH the job onto `email_queue` and BRPOP it back (queue
+instrumentor), send it with smtplib over one kept connection (SMTP
+instrumentor). `--burst N` adds N plain application spans (to overflow the
+span queue), `--pace S` sleeps S seconds between emails (a long-running
+service). The last stdout line is `result {json}`: every email's outcome as the
+app saw it, plus what the app can see of the span queue. The same script runs
+uninstrumented to give the reference results.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.launcher import INSTRUMENT, REPO
+
+PIPELINE_APP = r'''
+import json, smtplib, sys, time
+from email.message import EmailMessage
+
+import redis
+from jinja2 import DictLoader, Environment
+from opentelemetry import trace
+
+redis_url, smtp_port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+burst = int(sys.argv[sys.argv.index("--burst") + 1]) if "--burst" in sys.argv else 0
+pace = float(sys.argv[sys.argv.index("--pace") + 1]) if "--pace" in sys.argv else 0.0
+
+env = Environment(loader=DictLoader({"digest.html": "Hello {{ name }}, {{ items|length }} picks: {{ items|join(', ') }}"}))
+r = redis.Redis.from_url(redis_url)
+r.delete("email_queue")
+smtp = smtplib.SMTP("127.0.0.1", smtp_port, timeout=10)
+outcomes = []
+tracer = trace.get_tracer("pipeline.app")
+for i in range(count):
+    to = f"reader{i}@mail{i % 7}.example.com"
+    body = env.get_template("digest.html").render(name=f"Reader {i}", items=["tea", "mugs", str(i)])
+    r.lpush("email_queue", json.dumps({"to": to, "body": body, "n": i}))
+    job = json.loads(r.brpop(["email_queue"], timeout=5)[1])
+    msg = EmailMessage()
+    msg["From"] = "news@shop.example"
+    msg["To"] = job["to"]
+    msg["Subject"] = f"digest {job['n']}"
+    msg["Message-ID"] = f"<digest-{job['n']}@shop.example>"
+    msg.set_content(job["body"])
+    try:
+        refused = smtp.send_message(msg)
+        outcomes.append(["sent", job["n"], sorted(refused)])
+    except smtplib.SMTPException as exc:
+        outcomes.append(["error", job["n"], type(exc).__name__, str(exc)])
+    if pace:
+        time.sleep(pace)
+for _ in range(burst):
+    with tracer.start_as_current_span("burst"):
+        pass
+smtp.quit()
+
+queue = {}
+provider = trace.get_tracer_provider()
+for processor in getattr(getattr(provider, "_active_span_processor", None), "_span_processors", ()):
+    downstream = getattr(processor, "downstream", None) or getattr(processor, "_downstream", None)
+    inner = getattr(downstream, "_batch_processor", None)
+    if inner is not None:
+        queue = {"len": len(inner._queue), "maxlen": inner._queue.maxlen}
+print("result " + json.dumps({"outcomes": outcomes, "queue": queue}), flush=True)
+'''
+
+
+def write_pipeline_app(tmp_path: Path) -> Path:
+    path = tmp_path / "pipeline_app.py"
+    path.write_text(PIPELINE_APP)
+    return path
+
+
+def run_app(script: Path, env: dict, *args, instrument: bool = True, timeout: float = 120):
+    cmd = ([INSTRUMENT] if instrument else []) + [sys.executable, str(script), *map(str, args)]
+    return subprocess.run(cmd, env=env, cwd=str(script.parent), capture_output=True, text=True, timeout=timeout)
+
+
+def result_of(completed) -> dict:
+    import json
+
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("result ")]
+    assert lines, (completed.returncode, completed.stdout[-2000:], completed.stderr[-4000:])
+    return json.loads(lines[-1][len("result "):])
+
+
+__all__ = ["REPO", "write_pipeline_app", "run_app", "result_of"]
