@@ -21,7 +21,7 @@ from pathlib import Path
 from tests.support.launcher import INSTRUMENT, REPO
 
 PIPELINE_APP = r'''
-import json, smtplib, sys, time
+import hashlib, json, smtplib, sys, time
 from email.message import EmailMessage
 
 import redis
@@ -51,7 +51,7 @@ for i in range(count):
     msg.set_content(job["body"])
     try:
         refused = smtp.send_message(msg)
-        outcomes.append(["sent", job["n"], sorted(refused)])
+        outcomes.append(["sent", job["n"], sorted(refused), hashlib.sha256(msg.as_bytes()).hexdigest()[:16]])
     except smtplib.SMTPException as exc:
         outcomes.append(["error", job["n"], type(exc).__name__, str(exc)])
     if pace:
@@ -92,3 +92,37 @@ def result_of(completed) -> dict:
 
 
 __all__ = ["REPO", "write_pipeline_app", "run_app", "result_of"]
+
+
+# Runs the pipeline app with one mailscope function replaced by one that raises
+# (RELIABILITY_FAULT=module:attr or module:Class.method), after the launcher has
+# instrumented the process. Prints `fault-hits N` so a test knows the fault fired.
+FAULTY_APP = r'''
+import importlib, os, runpy, sys
+
+module_name, _, target = os.environ["RELIABILITY_FAULT"].partition(":")
+owner = importlib.import_module(module_name)
+*path, name = target.split(".")
+for part in path:
+    owner = getattr(owner, part)
+original = getattr(owner, name)
+hits = [0]
+
+def broken(*args, **kwargs):
+    hits[0] += 1
+    raise RuntimeError("injected fault in " + target)
+
+setattr(owner, name, broken)
+sys.argv = [sys.argv[0].replace("faulty_app.py", "pipeline_app.py")] + sys.argv[1:]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    print("fault-hits", hits[0], flush=True)
+'''
+
+
+def write_faulty_app(tmp_path: Path) -> Path:
+    write_pipeline_app(tmp_path)
+    path = tmp_path / "faulty_app.py"
+    path.write_text(FAULTY_APP)
+    return path
