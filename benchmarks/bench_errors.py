@@ -50,7 +50,8 @@ def _accuracy_notes() -> list[str]:
     from mailscope.processors.errors import classify
 
     notes = []
-    for label, path in (("corpus", CORPUS), ("unseen corpus", CORPUS.with_name("send_errors_unseen.tsv"))):
+    for label, path in (("corpus", CORPUS), ("unseen corpus", CORPUS.with_name("send_errors_unseen.tsv")),
+                        ("probe corpus", CORPUS.with_name("send_errors_probe.tsv"))):
         rows = load_corpus(path)
         rng = random.Random(7)
         cat = ret = 0
