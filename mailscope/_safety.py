@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
+import traceback
 
 logger = logging.getLogger("mailscope")
 
 _MAX_KEYS = 1024
 _seen: set[str] = set()
 _lock = threading.Lock()
+_FALLBACK_ADDRESS = re.compile(r"[^\s@'\"<>(),;:]+@[^\s@'\"<>(),;:]+")
 
 
 def log_once(key: str, message: str, *args, level: int = logging.WARNING, exc_info: bool = False) -> bool:
@@ -30,10 +33,31 @@ def log_once(key: str, message: str, *args, level: int = logging.WARNING, exc_in
                 return False
         _seen.add(key)
     try:
-        logger.log(level, message, *args, exc_info=exc_info)
+        logger.log(level, "%s", _scrub(message, args, exc_info))
     except Exception:  # logging itself must not hurt the app either
         pass
     return True
+
+
+def _scrub(message: str, args: tuple, exc_info: bool) -> str:
+    """The formatted message (and traceback), with email addresses masked.
+
+    mailscope's own log lines can quote exception text and configuration values;
+    they go through the same redaction as exported spans (MAILSCOPE_REDACT), or
+    through a blunt full mask if the redaction code itself cannot run.
+    """
+    text = message % args if args else message
+    if exc_info:
+        text = text + "\n" + traceback.format_exc().rstrip()
+    try:
+        from mailscope import config
+        from mailscope.processors.redact import redact
+
+        # the settings as loaded so far (loading them may be what is logging now)
+        current = config._current
+        return redact(text, current.redact if current is not None else "domain")
+    except Exception:
+        return _FALLBACK_ADDRESS.sub("<redacted>@<redacted>", text)
 
 
 def internal_error(where: str) -> None:

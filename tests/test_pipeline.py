@@ -126,3 +126,18 @@ def test_foundation_chain_fills_error_type_only_on_failures():
         span.set_status(Status(StatusCode.ERROR))
     got = {s.name: s.attributes.get(attr.ERROR_TYPE) for s in out.get_finished_spans()}
     assert got == {"fails": "TimeoutError", "fine": None, "status-only": "_OTHER", "typed": "550"}
+
+
+def test_mailscope_own_logs_mask_addresses_in_messages_and_tracebacks(caplog):
+    from mailscope._safety import internal_error, log_once
+
+    caplog.set_level(logging.WARNING, logger="mailscope")
+    log_once("t1", "mailscope: cannot parse %r", "Jane <jane.doe@example.org>")
+    try:
+        raise ValueError("recipient bob.smith@example.net refused")
+    except ValueError:
+        internal_error("test site")
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "jane.doe" not in text and "bob.smith" not in text
+    assert "@example.org" in text and "@example.net" in text  # domains may stay
+    assert "ValueError" in text and "Traceback" in text
