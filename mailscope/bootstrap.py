@@ -100,6 +100,9 @@ def build_sdk(auto_instrumentation_version: str | None = None, **setting_overrid
         span_processors=span_processors,
         export_span_processor=enriching_batch_processor(pipeline),
     )
+    from mailscope.forks import install as flush_forked_children
+
+    flush_forked_children()  # multiprocessing children would otherwise exit with their spans unexported
     return pipeline
 
 

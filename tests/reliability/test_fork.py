@@ -1,0 +1,84 @@
+"""Processes forked after instrumentation export their own spans; the parent is not disturbed.
+
+The app (under `opentelemetry-instrument`) sends one email, forks three
+`multiprocessing` Processes and a two-worker Pool (fork start method) that each
+render and send five emails, then sends one more itself. Every email of every
+process arrives in the trace file exactly once (children used to exit through
+`os._exit()` with their spans still queued: mailscope.forks flushes them), each
+child's spans are its own traces, nothing the parent had queued is exported twice,
+and the parent's own spans and results are unchanged.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from mailscope import attributes as attr
+from mailscope.exporters.otlp_file import SpanReader
+from tests.support.launcher import base_env, run_instrumented, write_script
+
+APP = r'''
+import multiprocessing, os, smtplib, sys
+from email.message import EmailMessage
+from jinja2 import DictLoader, Environment
+
+port = int(sys.argv[1])
+env = Environment(loader=DictLoader({"t.html": "hi {{ n }}"}))
+
+def send(tag, n):
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "news@shop.example", f"r{n}@{tag}.example.com", "x"
+    msg["Message-ID"] = f"<{tag}-{n}@shop.example>"
+    msg.set_content(env.get_template("t.html").render(n=n))
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
+        return s.send_message(msg)
+
+def child(i):
+    return [send(f"child{i}", n) for n in range(5)]
+
+if __name__ == "__main__":
+    results = [send("parent", 0)]
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=child, args=(i,)) for i in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    pool = ctx.Pool(2)
+    results.append(pool.map(child, [10, 11]))
+    pool.close()
+    pool.join()
+    results.append(send("parent", 1))
+    print("exitcodes", [p.exitcode for p in procs])
+    print("results", results)
+'''
+
+
+def test_forked_children_export_their_own_spans(tmp_path, smtp_port):
+    traces = tmp_path / "traces.jsonl"
+    env = base_env(OTEL_TRACES_EXPORTER="otlp_json_file", MAILSCOPE_TRACES_FILE=traces,
+                   OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    script = write_script(tmp_path, APP)
+    plain = run_instrumented(script, env, smtp_port, instrument=False)
+    result = run_instrumented(script, env, smtp_port)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout == plain.stdout  # the parent's results and the children's exit codes
+    assert "exitcodes [0, 0, 0]" in result.stdout
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+
+    reader = SpanReader([str(traces)])
+    spans = list(reader)
+    assert reader.skipped == 0  # concurrent writers never interleaved a line
+    span_ids = Counter(s["span_id"] for s in spans)
+    assert max(span_ids.values()) == 1  # nothing queued in the parent was exported again by a child
+
+    sends = [s for s in spans if s["name"] == attr.SPAN_SEND]
+    by_process = Counter(s["attributes"][attr.RECIPIENTS_DOMAINS][0].split(".")[0] for s in sends)
+    expected = {"parent": 2, **{f"child{i}": 5 for i in (0, 1, 2, 10, 11)}}
+    assert dict(by_process) == expected
+    # each send has its personalize and template load, in its own process's trace
+    assert Counter(s["name"] for s in spans)[attr.SPAN_PERSONALIZE] == sum(expected.values())
+    traces_by_process = {}
+    for s in sends:
+        traces_by_process.setdefault(s["attributes"][attr.RECIPIENTS_DOMAINS][0].split(".")[0], set()).add(s["trace_id"])
+    assert sum(len(t) for t in traces_by_process.values()) == len(sends)  # one trace per email, none shared
