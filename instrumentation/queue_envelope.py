@@ -8,13 +8,15 @@ whatever the key order, whitespace or escaping of the original.
 
 Anything else passes untouched: payloads that are not JSON objects (arrays,
 scalars, non-UTF-8 bytes, plain text), payloads that already carry a
-`_mailscope` key when pushed, and envelopes that do not look like ours when
-received (unknown fields, wrong types, not the last member).
+`_mailscope` key when pushed, and envelopes that are not exactly what `inject`
+writes when received (unknown or missing fields, another order or spelling,
+wrong types, not the last member, not inside a JSON object).
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 KEY = "_mailscope"
 TRACEPARENT = "traceparent"
@@ -88,26 +90,46 @@ def strip(payload):
     rest = tail[end:]
     if rest[:1] != "}" or rest[1:].strip(_WS) or not _is_envelope(envelope):
         return payload, None
+    # Only what `inject` writes: a JSON-object payload, and the member exactly as `member()`
+    # serializes it. An app's own payload that merely resembles an envelope (its own
+    # `_mailscope` key, a different spelling, text that is not an object) reaches it untouched.
+    if tail[:end] != json.dumps(envelope, separators=(",", ":")) or not payload.lstrip(ws).startswith(open_):
+        return payload, None
     head = payload[:at]
     closing = payload[start + end:]  # the original from its final brace on
     if head.endswith(b"," if isinstance(head, bytes) else ","):
-        return head[:-1] + closing, envelope
-    if head.strip(ws) == open_:  # the original was an empty object
+        original = head[:-1] + closing
+    elif head.strip(ws) == open_:  # the original was an empty object
         return head + closing, envelope
-    return payload, None
+    else:
+        return payload, None
+    # `inject` only enveloped JSON objects, with a comma only after a member: anything else
+    # merely looks like an envelope
+    try:
+        parsed = json.loads(original)
+        if not isinstance(parsed, dict) or not parsed:
+            return payload, None
+    except (ValueError, RecursionError):
+        return payload, None
+    return original, envelope
+
+
+# the members `inject` writes, in its order: enqueue time always, trace context when there is one
+_SHAPES = ((ENQUEUED_AT,), (TRACEPARENT, TRACESTATE, ENQUEUED_AT))
+_TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 
 
 def _is_envelope(value) -> bool:
-    if not isinstance(value, dict) or not value or not FIELDS.issuperset(value):
+    if not isinstance(value, dict) or tuple(value) not in _SHAPES:
         return False
-    for key in (TRACEPARENT, TRACESTATE):
-        if key in value and not isinstance(value[key], str):
+    if TRACEPARENT in value:
+        if not isinstance(value[TRACEPARENT], str) or not _TRACEPARENT.fullmatch(value[TRACEPARENT]):
             return False
-    if ENQUEUED_AT in value:
-        at = value[ENQUEUED_AT]
-        if isinstance(at, bool) or not isinstance(at, (int, float)) or at != at:
+        if not isinstance(value[TRACESTATE], str):
             return False
-    return True
+    at = value[ENQUEUED_AT]
+    # a wall-clock time.time() rounded to microseconds: a float, after 2001
+    return isinstance(at, float) and at == at and at > 1e9
 
 
 def enqueued_at(envelope: dict | None) -> float | None:

@@ -112,9 +112,9 @@ def test_malformed_envelopes_pass_untouched(payload):
 
 def test_empty_object_and_str_payloads():
     for original in ("{}", b"{ \n }", "\n{}\n"):
-        carried = envelope.inject(original, {"enqueued_at": 5})
-        assert json.loads(carried) == {"_mailscope": {"enqueued_at": 5}}
-        assert envelope.strip(carried) == (original, {"enqueued_at": 5})
+        carried = envelope.inject(original, {"enqueued_at": 1700000000.5})
+        assert json.loads(carried) == {"_mailscope": {"enqueued_at": 1700000000.5}}
+        assert envelope.strip(carried) == (original, {"enqueued_at": 1700000000.5})
 
 
 def test_carrier_and_enqueued_at_helpers():
