@@ -6,31 +6,55 @@ events) and marks the draft dirty. `build()` returns the original span when no
 stage changed anything (the common case, and free), or a new `ReadableSpan` with
 the same identity, timing and scope but the draft's name, attributes, events and
 status.
+
+Hot path: the draft is made for every span the process ends. For the SDK's own
+`ReadableSpan` (what on_end receives) it reads the span's fields directly instead
+of through the public properties, which build a MappingProxy or a tuple copy on
+every call (the fields are final once the span ended); any other span type goes
+through the public properties. `draft.attributes` is then the span's own dict:
+stages must treat it as read-only and write with `set_attribute(s)`.
+
+Redaction bookkeeping: the early redaction stage marks the draft `clean` (name
+and attributes scanned) and from then on every key written through the draft is
+remembered in `written`, so the last redaction stage rescans only those (plus
+any renamed span name, the events, status and links).
 """
 
 from __future__ import annotations
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import StatusCode
 
+_ERROR = StatusCode.ERROR
+
 
 class SpanDraft:
-    __slots__ = ("span", "_name", "_attributes", "_view", "_events", "_links", "_status", "dirty")
+    __slots__ = (
+        "span", "_fast", "_name", "_attributes", "_view", "_events", "_event_view", "_links", "_status",
+        "dirty", "clean", "written",
+    )
 
     def __init__(self, span: ReadableSpan):
         self.span = span
+        self._fast = type(span) is ReadableSpan and _FAST_READ
         self._name = None
         self._attributes = None
         self._view = None  # the span's own attributes, fetched once (every stage reads them)
         self._events = None
+        self._event_view = None  # the span's own events as a tuple, fetched once
         self._links = None
         self._status = None
         self.dirty = False
+        self.clean = None  # redaction mode the name and attributes were scanned with
+        self.written = None  # keys written since they were scanned (a list), when `clean`
 
     # --- reading -------------------------------------------------------------
     @property
     def name(self) -> str:
-        return self._name if self._name is not None else self.span.name
+        if self._name is not None:
+            return self._name
+        return self.span._name if self._fast else self.span.name
 
     @property
     def attributes(self):
@@ -39,34 +63,65 @@ class SpanDraft:
             return self._attributes
         view = self._view
         if view is None:
-            view = self._view = plain_attributes(self.span)
+            view = self._view = _span_attributes(self.span) if self._fast else plain_attributes(self.span)
         return view
 
     @property
+    def has_events(self) -> bool:
+        if self._events is not None:
+            return bool(self._events)
+        if self._fast:
+            return bool(self.span._events)
+        return bool(self.events)
+
+    @property
     def events(self):
-        return self._events if self._events is not None else self.span.events
+        if self._events is not None:
+            return self._events
+        view = self._event_view
+        if view is None:
+            if self._fast:
+                raw = self.span._events
+                view = tuple(raw) if raw else ()
+            else:
+                view = self.span.events
+            self._event_view = view
+        return view
 
     @property
     def links(self):
-        return self._links if self._links is not None else self.span.links
+        if self._links is not None:
+            return self._links
+        if self._fast:
+            raw = self.span._links
+            return tuple(raw) if raw else ()
+        return self.span.links
 
     @property
     def status(self):
-        return self._status if self._status is not None else self.span.status
+        if self._status is not None:
+            return self._status
+        return self.span._status if self._fast else self.span.status
 
     @property
     def is_error(self) -> bool:
-        return self.status.status_code is StatusCode.ERROR
+        return self.status.status_code is _ERROR
 
     @property
     def duration_ns(self) -> int:
         span = self.span
-        if span.end_time is None or span.start_time is None:
+        if self._fast:
+            start, end = span._start_time, span._end_time
+        else:
+            start, end = span.start_time, span.end_time
+        if end is None or start is None:
             return 0
-        return span.end_time - span.start_time
+        return end - start
 
     def exception_event(self):
         """The last `exception` event, or None."""
+        if not self.has_events:
+            return None
         for event in reversed(self.events):
             if event.name == "exception":
                 return event
@@ -78,17 +133,23 @@ class SpanDraft:
             self._attributes = self._writable()
         self._attributes[key] = value
         self.dirty = True
+        if self.written is not None:
+            self.written.append(key)
 
     def set_attributes(self, values) -> None:
         if self._attributes is None:
             self._attributes = self._writable()
         self._attributes.update(values)
         self.dirty = True
+        if self.written is not None:
+            self.written.extend(values)
 
     def _writable(self) -> dict:
-        # the view is already this draft's own copy: it becomes the attributes to write
         view = self._view
-        return view if view is not None else plain_attributes(self.span)
+        if view is None:
+            view = self.attributes
+        # the fast read shares the span's own dict: copy it before the first write
+        return view.copy() if self._fast else view
 
     def set_name(self, name: str) -> None:
         self._name = name
@@ -144,10 +205,25 @@ class SpanDraft:
 
 
 _new_readable = object.__new__
-# the clone relies on where ReadableSpan keeps its fields; checked once, else the constructor is used
+# the clone and the fast reads rely on where ReadableSpan keeps its fields; checked
+# once at import, else the constructor and the public properties are used
 _CLONE_FIELDS = {"_name", "_attributes", "_events", "_links", "_status"}
-if not _CLONE_FIELDS <= set(vars(ReadableSpan("probe"))):  # pragma: no cover - another SDK layout
+_READ_FIELDS = _CLONE_FIELDS | {"_start_time", "_end_time"}
+_probe_fields = set(vars(ReadableSpan("probe")))
+if not _CLONE_FIELDS <= _probe_fields:  # pragma: no cover - another SDK layout
     _new_readable = None
+_FAST_READ = _READ_FIELDS <= _probe_fields and hasattr(BoundedAttributes(), "_dict")
+del _probe_fields
+
+
+def _span_attributes(span) -> dict:
+    """The finished SDK span's own attributes dict (shared: never write to it)."""
+    raw = span._attributes
+    if type(raw) is BoundedAttributes:
+        return raw._dict
+    if type(raw) is dict:
+        return raw
+    return dict(raw) if raw else {}
 
 
 def plain_attributes(span) -> dict:

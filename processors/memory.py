@@ -40,6 +40,8 @@ from __future__ import annotations
 import threading
 import tracemalloc
 
+from opentelemetry.attributes import BoundedAttributes
+
 from mailscope import attributes as attr
 from mailscope.globs import GlobList
 from mailscope.metrics import LabelCap, instruments
@@ -47,6 +49,14 @@ from mailscope.processors.draft import plain_attributes
 from mailscope.processors.rss import RssReader
 
 MAX_OPEN_SPANS = 10_000
+
+
+def _has_operation(span) -> bool:
+    """Whether a live span was started with `mailscope.operation` (read without a copy)."""
+    raw = getattr(span, "_attributes", None)
+    if type(raw) is BoundedAttributes:
+        return attr.OPERATION in raw._dict
+    return attr.OPERATION in plain_attributes(span)
 
 
 class MemoryStage:
@@ -89,7 +99,7 @@ class MemoryStage:
         if globs is None:
             # inline of measures(): this runs for every span the process starts
             parent = span.parent
-            if parent is not None and not parent.is_remote and attr.OPERATION not in plain_attributes(span):
+            if parent is not None and not parent.is_remote and not _has_operation(span):
                 return
         elif not globs.matches(span.name):
             return

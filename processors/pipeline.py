@@ -92,7 +92,16 @@ class StartProcessor(SpanProcessor):
         self.pipeline = pipeline
 
     def on_start(self, span, parent_context=None) -> None:
-        self.pipeline.on_start(span)
+        pipeline = self.pipeline
+        hooks = pipeline.start_hooks
+        if len(hooks) == 1:  # the common chain: only the memory stage has one
+            hook = hooks[0]
+            try:
+                hook(span)
+            except Exception:
+                internal_error(f"stage start hook {getattr(hook, '__qualname__', hook)}")
+            return
+        pipeline.on_start(span)
 
     def on_end(self, span) -> None:
         pass

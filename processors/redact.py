@@ -295,8 +295,46 @@ class RedactionStage:
         mode = self.mode
         if mode == "off":
             return
-        self._name_and_attributes(draft, mode)
+        if getattr(draft, "clean", None) == mode:
+            # the early stage already scanned the name and the attributes in this mode:
+            # only what was written (or renamed) since is new text
+            self._written_since(draft, mode)
+        else:
+            self._name_and_attributes(draft, mode)
         self._events_status_links(draft, mode)
+
+    @staticmethod
+    def _written_since(draft, mode: str) -> None:
+        if draft._name is not None:
+            name = draft._name
+            if might_contain_address(name):
+                new_name = redact(name, mode)
+                if new_name != name:
+                    draft.set_name(new_name)
+        written = draft.written
+        if not written:
+            return
+        attributes = draft.attributes
+        for key in written:  # fast scan: stages write numbers, flags and address-free labels
+            if _suspect(key):
+                break
+            value = attributes.get(key)
+            if value.__class__ is str:
+                if _suspect(value):
+                    break
+            elif value.__class__ is tuple or value.__class__ is list:
+                if any(item.__class__ is str and _suspect(item) for item in value):
+                    break
+        else:
+            return
+        fresh = {key: attributes[key] for key in written if key in attributes}
+        redacted = _redact_mapping(fresh, mode)
+        if redacted is None:
+            return
+        for key in fresh:
+            if key not in redacted:
+                del draft._attributes[key]  # a key itself held an address
+        draft.set_attributes(redacted)
 
     @staticmethod
     def _name_and_attributes(draft, mode: str) -> None:
@@ -362,3 +400,7 @@ class EarlyRedactionStage(RedactionStage):
     def __call__(self, draft) -> None:
         if self.mode != "off":
             self._name_and_attributes(draft, self.mode)
+            if hasattr(draft, "written"):
+                # name and attributes are clean now: the draft remembers what is written after
+                draft.clean = self.mode
+                draft.written = []
