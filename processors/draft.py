@@ -105,7 +105,10 @@ class SpanDraft:
 
     @property
     def is_error(self) -> bool:
-        return self.status.status_code is _ERROR
+        status = self._status
+        if status is None:
+            status = self.span._status if self._fast else self.span.status
+        return status.status_code is _ERROR
 
     @property
     def duration_ns(self) -> int:
@@ -120,8 +123,8 @@ class SpanDraft:
 
     def exception_event(self):
         """The last `exception` event, or None."""
-        if not self.has_events:
-            return None
+        if self._events is None and self._fast and not self.span._events:
+            return None  # the common case, decided without building the events tuple
         for event in reversed(self.events):
             if event.name == "exception":
                 return event
