@@ -140,19 +140,23 @@ class SpanDraft:
             self.written.append(key)
 
     def set_attributes(self, values) -> None:
-        if self._attributes is None:
-            self._attributes = self._writable()
-        self._attributes.update(values)
+        attributes = self._attributes
+        if attributes is None:
+            attributes = self._attributes = self._writable()
+        attributes.update(values)
         self.dirty = True
-        if self.written is not None:
-            self.written.extend(values)
+        written = self.written
+        if written is not None:
+            written.extend(values)
 
     def _writable(self) -> dict:
         view = self._view
-        if view is None:
-            view = self.attributes
-        # the fast read shares the span's own dict: copy it before the first write
-        return view.copy() if self._fast else view
+        if self._fast:
+            # the fast read shares the span's own dict: copy it before the first write
+            if view is None:
+                view = _span_attributes(self.span)
+            return view.copy()
+        return view if view is not None else plain_attributes(self.span)
 
     def set_name(self, name: str) -> None:
         self._name = name

@@ -71,12 +71,13 @@ class SlowStage:
 
     # --- the stage ----------------------------------------------------------------
     def __call__(self, draft) -> None:
-        span = draft.span
-        start, end = span.start_time, span.end_time
-        if start is None or end is None:
-            return
+        duration = draft.duration_ns  # 0 when the span has no start or end time
+        if not duration:
+            span = draft.span
+            if span.start_time is None or span.end_time is None:
+                return
         name = draft.name
-        duration_ms = (end - start) / 1e6
+        duration_ms = duration / 1e6
         with self._lock:
             states = self._states
             state = states.get(name)
