@@ -75,11 +75,12 @@ def collector(request):
 
 
 @pytest.mark.parametrize("collector", ["closed port", "black hole", "slow", "503 errors"], indirect=True)
-def test_the_pipeline_completes_whatever_the_collector_does(tmp_path, redis_url, smtp_port, reference, collector):
+def test_the_pipeline_completes_whatever_the_collector_does(tmp_path, redis_url, smtp_port, reference, collector,
+                                                            capsys):
     kind, endpoint, server = collector
     script = write_pipeline_app(tmp_path)
     # --pace spreads the emails over ~3 s so several batches are exported (and fail) while the app runs
-    result = run_app(script, collector_env(endpoint), redis_url, smtp_port, EMAILS, "--burst", BURST, "--pace", 0.08)
+    result = run_app(script, collector_env(endpoint), redis_url, smtp_port, EMAILS, "--burst", BURST, "--pace", 0.06)
     assert result.returncode == 0, result.stderr[-3000:]
     seen = result_of(result)
     assert seen["outcomes"] == reference  # every email, same outcome as uninstrumented
@@ -97,6 +98,9 @@ def test_the_pipeline_completes_whatever_the_collector_does(tmp_path, redis_url,
     summaries = SUMMARY.findall(result.stderr)
     assert len(summaries) == 1, result.stderr
     dropped, batches = map(int, summaries[0])
+    with capsys.disabled():
+        print(f"\n[reliability] {kind}: {dropped} spans in {batches} failed batches counted as dropped "
+              f"(plus queue-full drops of the {BURST}-span burst)")
     assert batches >= 3 and dropped >= batches, summaries  # several batches failed...
     # ...yet each of the SDK's per-batch messages appeared at most once
     assert result.stderr.count("Failed to export spans batch") <= 1, result.stderr
