@@ -12,6 +12,7 @@ and the parent's own spans and results are unchanged.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 from mailscope import attributes as attr
 from mailscope.exporters.otlp_file import SpanReader
@@ -82,3 +83,71 @@ def test_forked_children_export_their_own_spans(tmp_path, smtp_port):
     for s in sends:
         traces_by_process.setdefault(s["attributes"][attr.RECIPIENTS_DOMAINS][0].split(".")[0], set()).add(s["trace_id"])
     assert sum(len(t) for t in traces_by_process.values()) == len(sends)  # one trace per email, none shared
+
+
+WSGI_APP = r'''
+import os, smtplib
+from email.message import EmailMessage
+
+PORT = int(os.environ["SINK_PORT"])
+
+
+def app(environ, start_response):
+    n = environ["PATH_INFO"].strip("/")
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "news@shop.example", f"r{n}@req{n}.example.com", "x"
+    msg.set_content("hello")
+    with smtplib.SMTP("127.0.0.1", PORT, timeout=10) as s:
+        s.send_message(msg)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"{n} {os.getpid()}".encode()]
+'''
+
+
+def test_gunicorn_workers_export_their_own_spans(tmp_path, smtp_port):
+    """gunicorn's arbiter is instrumented by the launcher and forks its workers: each request's send
+    span arrives exactly once, from the worker that served it, after a graceful stop."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.support.launcher import INSTRUMENT, free_port
+
+    traces = tmp_path / "traces.jsonl"
+    write_script(tmp_path, WSGI_APP, "wsgi_app.py")
+    port = free_port()
+    env = base_env(OTEL_TRACES_EXPORTER="otlp_json_file", MAILSCOPE_TRACES_FILE=traces,
+                   OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none", SINK_PORT=smtp_port)
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    proc = subprocess.Popen([INSTRUMENT, gunicorn, "-w", "2", "-b", f"127.0.0.1:{port}", "wsgi_app:app"],
+                            env=env, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pids = Counter()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/warmup", timeout=2).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() else ""
+                time.sleep(0.1)
+        for n in range(40):
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/{n}", timeout=10).read().decode()
+            pids[body.split()[1]] += 1
+    finally:
+        proc.send_signal(signal.SIGTERM)  # gunicorn's graceful stop
+        try:
+            _, stderr = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, stderr = proc.communicate()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    reader = SpanReader([str(traces)])
+    spans = list(reader)
+    assert reader.skipped == 0
+    sends = Counter(s["attributes"][attr.RECIPIENTS_DOMAINS][0] for s in spans if s["name"] == attr.SPAN_SEND)
+    assert sends == {f"req{n}.example.com": 1 for n in [*range(40), "warmup"]}
+    assert sum(pids.values()) == 40
