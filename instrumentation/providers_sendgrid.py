@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
-import wrapt
 
 from mailscope._safety import internal_error
 from mailscope.instrumentation import wrapper_layers
@@ -100,36 +99,14 @@ def error_text(exc) -> str | None:
     return f"{head}: " + "; ".join(messages)
 
 
-class SendGridProbe:
+class SendGridProbe(wrapper_layers.ImportProbe):
     """Installs the python_http_client wrapper when that module is imported."""
 
     module_name = "python_http_client.client"
+    label = "sendgrid"
 
-    def __init__(self, telemetry):
-        self.telemetry = telemetry
-        self.active = False
-        self.patches: list = []
-
-    def enable(self) -> None:
-        self.active = True
-        wrapt.register_post_import_hook(self._on_import, self.module_name)
-
-    def _on_import(self, module) -> None:
-        try:
-            if self.active and not self.patches:
-                self.patches.append(wrapper_layers.apply(module.Client, "_make_request", self._make_request))
-        except Exception:
-            internal_error("sendgrid instrumentation install")
-            self.disable()
-
-    def disable(self) -> None:
-        self.active = False
-        patches, self.patches = self.patches, []
-        for patch in reversed(patches):
-            try:
-                wrapper_layers.remove(patch)
-            except Exception:
-                internal_error("sendgrid instrumentation removal")
+    def install(self, module) -> None:
+        self.patch(module.Client, "_make_request", self._make_request)
 
     def _make_request(self, wrapped, instance, args, kwargs):
         request = args[1] if len(args) > 1 else kwargs.get("request")

@@ -217,37 +217,15 @@ def service_of(client) -> str | None:
         return None
 
 
-class SESProbe:
+class SESProbe(wrapper_layers.ImportProbe):
     """Installs the botocore wrappers when botocore.client is imported."""
 
     module_name = "botocore.client"
+    label = "botocore"
 
-    def __init__(self, telemetry):
-        self.telemetry = telemetry
-        self.active = False
-        self.patches: list = []
-
-    def enable(self) -> None:
-        self.active = True
-        wrapt.register_post_import_hook(self._on_import, self.module_name)
-
-    def _on_import(self, module) -> None:
-        try:
-            if self.active and not self.patches:
-                self.patches.append(wrapper_layers.apply(module.ClientCreator, "_create_api_method", self._create_api_method))
-                self.patches.append(wrapper_layers.apply(module.BaseClient, "_make_api_call", self._make_api_call))
-        except Exception:
-            internal_error("botocore instrumentation install")
-            self.disable()
-
-    def disable(self) -> None:
-        self.active = False
-        patches, self.patches = self.patches, []
-        for patch in reversed(patches):
-            try:
-                wrapper_layers.remove(patch)
-            except Exception:
-                internal_error("botocore instrumentation removal")
+    def install(self, module) -> None:
+        self.patch(module.ClientCreator, "_create_api_method", self._create_api_method)
+        self.patch(module.BaseClient, "_make_api_call", self._make_api_call)
 
     # --- ClientCreator._create_api_method(py_operation_name, operation_name, service_model)
     def _create_api_method(self, wrapped, instance, args, kwargs):

@@ -17,10 +17,6 @@ so merely enabling it imports nothing.
 
 from __future__ import annotations
 
-import threading
-
-import wrapt
-
 from mailscope import attributes as attr
 from mailscope._safety import internal_error
 from mailscope.instrumentation import wrapper_layers
@@ -29,18 +25,16 @@ from mailscope.instrumentation.templates_common import ACTIVE, INLINE_NAME, note
 ENGINE = attr.ENGINE_JINJA2
 
 
-class Jinja2Probe:
+class Jinja2Probe(wrapper_layers.ImportProbe):
     """Installs and removes the Jinja2 wrappers for one TemplateInstrumentor run."""
 
     module_name = "jinja2"
+    label = "jinja2"
 
     def __init__(self, telemetry):
-        self.telemetry = telemetry
-        self.active = False
-        self.patches: list = []
+        super().__init__(telemetry)
         self.contested: dict = {}  # slot name -> Patch, for slots opentelemetry-instrumentation-jinja2 wraps too
         self.upstream = None
-        self._lock = threading.RLock()
         self._safe = ()
         self._missing = None
 
@@ -48,40 +42,25 @@ class Jinja2Probe:
     def enable(self) -> None:
         from mailscope.instrumentation.templates_upstream import UpstreamJinja2Gate
 
-        self.active = True
         self.upstream = UpstreamJinja2Gate(self)
-        wrapt.register_post_import_hook(self._on_import, self.module_name)
+        super().enable()
         # Registered now, not when jinja2 arrives: the upstream package imports
         # jinja2 from its own module body, and a hook registered during that
         # import would see the upstream module half-initialised.
         self.upstream.enable()
 
-    @property
-    def installed(self) -> bool:
-        return bool(self.patches)
-
-    def _on_import(self, _module) -> None:
-        # runs inside the app's `import jinja2`: it must never raise
-        try:
-            with self._lock:
-                if self.active and not self.patches:
-                    self._install()
-        except Exception:
-            internal_error("jinja2 instrumentation install")
-            self._remove_all()
-
     def disable(self) -> None:
         with self._lock:
-            self.active = False
+            self.active = False  # before the gate goes: reseat() must not run again
             upstream, self.upstream = self.upstream, None
             if upstream is not None:
                 try:
                     upstream.disable()
                 except Exception:
                     internal_error("jinja2 upstream gate removal")
-            self._remove_all()
+            super().disable()
 
-    def _install(self) -> None:
+    def install(self, _module) -> None:
         from jinja2.environment import Environment, Template
         from jinja2.exceptions import TemplateError
         from jinja2.runtime import Undefined, missing
@@ -97,17 +76,12 @@ class Jinja2Probe:
             (Template, "generate_async", self._generate_async),
             (Undefined, "__init__", self._undefined_init),
         ):
-            self.patches.append(wrapper_layers.apply(owner, name, wrapper))
+            self.patch(owner, name, wrapper)
         self.reseat()
 
-    def _remove_all(self) -> None:
+    def remove_all(self) -> None:
         self.detach_contested()
-        for patch in reversed(self.patches):
-            try:
-                wrapper_layers.remove(patch)
-            except Exception:
-                internal_error("jinja2 instrumentation removal")
-        self.patches = []
+        super().remove_all()
 
     # --- the slots opentelemetry-instrumentation-jinja2 wraps as well ------------
     def reseat(self) -> None:

@@ -24,9 +24,7 @@ load time, so load and render spans of one template agree.
 
 from __future__ import annotations
 
-import threading
 
-import wrapt
 
 from mailscope import attributes as attr
 from mailscope._safety import internal_error
@@ -36,43 +34,19 @@ from mailscope.instrumentation.templates_common import INLINE_NAME, collecting, 
 ENGINE = attr.ENGINE_LIQUID
 
 
-class LiquidProbe:
+class LiquidProbe(wrapper_layers.ImportProbe):
     module_name = "liquid"
+    label = "liquid"
 
     def __init__(self, telemetry):
-        self.telemetry = telemetry
-        self.active = False
-        self.patches: list = []
-        self._lock = threading.RLock()
+        super().__init__(telemetry)
         self._safe = ()
         self._undefined_marker = None
-
-    @property
-    def installed(self) -> bool:
-        return bool(self.patches)
-
-    def enable(self) -> None:
-        self.active = True
-        wrapt.register_post_import_hook(self._on_import, self.module_name)
-
-    def _on_import(self, _module) -> None:
-        try:
-            with self._lock:
-                if self.active and not self.patches:
-                    self._install()
-        except Exception:
-            internal_error("liquid instrumentation install")
-            self._remove_all()
-
-    def disable(self) -> None:
-        with self._lock:
-            self.active = False
-            self._remove_all()
 
     def all_patches(self) -> list:
         return list(self.patches)
 
-    def _install(self) -> None:
+    def install(self, _module) -> None:
         from liquid.environment import Environment
         from liquid.exceptions import LiquidError
         from liquid.template import BoundTemplate
@@ -88,15 +62,7 @@ class LiquidProbe:
             (BoundTemplate, "render_async", self._render_async),
             (Undefined, "__init__", self._undefined_init),
         ):
-            self.patches.append(wrapper_layers.apply(owner, name, wrapper))
-
-    def _remove_all(self) -> None:
-        for patch in reversed(self.patches):
-            try:
-                wrapper_layers.remove(patch)
-            except Exception:
-                internal_error("liquid instrumentation removal")
-        self.patches = []
+            self.patch(owner, name, wrapper)
 
     # --- loads ------------------------------------------------------------------
     def _load_name(self, env, args, kwargs):

@@ -11,7 +11,11 @@ off wherever it sits in the chain and restores the original object itself
 
 from __future__ import annotations
 
+import threading
+
 import wrapt
+
+from mailscope._safety import internal_error
 
 # wrapt 2.x proxies derive from BaseObjectProxy; 1.x from ObjectProxy.
 PROXY_TYPES = tuple(t for t in (getattr(wrapt, "BaseObjectProxy", None), wrapt.ObjectProxy) if t is not None)
@@ -109,3 +113,62 @@ def remove(patch: Patch) -> bool:
     else:
         above.__wrapped__ = inner
     return True
+
+
+class ImportProbe:
+    """Wrappers installed when the app imports `module_name`, and removed exactly on disable.
+
+    The lifecycle every mailscope library probe shares. A subclass sets
+    `module_name` and `label` and implements `install(module)`, applying its
+    wrappers with `self.patch(owner, attribute, wrapper)`. `install` runs inside
+    the app's import statement, so a failure there is logged once and undoes
+    whatever was installed; it never reaches the import.
+    """
+
+    module_name = ""
+    label = ""
+
+    def __init__(self, telemetry):
+        self.telemetry = telemetry
+        self.active = False
+        self.patches: list = []
+        self._lock = threading.RLock()
+
+    @property
+    def installed(self) -> bool:
+        return bool(self.patches)
+
+    def enable(self) -> None:
+        self.active = True
+        wrapt.register_post_import_hook(self._on_import, self.module_name)
+
+    def _on_import(self, module) -> None:
+        try:
+            with self._lock:
+                if self.active and not self.patches:
+                    self.install(module)
+        except Exception:
+            internal_error(f"{self.label} instrumentation install")
+            with self._lock:
+                self.remove_all()
+
+    def install(self, module) -> None:
+        raise NotImplementedError
+
+    def patch(self, owner, attribute: str, wrapper_function) -> Patch:
+        patch = apply(owner, attribute, wrapper_function)
+        self.patches.append(patch)
+        return patch
+
+    def disable(self) -> None:
+        with self._lock:
+            self.active = False
+            self.remove_all()
+
+    def remove_all(self) -> None:
+        patches, self.patches = self.patches, []
+        for patch in reversed(patches):
+            try:
+                remove(patch)
+            except Exception:
+                internal_error(f"{self.label} instrumentation removal")
