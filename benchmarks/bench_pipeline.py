@@ -26,23 +26,10 @@ import smtplib
 import tempfile
 import time
 
-from benchmarks.harness import CPU_CLOCK, Ratio, Section, interleaved
+from benchmarks.harness import CPU_CLOCK, Ratio, Section, interleaved, sdk_providers
 
 # room for a whole repeat, so no case drops spans when its worker thread falls behind
 QUEUE = 1 << 16
-
-
-class _NoopExporter:
-    def export(self, spans):
-        from opentelemetry.sdk.trace.export import SpanExportResult
-
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self):
-        pass
-
-    def force_flush(self, timeout_millis=30000):
-        return True
 
 
 def _install_meter_provider():
@@ -55,24 +42,12 @@ def _install_meter_provider():
 
 
 def _bare_tracer():
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(_NoopExporter(), max_queue_size=QUEUE))
+    provider = sdk_providers(max_queue_size=QUEUE)[0]
     return provider, provider.get_tracer("bench")
 
 
 def _mailscope_tracer(pipeline):
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    from mailscope.processors.pipeline import EnrichingSpanProcessor, StartProcessor
-
-    provider = TracerProvider()
-    provider.add_span_processor(StartProcessor(pipeline))
-    exporting = BatchSpanProcessor(_NoopExporter(), max_queue_size=QUEUE)
-    provider.add_span_processor(EnrichingSpanProcessor(pipeline, exporting))
+    provider = sdk_providers(pipeline=pipeline, max_queue_size=QUEUE)[0]
     return provider, provider.get_tracer("bench")
 
 

@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.harness import Ratio, Section, interleaved
+from benchmarks.harness import Ratio, Section, interleaved, sdk_providers
 
 REPO = Path(__file__).resolve().parents[1]
 SENDER = "bench@sender.example.com"
@@ -54,30 +54,6 @@ class _ServerProcess:
             self.proc.wait()
 
 
-def _sdk(with_pipeline: bool):
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-
-    class DropExporter(SpanExporter):
-        def export(self, spans):
-            return SpanExportResult.SUCCESS
-
-    tracer_provider = TracerProvider()
-    batch = BatchSpanProcessor(DropExporter())
-    if with_pipeline:
-        from mailscope.processors.chain import build_pipeline
-        from mailscope.processors.pipeline import EnrichingSpanProcessor, StartProcessor
-
-        pipeline = build_pipeline()
-        tracer_provider.add_span_processor(StartProcessor(pipeline))
-        tracer_provider.add_span_processor(EnrichingSpanProcessor(pipeline, batch))
-    else:
-        tracer_provider.add_span_processor(batch)
-    return tracer_provider, MeterProvider(metric_readers=[InMemoryMetricReader()])
-
-
 class _Instrumentation:
     """Switch the provider instrumentor on with a given SDK, or off."""
 
@@ -88,7 +64,7 @@ class _Instrumentation:
         from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
         self.upstream = RequestsInstrumentor()
-        self.providers = {"sdk": _sdk(False), "pipeline": _sdk(True), "upstream": _sdk(False)}
+        self.providers = {"sdk": sdk_providers(False), "pipeline": sdk_providers(True), "upstream": sdk_providers(False)}
         self.current = None
 
     def use(self, which: str | None) -> None:

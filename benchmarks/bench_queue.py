@@ -18,46 +18,12 @@ from __future__ import annotations
 
 import json
 
-from benchmarks.harness import Ratio, Section, interleaved
+from benchmarks.harness import Ratio, Section, interleaved, sdk_providers
 
 QUEUE = "email_queue"
 PAYLOAD = json.dumps(
     {"template": "weekly-digest", "recipient_id": 48213, "locale": "de-DE", "vars": {"first_name": "Ann", "n": 3}}
 ).encode()
-
-
-class _NoopExporter:
-    def export(self, spans):
-        from opentelemetry.sdk.trace.export import SpanExportResult
-
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self):
-        pass
-
-    def force_flush(self, timeout_millis=30000):
-        return True
-
-
-def _providers(with_pipeline: bool):
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    from mailscope.processors.chain import build_pipeline
-    from mailscope.processors.pipeline import EnrichingSpanProcessor, StartProcessor
-
-    tracer_provider = TracerProvider(shutdown_on_exit=False)
-    batch = BatchSpanProcessor(_NoopExporter())
-    if with_pipeline:
-        pipeline = build_pipeline()
-        tracer_provider.add_span_processor(StartProcessor(pipeline))
-        tracer_provider.add_span_processor(EnrichingSpanProcessor(pipeline, batch))
-    else:
-        tracer_provider.add_span_processor(batch)
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()], shutdown_on_exit=False)
-    return tracer_provider, meter_provider
 
 
 def run(quick: bool) -> Section:
@@ -70,8 +36,8 @@ def run(quick: bool) -> Section:
 
     ops, repeats = (300, 3) if quick else (2000, 7)
     reload_settings(queue_envelope="json", queues="email_*")
-    plain_sdk = _providers(with_pipeline=False)
-    full_sdk = _providers(with_pipeline=True)
+    plain_sdk = sdk_providers(with_pipeline=False)
+    full_sdk = sdk_providers(with_pipeline=True)
     instrumentor = QueueInstrumentor()
     if instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.uninstrument()

@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.harness import Ratio, Section, interleaved
+from benchmarks.harness import Ratio, Section, interleaved, sdk_providers
 
 REPO = Path(__file__).resolve().parents[1]
 SENDER = "bench@sender.example.com"
@@ -65,31 +65,6 @@ class _Server:
             self.proc.wait()
 
 
-def _sdk(with_pipeline: bool):
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-
-    class DropExporter(SpanExporter):
-        def export(self, spans):
-            return SpanExportResult.SUCCESS
-
-    tracer_provider = TracerProvider()
-    batch = BatchSpanProcessor(DropExporter())
-    if with_pipeline:
-        from mailscope.processors.chain import build_pipeline
-        from mailscope.processors.pipeline import EnrichingSpanProcessor, StartProcessor
-
-        pipeline = build_pipeline()
-        tracer_provider.add_span_processor(StartProcessor(pipeline))
-        tracer_provider.add_span_processor(EnrichingSpanProcessor(pipeline, batch))
-    else:
-        tracer_provider.add_span_processor(batch)
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-    return tracer_provider, meter_provider
-
-
 class _Instrumentation:
     """Switch the SMTP instrumentor on with a given SDK, or off."""
 
@@ -97,7 +72,7 @@ class _Instrumentation:
         from mailscope.instrumentation.smtp import SMTPInstrumentor
 
         self.instrumentor = SMTPInstrumentor()
-        self.providers = {"plain": _sdk(False), "pipeline": _sdk(True)}
+        self.providers = {"plain": sdk_providers(False), "pipeline": sdk_providers(True)}
         self.current = None
 
     def use(self, which: str | None) -> None:

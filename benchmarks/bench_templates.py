@@ -18,7 +18,7 @@ of tens of milliseconds.
 
 from __future__ import annotations
 
-from benchmarks.harness import Ratio, Section, interleaved
+from benchmarks.harness import Ratio, Section, interleaved, sdk_providers
 
 VARIABLES = (
     "first_name", "last_name", "greeting", "plan", "renewal_date", "account_id", "city", "country",
@@ -63,21 +63,6 @@ def _context() -> dict:
     return values
 
 
-def _provider():
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-
-    class DropExporter(SpanExporter):
-        def export(self, spans):
-            return SpanExportResult.SUCCESS
-
-    provider = TracerProvider()
-    # a queue deep enough that no span is dropped: a dropped span costs less than an
-    # exported one, which would flatter whichever case outruns the export thread
-    provider.add_span_processor(BatchSpanProcessor(DropExporter(), max_queue_size=1 << 17))
-    return provider
-
-
 def run(quick: bool) -> Section:
     import tempfile
     from pathlib import Path
@@ -97,7 +82,7 @@ def run(quick: bool) -> Section:
     values = _context()
     size = len(template.render(values).encode())
 
-    ours_provider, theirs_provider = _provider(), _provider()
+    ours_provider, theirs_provider = sdk_providers()[0], sdk_providers()[0]
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
     switches = {
         "plain": (lambda: None, lambda: None),

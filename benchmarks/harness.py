@@ -80,3 +80,48 @@ def format_section(section: Section) -> str:
     for note in section.notes:
         lines.append(f"  note: {note}")
     return "\n".join(lines)
+
+
+class DropExporter:
+    """A span exporter that accepts and discards everything (the cost of export is not ours)."""
+
+    def export(self, spans):
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self):
+        pass
+
+    def force_flush(self, timeout_millis=30000):
+        return True
+
+
+def sdk_providers(with_pipeline: bool = False, pipeline=None, max_queue_size: int = 1 << 17):
+    """(tracer_provider, meter_provider) as production would have them, minus the network.
+
+    The tracer provider has a BatchSpanProcessor over a DropExporter; its queue is deep
+    enough that no span is dropped (a dropped span costs less than an exported one and
+    would flatter whichever case outruns the export thread). With `with_pipeline` (or
+    an explicit `pipeline`) the batch processor sits behind mailscope's StartProcessor
+    and EnrichingSpanProcessor, as the configurator wires them. The meter provider has
+    an in-memory reader, so metric records cost what they cost in production.
+    """
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    tracer_provider = TracerProvider(shutdown_on_exit=False)
+    batch = BatchSpanProcessor(DropExporter(), max_queue_size=max_queue_size)
+    if with_pipeline or pipeline is not None:
+        from mailscope.processors.chain import build_pipeline
+        from mailscope.processors.pipeline import EnrichingSpanProcessor, StartProcessor
+
+        pipeline = pipeline or build_pipeline()
+        tracer_provider.add_span_processor(StartProcessor(pipeline))
+        tracer_provider.add_span_processor(EnrichingSpanProcessor(pipeline, batch))
+    else:
+        tracer_provider.add_span_processor(batch)
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()], shutdown_on_exit=False)
+    return tracer_provider, meter_provider
