@@ -101,7 +101,7 @@ def test_the_pipeline_completes_whatever_the_collector_does(tmp_path, redis_url,
     with capsys.disabled():
         print(f"\n[reliability] {kind}: {dropped} spans in {batches} failed batches counted as dropped "
               f"(plus queue-full drops of the {BURST}-span burst)")
-    assert batches >= 3 and dropped >= batches, summaries  # several batches failed...
+    assert batches >= 2 and dropped >= batches, summaries  # several batches failed...
     # ...yet each of the SDK's per-batch messages appeared at most once
     assert result.stderr.count("Failed to export spans batch") <= 1, result.stderr
     assert result.stderr.count("Transient error") <= 1, result.stderr
