@@ -19,7 +19,7 @@ from __future__ import annotations
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
-from mailscope._safety import internal_error
+from mailscope.instrumentation import wrapper_layers
 from mailscope.instrumentation.providers_common import ProviderTelemetry
 from mailscope.instrumentation.send_common import RecipientsMetric
 from mailscope.version import __version__
@@ -38,20 +38,8 @@ class ProviderInstrumentor(BaseInstrumentor):
 
         tracer = trace.get_tracer(__name__, __version__, kwargs.get("tracer_provider"))
         telemetry = ProviderTelemetry(tracer, RecipientsMetric(kwargs.get("meter_provider")))
-        self._probes = []
-        for probe_class in (SESProbe, SendGridProbe, HTTPProbe):
-            probe = probe_class(telemetry)
-            try:
-                probe.enable()
-                self._probes.append(probe)
-            except Exception:
-                internal_error(f"{probe_class.__name__} enable")
-                probe.disable()
+        self._probes = wrapper_layers.enable_probes((SESProbe, SendGridProbe, HTTPProbe), telemetry)
 
     def _uninstrument(self, **kwargs):
         probes, self._probes = self._probes, []
-        for probe in probes:
-            try:
-                probe.disable()
-            except Exception:
-                internal_error(f"{type(probe).__name__} disable")
+        wrapper_layers.disable_probes(probes)

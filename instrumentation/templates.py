@@ -16,7 +16,7 @@ from __future__ import annotations
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
-from mailscope._safety import internal_error
+from mailscope.instrumentation import wrapper_layers
 from mailscope.config import settings
 from mailscope import attributes as attr
 from mailscope.metrics import tally_for
@@ -38,20 +38,8 @@ class TemplateInstrumentor(BaseInstrumentor):
         counter = tally_for(kwargs.get("meter_provider"), attr.METRIC_TEMPLATE_CACHE)
         globs = kwargs.get("templates") or settings().templates
         telemetry = TemplateTelemetry(tracer, counter, globs)
-        self._probes = []
-        for probe_class in (Jinja2Probe, LiquidProbe):
-            probe = probe_class(telemetry)
-            try:
-                probe.enable()
-                self._probes.append(probe)
-            except Exception:
-                internal_error(f"{probe_class.__name__} enable")
-                probe.disable()
+        self._probes = wrapper_layers.enable_probes((Jinja2Probe, LiquidProbe), telemetry)
 
     def _uninstrument(self, **kwargs):
         probes, self._probes = self._probes, []
-        for probe in probes:
-            try:
-                probe.disable()
-            except Exception:
-                internal_error(f"{type(probe).__name__} disable")
+        wrapper_layers.disable_probes(probes)

@@ -172,3 +172,25 @@ class ImportProbe:
                 remove(patch)
             except Exception:
                 internal_error(f"{self.label} instrumentation removal")
+
+
+def enable_probes(probe_classes, telemetry) -> list:
+    """Enable one probe of each class; a probe that fails to enable is logged once and left out."""
+    probes = []
+    for probe_class in probe_classes:
+        probe = probe_class(telemetry)
+        try:
+            probe.enable()
+            probes.append(probe)
+        except Exception:
+            internal_error(f"{probe_class.__name__} enable")
+            probe.disable()
+    return probes
+
+
+def disable_probes(probes) -> None:
+    for probe in probes:
+        try:
+            probe.disable()
+        except Exception:
+            internal_error(f"{type(probe).__name__} disable")
