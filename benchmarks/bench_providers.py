@@ -22,36 +22,13 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-from benchmarks.harness import Ratio, Section, interleaved, sdk_providers
+from benchmarks.harness import Ratio, Section, ServerProcess, interleaved, sdk_providers
 
-REPO = Path(__file__).resolve().parents[1]
+PROVIDER_SERVERS = "tests.support.provider_servers"
 SENDER = "bench@sender.example.com"
 RECIPIENT = "reader@inbox.example.org"
-
-
-class _ServerProcess:
-    def __init__(self, kind: str):
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.support.provider_servers", kind], cwd=str(REPO),
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        if not line.startswith("ready "):
-            self.proc.kill()
-            raise RuntimeError(f"{kind} server did not start: {line!r}")
-        self.port = int(line.split()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self):
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 class _Instrumentation:
@@ -97,7 +74,9 @@ def run(quick: bool) -> Section:
 
     repeats = 3 if quick else 9
     http_ops, ses_ops = (100, 20) if quick else (300, 60)
-    postmark, sg_server, moto = _ServerProcess("postmark"), _ServerProcess("sendgrid"), MotoServer().start()
+    postmark = ServerProcess(PROVIDER_SERVERS, "postmark", name="postmark server")
+    sg_server = ServerProcess(PROVIDER_SERVERS, "sendgrid", name="sendgrid server")
+    moto = MotoServer().start()
     reload_settings(provider_endpoints=f"postmark=127.0.0.1:{postmark.port}/email*")
     inst = _Instrumentation()
     cpu: dict[str, list[float]] = {}

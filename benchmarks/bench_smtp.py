@@ -27,14 +27,10 @@ import asyncio
 import os
 import smtplib
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-from benchmarks.harness import Ratio, Section, interleaved, sdk_providers
+from benchmarks.harness import Ratio, Section, ServerProcess, interleaved, sdk_providers
 
-REPO = Path(__file__).resolve().parents[1]
 SENDER = "bench@sender.example.com"
 RECIPIENT = "reader@inbox.example.org"
 MESSAGE = (
@@ -42,27 +38,6 @@ MESSAGE = (
     b"Message-ID: <bench.1@sender.example.com>\r\nSubject: weekly digest\r\n\r\n"
     + b"A short transactional message body line.\r\n" * 4
 )
-
-
-class _Server:
-    def __init__(self):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.smtp_server"], cwd=str(REPO),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
-        line = self.proc.stdout.readline()
-        if not line.startswith("ready "):
-            self.proc.kill()
-            raise RuntimeError(f"SMTP server did not start: {line!r}")
-        self.port = int(line.split()[1])
-
-    def stop(self):
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 class _Instrumentation:
@@ -95,7 +70,7 @@ class _Instrumentation:
 def run(quick: bool) -> Section:
     ops = 500
     repeats = 3 if quick else 11
-    server = _Server()
+    server = ServerProcess("tests.support.smtp_server", name="SMTP server")
     inst = _Instrumentation()
 
     cpu: dict[str, list[float]] = {}

@@ -125,3 +125,36 @@ def sdk_providers(with_pipeline: bool = False, pipeline=None, max_queue_size: in
         tracer_provider.add_span_processor(batch)
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()], shutdown_on_exit=False)
     return tracer_provider, meter_provider
+
+
+class ServerProcess:
+    """A test server in its own process (`python -m MODULE ARGS...` from the repo root).
+
+    The module prints `ready PORT` once it listens and stops when its stdin closes,
+    so the server's CPU time never counts as the client's.
+    """
+
+    def __init__(self, module: str, *args: str, name: str = "server"):
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        self._subprocess = subprocess
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module, *args], cwd=str(Path(__file__).resolve().parents[1]),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        line = self.proc.stdout.readline()
+        if not line.startswith("ready "):
+            self.proc.kill()
+            raise RuntimeError(f"{name} did not start: {line!r}")
+        self.port = int(line.split()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except self._subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
