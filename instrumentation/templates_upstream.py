@@ -73,18 +73,13 @@ class UpstreamJinja2Gate:
             internal_error("jinja2 upstream coexistence hook")
 
     def _around_instrument(self, wrapped, instance, args, kwargs):
-        if not (self.active and self.probe.installed):
-            return wrapped(*args, **kwargs)
-        self.probe.detach_contested()
-        try:
-            return wrapped(*args, **kwargs)
-        finally:
-            try:
-                self.probe.reseat()
-            except Exception:
-                internal_error("jinja2 upstream instrument")
+        return self._around_upstream(wrapped, args, kwargs, "instrument", forget_removed=False)
 
     def _around_uninstrument(self, wrapped, instance, args, kwargs):
+        return self._around_upstream(wrapped, args, kwargs, "uninstrument", forget_removed=True)
+
+    def _around_upstream(self, wrapped, args, kwargs, what: str, forget_removed: bool):
+        """Run upstream's (un)instrument with mailscope's contested layers off, then reseat them."""
         if not (self.active and self.probe.installed):
             return wrapped(*args, **kwargs)
         self.probe.detach_contested()
@@ -92,10 +87,11 @@ class UpstreamJinja2Gate:
             return wrapped(*args, **kwargs)
         finally:
             try:
-                self._forget_removed()
+                if forget_removed:
+                    self._forget_removed()
                 self.probe.reseat()
             except Exception:
-                internal_error("jinja2 upstream uninstrument")
+                internal_error(f"jinja2 upstream {what}")
 
     # --- gating upstream's wrapper layers -------------------------------------------
     def _owners(self) -> dict:
