@@ -14,6 +14,7 @@ from opentelemetry.trace import Link, Status, StatusCode
 from mailscope.processors.draft import SpanDraft, make_event
 from mailscope.processors.pipeline import EnrichingSpanProcessor, Pipeline, StartProcessor
 from mailscope.processors.redact import EarlyRedactionStage, RedactionStage
+from tests.support.span_strings import exported_text
 
 ADDRESS = "jane@example.org"
 
@@ -47,23 +48,6 @@ def export(stages, body):
     return out.get_finished_spans()
 
 
-def every_string(span):
-    yield span.name
-    for key, value in span.attributes.items():
-        yield key
-        yield from (value if isinstance(value, tuple) else [value])
-    for event in span.events:
-        yield event.name
-        for key, value in event.attributes.items():
-            yield key
-            yield value
-    yield span.status.description or ""
-    for link in span.links:
-        for key, value in link.attributes.items():
-            yield key
-            yield value
-
-
 def body(tracer):
     with tracer.start_as_current_span(f"send {ADDRESS}", attributes={"rcpt": ADDRESS, "n": 1}):
         pass
@@ -73,7 +57,7 @@ def test_what_stages_write_after_the_early_redaction_is_still_redacted():
     leaky = Leaky()
     (span,) = export([EarlyRedactionStage("domain"), leaky, RedactionStage("domain")], body)
     assert leaky.saw_clean_input is True
-    text = "\n".join(str(s) for s in every_string(span))
+    text = exported_text(span)
     assert "jane@" not in text
     assert span.name == "renamed for <redacted>@example.org"
     assert span.attributes["late.value"] == "to <redacted>@example.org"
@@ -88,15 +72,15 @@ def test_what_stages_write_after_the_early_redaction_is_still_redacted():
 
 def test_full_mode_and_a_mode_mismatch_still_scan_everything():
     (span,) = export([EarlyRedactionStage("full"), Leaky(), RedactionStage("full")], body)
-    assert "example.org" not in "\n".join(str(s) for s in every_string(span))
+    assert "example.org" not in exported_text(span)
     # an early stage in a weaker mode does not let the last stage skip anything
     (span,) = export([EarlyRedactionStage("off"), Leaky(), RedactionStage("domain")], body)
-    assert "jane@" not in "\n".join(str(s) for s in every_string(span))
+    assert "jane@" not in exported_text(span)
 
 
 def test_without_an_early_stage_the_last_one_scans_the_span_itself():
     (span,) = export([Leaky(), RedactionStage("domain")], body)
-    assert "jane@" not in "\n".join(str(s) for s in every_string(span))
+    assert "jane@" not in exported_text(span)
     assert span.attributes["rcpt"] == "<redacted>@example.org"
 
 

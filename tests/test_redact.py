@@ -12,6 +12,7 @@ from mailscope.config import load_settings
 from mailscope.processors.chain import build_stages
 from mailscope.processors.pipeline import EnrichingSpanProcessor, Pipeline, StartProcessor
 from mailscope.processors.redact import MASK, EarlyRedactionStage, RedactionStage, might_contain_address, redact
+from tests.support.span_strings import exported_text
 
 # (input, expected with mode=domain)
 MASKED = [
@@ -190,27 +191,10 @@ def _everything(tracer):
         span.set_status(Status(StatusCode.ERROR, "could not deliver to jane@example.org"))
 
 
-def _strings(span):
-    yield span.name
-    for k, v in span.attributes.items():
-        yield k
-        yield from (v if isinstance(v, tuple) else [v])
-    for event in span.events:
-        yield event.name
-        for k, v in event.attributes.items():
-            yield k
-            yield v
-    yield span.status.description or ""
-    for link in span.links:
-        for k, v in link.attributes.items():
-            yield k
-            yield v
-
-
 def test_stage_redacts_every_exported_string():
     spans = _export([RedactionStage("domain")], _everything)
     span = [s for s in spans if s.name != "linked"][0]
-    text = "\n".join(str(s) for s in _strings(span))
+    text = exported_text(span)
     assert "jane@" not in text and "a@example.org" not in text and "b@example.net" not in text
     assert span.name == "send to <redacted>@example.org"
     assert span.attributes["rcpts"] == ("<redacted>@example.org", "plain", "<redacted>@example.net")
@@ -228,7 +212,7 @@ def test_stage_redacts_every_exported_string():
 
 def test_stage_full_and_off():
     (_, full) = _export([RedactionStage("full")], _everything)
-    assert "example.org" not in "\n".join(str(s) for s in _strings(full))
+    assert "example.org" not in exported_text(full)
     (_, off) = _export([RedactionStage("off")], _everything)
     assert off.name == "send to jane@example.org"
 
