@@ -103,8 +103,8 @@ def sdk_providers(with_pipeline: bool = False, pipeline=None, max_queue_size: in
     The tracer provider has a BatchSpanProcessor over a DropExporter; its queue is deep
     enough that no span is dropped (a dropped span costs less than an exported one and
     would flatter whichever case outruns the export thread). With `with_pipeline` (or
-    an explicit `pipeline`) the batch processor sits behind mailscope's StartProcessor
-    and EnrichingSpanProcessor, as the configurator wires them. The meter provider has
+    an explicit `pipeline`) the batch processor sits behind mailscope's EnrichingSpanProcessor
+    (which also runs the stages' start hooks), as the configurator wires them. The meter provider has
     an in-memory reader, so metric records cost what they cost in production.
     """
     from opentelemetry.sdk.metrics import MeterProvider
@@ -116,11 +116,10 @@ def sdk_providers(with_pipeline: bool = False, pipeline=None, max_queue_size: in
     batch = BatchSpanProcessor(DropExporter(), max_queue_size=max_queue_size)
     if with_pipeline or pipeline is not None:
         from mailscope.processors.chain import build_pipeline
-        from mailscope.processors.pipeline import EnrichingSpanProcessor, StartProcessor
+        from mailscope.processors.pipeline import EnrichingSpanProcessor
 
         pipeline = pipeline or build_pipeline()
-        tracer_provider.add_span_processor(StartProcessor(pipeline))
-        tracer_provider.add_span_processor(EnrichingSpanProcessor(pipeline, batch))
+        tracer_provider.add_span_processor(EnrichingSpanProcessor(pipeline, batch, start_hooks=True))
     else:
         tracer_provider.add_span_processor(batch)
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()], shutdown_on_exit=False)

@@ -4,7 +4,7 @@
 factory: each exporter is wrapped in a GuardedExporter (drops counted, an
 outage logged once), gets a BatchSpanProcessor, and that is wrapped by the
 enrichment pipeline, so what leaves the process is the enriched (and redacted)
-copy.
+copy. The first wrapper made for a pipeline also runs the stages' start hooks.
 
 A batch setting the SDK refuses (OTEL_BSP_MAX_QUEUE_SIZE below the export batch
 size, a zero or negative size or delay) would make the SDK raise while it is set
@@ -55,6 +55,8 @@ def batch_processor(exporter) -> BatchSpanProcessor:
 
 def enriching_batch_processor(pipeline: Pipeline):
     def factory(exporter):
-        return EnrichingSpanProcessor(pipeline, batch_processor(GuardedExporter(exporter)))
+        return EnrichingSpanProcessor(
+            pipeline, batch_processor(GuardedExporter(exporter)), start_hooks=pipeline.claim_start_hooks()
+        )
 
     return factory

@@ -4,10 +4,12 @@ Used by the configurator entry point (under `opentelemetry-instrument`) and by
 `mailscope.configure()`. The SDK's own `_initialize_components` does the work; we
 hand it:
 - resource attributes naming the distro;
-- `span_processors=[StartProcessor]` for the stages' on_start hooks;
 - `export_span_processor`: a factory that wraps each exporter's
   BatchSpanProcessor in the EnrichingSpanProcessor (spans are read-only in
-  on_end, so enrichment forwards a copy);
+  on_end, so enrichment forwards a copy); the first of them also runs the
+  stages' on_start hooks, so a span costs one mailscope processor call, not two;
+- with no span exporter, `span_processors=[EnrichingSpanProcessor(None)]`, so the
+  stages still run and record their metrics;
 - exporter arguments the upstream exporters cannot read from the environment
   (the OTLP JSON-file exporters' paths, from MAILSCOPE_TRACES_FILE and
   MAILSCOPE_METRICS_FILE).
@@ -83,15 +85,15 @@ def build_sdk(auto_instrumentation_version: str | None = None, **setting_overrid
 
     from mailscope.exporters.wiring import enriching_batch_processor
     from mailscope.processors.chain import build_pipeline
-    from mailscope.processors.pipeline import EnrichingSpanProcessor, StartProcessor
+    from mailscope.processors.pipeline import EnrichingSpanProcessor
 
     config = reload_settings(**setting_overrides)
     pipeline = build_pipeline(config)
 
-    span_processors = [StartProcessor(pipeline)]
+    span_processors = []
     if not _get_exporter_names("traces"):
         # No span exporter: still run the pipeline so its metrics are recorded.
-        span_processors.append(EnrichingSpanProcessor(pipeline, None))
+        span_processors.append(EnrichingSpanProcessor(pipeline, None, start_hooks=pipeline.claim_start_hooks()))
 
     _initialize_components(
         auto_instrumentation_version=auto_instrumentation_version,

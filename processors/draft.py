@@ -16,8 +16,9 @@ stages must treat it as read-only and write with `set_attribute(s)`.
 
 Redaction bookkeeping: the early redaction stage marks the draft `clean` (name
 and attributes scanned) and from then on every key written through the draft is
-remembered in `written`, so the last redaction stage rescans only those (plus
-any renamed span name, the events, status and links).
+remembered in `written` (unless the writer vouches that it holds no free text),
+so the last redaction stage rescans only those (plus any renamed span name, the
+events, status and links).
 """
 
 from __future__ import annotations
@@ -111,6 +112,22 @@ class SpanDraft:
         return status.status_code is _ERROR
 
     @property
+    def may_have_failed(self) -> bool:
+        """Status ERROR or any event (an exception may be recorded without an ERROR status)."""
+        if self._fast and self._events is None and self._status is None:
+            span = self.span
+            return span._status.status_code is _ERROR or bool(span._events)
+        return self.is_error or self.has_events
+
+    @property
+    def has_extra_text(self) -> bool:
+        """Whether the span has events, links or a status description (text beyond name and attributes)."""
+        if self._fast and self._events is None and self._links is None and self._status is None:
+            span = self.span
+            return bool(span._events or span._links or span._status.description)
+        return bool(self.events or self.links or self.status.description)
+
+    @property
     def duration_ns(self) -> int:
         span = self.span
         if self._fast:
@@ -139,15 +156,22 @@ class SpanDraft:
         if self.written is not None:
             self.written.append(key)
 
-    def set_attributes(self, values) -> None:
+    def set_attributes(self, values, free_text: bool = True) -> None:
+        """Write several attributes.
+
+        `free_text=False` promises that no key or value can hold an address: the keys
+        are mailscope's own names and the values numbers, booleans or mailscope's own
+        constants. The last redaction stage then does not rescan them.
+        """
         attributes = self._attributes
         if attributes is None:
             attributes = self._attributes = self._writable()
         attributes.update(values)
         self.dirty = True
-        written = self.written
-        if written is not None:
-            written.extend(values)
+        if free_text:
+            written = self.written
+            if written is not None:
+                written.extend(values)
 
     def _writable(self) -> dict:
         view = self._view

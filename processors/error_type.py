@@ -15,6 +15,7 @@ OTHER = "_OTHER"
 
 class ErrorTypeStage:
     name = "error_type"
+    failed_only = True  # the pipeline skips it on spans with no ERROR status and no event
 
     def __call__(self, draft) -> None:
         if not draft.is_error or attr.ERROR_TYPE in draft.attributes:

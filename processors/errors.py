@@ -124,6 +124,7 @@ class ErrorsStage:
     """Tag failed spans with the error's category, retryability, pattern and fingerprint."""
 
     name = "errors"
+    failed_only = True  # the pipeline skips it on spans with no ERROR status and no event
 
     def __init__(self, config=None, counter=None):
         limit = getattr(config, "error_patterns_max", 500)

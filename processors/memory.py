@@ -135,7 +135,7 @@ class MemoryStage:
         else:
             delta = rss - start
             values = {attr.MEMORY_RSS_DELTA: delta, attr.MEMORY_RSS: rss}
-        draft.set_attributes(values)
+        draft.set_attributes(values, free_text=False)  # numbers only
         if delta > 0:
             histogram = self._histogram
             if histogram is None:

@@ -241,21 +241,28 @@ def _suspect(text: str) -> bool:
     return "@" in text or "&#" in text or ("40" in text and ("%40" in text or "0040" in text or "\\x40" in text))
 
 
-def _redact_mapping(attributes, mode: str):
-    """A new dict when something changed, else None."""
-    if not attributes:
-        return None
-    # fast scan: almost every span has no address anywhere
+def _clean_attributes(attributes) -> bool:
+    """True when no key or string value of `attributes` could hold an address.
+
+    Almost every span has none, so this is the hot path: each key and string value
+    costs three substring tests, and `_suspect` only looks closer at a "40".
+    """
     for key, value in attributes.items():
         if ("@" in key or "40" in key or "&#" in key) and _suspect(key):
-            break
+            return False
         if value.__class__ is str:
             if ("@" in value or "40" in value or "&#" in value) and _suspect(value):
-                break
+                return False
         elif value.__class__ is tuple or value.__class__ is list:
-            if any(item.__class__ is str and _suspect(item) for item in value):
-                break
-    else:
+            for item in value:
+                if item.__class__ is str and _suspect(item):
+                    return False
+    return True
+
+
+def _redact_mapping(attributes, mode: str):
+    """A new dict when something changed, else None."""
+    if not attributes or _clean_attributes(attributes):
         return None
     changed = None
     for key, value in attributes.items():
@@ -298,7 +305,8 @@ class RedactionStage:
             self._written_since(draft, mode)
         else:
             self._name_and_attributes(draft, mode)
-        self._events_status_links(draft, mode)
+        if draft.has_extra_text:
+            self._events_status_links(draft, mode)
 
     @staticmethod
     def _written_since(draft, mode: str) -> None:
@@ -395,9 +403,12 @@ class EarlyRedactionStage(RedactionStage):
     name = "redaction.early"
 
     def __call__(self, draft) -> None:
-        if self.mode != "off":
-            self._name_and_attributes(draft, self.mode)
-            if hasattr(draft, "written"):
-                # name and attributes are clean now: the draft remembers what is written after
-                draft.clean = self.mode
-                draft.written = []
+        mode = self.mode
+        if mode == "off":
+            return
+        if _suspect(draft.name) or not _clean_attributes(draft.attributes):
+            self._name_and_attributes(draft, mode)
+        if hasattr(draft, "written"):
+            # name and attributes are clean now: the draft remembers what is written after
+            draft.clean = mode
+            draft.written = []

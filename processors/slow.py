@@ -109,7 +109,7 @@ class SlowStage:
         }
         if p95 is not None:
             values[attr.SLOW_BASELINE_P95_MS] = p95
-        draft.set_attributes(values)
+        draft.set_attributes(values, free_text=False)  # flags, numbers and a reason constant
         counter = self._counter
         if counter is None:
             counter = self._counter = instruments().slow_operations

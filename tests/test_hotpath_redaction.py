@@ -114,3 +114,21 @@ def test_the_draft_never_writes_into_the_sdk_spans_attributes():
     assert dict(draft.build().attributes) == {"k": 1, "added": 2, "more": 3}
     assert [e.name for e in draft.events] == ["e"] and draft.exception_event() is None
     assert draft.duration_ns == finished.end_time - finished.start_time
+
+
+def test_only_writes_that_may_hold_free_text_are_queued_for_the_last_rescan():
+    out = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(out))
+    with provider.get_tracer("t").start_as_current_span("op", attributes={"k": 1}):
+        pass
+    (finished,) = out.get_finished_spans()
+    draft = SpanDraft(finished)
+    EarlyRedactionStage("domain")(draft)
+    draft.set_attributes({"mailscope.memory.rss_bytes": 4096}, free_text=False)
+    draft.set_attributes({"label": f"to {ADDRESS}"})
+    assert draft.written == ["label"]
+    RedactionStage("domain")(draft)
+    built = draft.build()
+    assert built.attributes["mailscope.memory.rss_bytes"] == 4096
+    assert ADDRESS not in built.attributes["label"] and "<redacted>@" in built.attributes["label"]

@@ -141,3 +141,49 @@ def test_mailscope_own_logs_mask_addresses_in_messages_and_tracebacks(caplog):
     assert "jane.doe" not in text and "bob.smith" not in text
     assert "@example.org" in text and "@example.net" in text  # domains may stay
     assert "ValueError" in text and "Traceback" in text
+
+
+class FailuresOnly(Counting):
+    name = "failures-only"
+    failed_only = True
+
+
+def test_a_failed_only_stage_is_skipped_on_healthy_spans_and_sees_every_failure():
+    from opentelemetry.trace import Status, StatusCode
+
+    stage = FailuresOnly()
+    provider, (out,) = provider_with(Pipeline([stage]))
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("healthy"):
+        pass
+    with tracer.start_as_current_span("status-error") as span:
+        span.set_status(Status(StatusCode.ERROR, "bad"))
+    with tracer.start_as_current_span("recorded-not-raised") as span:  # an exception event, status unset
+        span.record_exception(ValueError("kept going"))
+    with tracer.start_as_current_span("plain-event") as span:
+        span.add_event("checkpoint")
+    assert stage.calls == 3  # every span with an ERROR status or an event; not the healthy one
+    assert stage.started == 4  # start hooks do not depend on it
+
+
+def test_the_sdk_wiring_runs_start_hooks_once_per_span_with_several_exporters():
+    from mailscope.exporters.wiring import enriching_batch_processor
+
+    stage = Counting()
+    pipeline = Pipeline([stage])
+    factory = enriching_batch_processor(pipeline)
+    provider = TracerProvider()
+    outs = [InMemorySpanExporter() for _ in range(3)]
+    wrappers = [factory(out) for out in outs]
+    for wrapper in wrappers:
+        provider.add_span_processor(wrapper)
+    tracer = provider.get_tracer("t")
+    for _ in range(4):
+        with tracer.start_as_current_span("mark-me"):
+            pass
+    provider.force_flush()
+    assert [w.start_hooks for w in wrappers] == [True, False, False]
+    assert stage.started == 4 and stage.calls == 4
+    for out in outs:
+        assert [s.attributes["test.marked"] for s in out.get_finished_spans()] == [True] * 4
+    provider.shutdown()

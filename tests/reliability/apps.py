@@ -7,7 +7,8 @@ instrumentor), LPUSH the job onto `email_queue` and BRPOP it back (queue
 instrumentor), send it with smtplib over one kept connection (SMTP
 instrumentor). `--burst N` adds N plain application spans (to overflow the
 span queue), `--pace S` sleeps S seconds between emails (a long-running
-service). The last stdout line is `result {json}`: every email's outcome as the
+service), `--failing-lookups` adds per email an application span whose lookup
+fails and is handled (so stages that read only failures see one per email). The last stdout line is `result {json}`: every email's outcome as the
 app saw it, plus what the app can see of the span queue. The same script runs
 uninstrumented to give the reference results.
 """
@@ -31,6 +32,7 @@ from opentelemetry import trace
 redis_url, smtp_port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 burst = int(sys.argv[sys.argv.index("--burst") + 1]) if "--burst" in sys.argv else 0
 pace = float(sys.argv[sys.argv.index("--pace") + 1]) if "--pace" in sys.argv else 0.0
+failing_lookups = "--failing-lookups" in sys.argv
 
 env = Environment(loader=DictLoader({"digest.html": "Hello {{ name }}, {{ items|length }} picks: {{ items|join(', ') }}"}))
 r = redis.Redis.from_url(redis_url)
@@ -41,6 +43,12 @@ tracer = trace.get_tracer("pipeline.app")
 for i in range(count):
     to = f"reader{i}@mail{i % 7}.example.com"
     body = env.get_template("digest.html").render(name=f"Reader {i}", items=["tea", "mugs", str(i)])
+    if failing_lookups:
+        try:
+            with tracer.start_as_current_span("profile.lookup"):
+                {}["profile"]  # a cache miss the app handles
+        except KeyError:
+            pass
     r.lpush("email_queue", json.dumps({"to": to, "body": body, "n": i}))
     job = json.loads(r.brpop(["email_queue"], timeout=5)[1])
     msg = EmailMessage()

@@ -3,7 +3,9 @@
 Each case runs the scaled-down pipeline (template -> Redis queue -> SMTP) under
 `opentelemetry-instrument` with one of mailscope's own functions replaced by one
 that raises on every call: the attribute extraction of each instrumentor, and
-each stage of the enrichment pipeline. The app's results (every outcome and the
+each stage of the enrichment pipeline. Every email also makes one application
+span that fails (a handled lookup error), so the stages that read only failures
+run on every email too. The app's results (every outcome and the
 SHA-256 of every message it sent) equal the uninstrumented run's, the injected
 fault fired on every email, and each place that caught it logged exactly once.
 A failing privacy-critical stage (redaction) drops spans rather than export them
@@ -59,7 +61,7 @@ def _env(tmp_path):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, redis_url, smtp_port):
     script = write_pipeline_app(tmp_path_factory.mktemp("plain"))
-    plain = run_app(script, base_env(), redis_url, smtp_port, EMAILS, instrument=False)
+    plain = run_app(script, base_env(), redis_url, smtp_port, EMAILS, "--failing-lookups", instrument=False)
     assert plain.returncode == 0, plain.stderr
     return result_of(plain)
 
@@ -67,7 +69,9 @@ def reference(tmp_path_factory, redis_url, smtp_port):
 @pytest.mark.parametrize("fault", INSTRUMENTOR_FAULTS + STAGE_FAULTS)
 def test_a_fault_inside_mailscope_leaves_the_app_untouched(tmp_path, redis_url, smtp_port, reference, fault):
     script = write_faulty_app(tmp_path)
-    result = run_app(script, {**_env(tmp_path), "RELIABILITY_FAULT": fault}, redis_url, smtp_port, EMAILS)
+    result = run_app(
+        script, {**_env(tmp_path), "RELIABILITY_FAULT": fault}, redis_url, smtp_port, EMAILS, "--failing-lookups"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result_of(result)["outcomes"] == reference["outcomes"]  # outcomes and sent bytes identical
     hits = int(re.search(r"fault-hits (\d+)", result.stdout).group(1))
