@@ -138,11 +138,19 @@ class Instruments:
             attr.METRIC_QUEUE_WAIT, unit="s", description="Time messages spent in the queue",
             explicit_bucket_boundaries_advisory=QUEUE_WAIT_BUCKETS_S,
         )
-        self.slow_operations = m.create_counter(
-            attr.METRIC_SLOW_OPERATIONS, description="Spans marked slow"
+        # one add per slow or failed span: Tallies keep an incident (an error storm, a slowdown
+        # of everything) from costing an SDK Counter.add per span; room for every label set the
+        # stages' LabelCaps admit, so the caps' `other` is what overflows
+        from mailscope.config import settings
+
+        config = settings()
+        self.slow_operations = Tally(
+            m, attr.METRIC_SLOW_OPERATIONS, description="Spans marked slow",
+            limit=2 * (config.max_tracked_names + 1),  # span.name x reason
         )
-        self.errors = m.create_counter(
-            attr.METRIC_ERRORS, description="Error spans by category and fingerprint"
+        self.errors = Tally(
+            m, attr.METRIC_ERRORS, description="Error spans by category and fingerprint",
+            limit=4 * (config.error_patterns_max + 1),  # fingerprint, with its category and retryable
         )
         self.memory_delta = m.create_histogram(
             attr.METRIC_MEMORY_DELTA, unit="By", description="Resident memory growth over spans that grew it",
