@@ -9,9 +9,13 @@ Rows (each op is one operation wrapped the way its approach wraps it):
   C  an error span (a refused recipient, exception recorded) through the full pipeline.
   D  the hand-rolled approach: psutil.Process().memory_info() at start and end, two
      structured (JSON) log lines written to a file per operation, a list of durations.
-Informational rows: the bare SDK error span (C's own baseline), and a child span
+Informational rows: the bare SDK error span (C's own baseline), a child span
 (the common case for redis/SQL/HTTP spans inside a request: nothing matches the
-memory stage) bare and with the pipeline.
+memory stage) bare and with the pipeline, and F, the floor: a span processor that
+does nothing but the two /proc/self/statm reads a memory delta needs on a local
+root span (no stage, no copy). F/A is what any pipeline that measures memory on
+root spans pays on this machine before doing anything else, and D/A bounds D/B
+from above, since B includes A.
 
 A real SDK MeterProvider is installed, so metric records cost what they cost in
 production.
@@ -92,6 +96,47 @@ def _error_case(tracer):
     return case
 
 
+class RssReadsOnly:
+    """The floor of a memory delta: two RSS reads per local root span, nothing else."""
+
+    def __init__(self, downstream):
+        from mailscope.processors.rss import RssReader
+
+        self.downstream = downstream
+        self.read = RssReader().read
+        self.open = {}
+
+    def on_start(self, span, parent_context=None):
+        if span.parent is None:
+            self.open[span.context.span_id] = self.read()
+
+    def _on_ending(self, span):
+        pass
+
+    def on_end(self, span):
+        start = self.open.pop(span.context.span_id, None)
+        if start is not None:
+            self.delta = self.read() - start
+        self.downstream.on_end(span)
+
+    def shutdown(self):
+        self.downstream.shutdown()
+
+    def force_flush(self, timeout_millis=30000):
+        return self.downstream.force_flush(timeout_millis)
+
+
+def _floor_tracer():
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from benchmarks.harness import DropExporter
+
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(RssReadsOnly(BatchSpanProcessor(DropExporter(), max_queue_size=QUEUE)))
+    return provider, provider.get_tracer("bench")
+
+
 class HandRolled:
     """What many teams write instead of tracing: a timing/memory/log context manager."""
 
@@ -144,7 +189,8 @@ def run(quick: bool) -> Section:
     providers = []
     bare_provider, bare = _bare_tracer()
     full_provider, full = _mailscope_tracer(pipeline)
-    providers += [bare_provider, full_provider]
+    floor_provider, floor = _floor_tracer()
+    providers += [bare_provider, full_provider, floor_provider]
     tmp = tempfile.mkdtemp(prefix="mailscope-bench-")
     peer = HandRolled(os.path.join(tmp, "operations.log"))
     cases = {
@@ -155,6 +201,7 @@ def run(quick: bool) -> Section:
         "A-err  bare SDK error span": _error_case(bare),
         "A-child  bare SDK child span": _child_case(bare),
         "B-child  + mailscope pipeline, child span": _child_case(full),
+        "F  floor: two RSS reads per root span, nothing else": _ok_case(floor),
     }
     # where the overhead goes: each stage alone in an otherwise empty pipeline, on a
     # local root span (the memory stage measures it) - the same span as A and B
@@ -177,7 +224,7 @@ def run(quick: bool) -> Section:
         for solo in solo_pipelines.values():
             solo.shutdown()
     keys = list(cases)
-    a, b, c, d, a_err, a_child, b_child = (medians[k] for k in keys[:7])
+    a, b, c, d, a_err, a_child, b_child, f = (medians[k] for k in keys[:8])
     empty = medians["   only (no stage)"]
     per_stage = ", ".join(
         f"{label} {1e6 * (medians[f'   only {label}'] - empty):+.1f}"
@@ -193,6 +240,8 @@ def run(quick: bool) -> Section:
             Ratio("C/A  error span vs bare ok span", c / a),
             Ratio("C/A-err  error span vs bare error span", c / a_err),
             Ratio("B-child/A-child  child span, pipeline vs bare", b_child / a_child),
+            Ratio("F/A  floor: RSS reads alone vs bare SDK", f / a),
+            Ratio("D/A  upper bound of D/B (B includes A)", d / a),
         ],
         notes=[
             f"stages: {', '.join(s.name for s in pipeline.stages)}",
