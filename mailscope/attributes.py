@@ -88,6 +88,9 @@ EVENT_QUEUE_WAIT_UNUSABLE = "email.queue.wait_unusable"
 ERROR_TYPE = "error.type"
 # OTel HTTP semantic convention: the HTTP status of an HTTP email provider's answer on send spans
 HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
+# the same under the older HTTP semantic conventions (what requests/httpx instrumentations still
+# emit by default); read, never written
+HTTP_STATUS_CODE_LEGACY = "http.status_code"
 
 # limits the contract puts on list-valued attributes
 MAX_MISSING_NAMES = 20

@@ -2,8 +2,11 @@
 
 Instrumentations differ: some record an exception event, some only set an ERROR
 status. Dashboards group by `error.type`, so when a failed span lacks it this
-stage fills it from the exception event's `exception.type`, or `_OTHER` (the
-semantic conventions' fallback value) when nothing names the error.
+stage fills it from the exception event's `exception.type`; else, on an HTTP
+client span with an error answer, from its status code as the HTTP semantic
+conventions do (`"503"`: the requests and httpx instrumentations under the older
+conventions set only `http.status_code`); else `_OTHER` (the conventions'
+fallback value) when nothing names the error.
 """
 
 from __future__ import annotations
@@ -24,4 +27,20 @@ class ErrorTypeStage:
         error_type = None
         if event is not None and event.attributes:
             error_type = event.attributes.get(attr.EXCEPTION_TYPE)
+        if not error_type:
+            status = http_error_status(draft.attributes)
+            if status is not None:
+                error_type = str(status)
         draft.set_attribute(attr.ERROR_TYPE, str(error_type) if error_type else OTHER)
+
+
+def http_error_status(attributes) -> int | None:
+    """The span's HTTP response status code when it is an error answer (>= 400), else None."""
+    status = attributes.get(attr.HTTP_RESPONSE_STATUS_CODE)
+    if status is None:
+        status = attributes.get(attr.HTTP_STATUS_CODE_LEGACY)
+    try:
+        status = int(status)
+    except (TypeError, ValueError):
+        return None
+    return status if 400 <= status <= 599 else None

@@ -11,7 +11,9 @@ It is a pure function. Results are cached per (pattern, type) in a small
 bounded dict, so a warm stream of variants costs one masking pass each.
 
 The stage tags every span with status ERROR or an `exception` event: text =
-`exception.message`, else the status description; type = `exception.type`,
+`exception.message`, else the status description, else the status line
+(`HTTP 503 Service Unavailable`) of an HTTP client span answered with an error
+status; type = `exception.type`,
 else `error.type`. It sets mailscope.error.category / retryable / pattern /
 fingerprint / occurrences (per-fingerprint count in this process, from a
 bounded LRU table of `MAILSCOPE_ERROR_PATTERNS_MAX`), and counts
@@ -22,6 +24,7 @@ the first `MAILSCOPE_ERROR_PATTERNS_MAX` are counted as `other`.
 from __future__ import annotations
 
 import hashlib
+from http import HTTPStatus
 from typing import NamedTuple
 
 from mailscope import attributes as attr
@@ -29,6 +32,7 @@ from mailscope.metrics import LabelCap, instruments
 from mailscope.processors.error_categories import UNKNOWN, categorize
 from mailscope.processors.error_patterns import mask
 from mailscope.processors.error_table import OccurrenceTable
+from mailscope.processors.error_type import http_error_status
 
 _CACHE_MAX = 4096
 _NO_TYPE = "_OTHER"  # error_type stage's fallback: names nothing
@@ -50,6 +54,15 @@ def normalize_type(error_type) -> str:
     if text.startswith("builtins."):
         text = text[len("builtins.") :]
     return text
+
+
+def http_status_line(status: int) -> str:
+    """`HTTP 503 Service Unavailable`: a status line that the masking and the categories read."""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    return f"HTTP {status} {phrase}"
 
 
 def fingerprint(error_type: str, pattern: str) -> str:
@@ -140,6 +153,11 @@ class ErrorsStage:
         message = event_attrs.get(attr.EXCEPTION_MESSAGE)
         if not message:
             message = draft.status.description or ""
+        if not message:
+            # an HTTP client span failed by its answer alone (requests, httpx): the status is the text
+            status = http_error_status(draft.attributes)
+            if status is not None:
+                message = http_status_line(status)
         error_type = event_attrs.get(attr.EXCEPTION_TYPE) or draft.attributes.get(attr.ERROR_TYPE)
         result = classify(str(message), error_type)
         category, retryable = result.category, result.retryable
@@ -168,11 +186,14 @@ class ErrorsStage:
 
     @staticmethod
     def _from_span_codes(draft, category, retryable):
-        """An instrumentor may know the SMTP reply when the message does not say it."""
+        """An instrumentor may know the SMTP reply or the HTTP status when the message does not say it."""
         attributes = draft.attributes
         code = attributes.get(attr.SMTP_RESPONSE_CODE)
         enhanced = attributes.get(attr.SMTP_ENHANCED_STATUS)
         if code is None and enhanced is None:
+            status = http_error_status(attributes)
+            if status is not None:
+                return categorize(http_status_line(status))
             return category, retryable
         hint = " ".join(str(part) for part in (code, enhanced) if part is not None)
         return categorize(hint)
