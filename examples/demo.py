@@ -63,8 +63,10 @@ DEMO_KNOBS = {
 # mailscope settings for the demo: queue wait and producer->worker traces through the JSON
 # envelope; the sends the sink slows down cross the send threshold; a blocking BRPOP that waits
 # for work (its 1 s timeout) is not slow; the campaign id travels from the message header onto
-# send spans.
+# send spans; the producer's own per-recipient step (profile and product lookups, then three
+# renders) is a `personalize` operation, so the report's journey shows its database time.
 DEMO_MAILSCOPE = {
+    "MAILSCOPE_OPERATIONS": "personalize=examples.newsletter.content:Personalizer.personalize",
     "MAILSCOPE_QUEUE_ENVELOPE": "json",
     "MAILSCOPE_SLOW_THRESHOLDS": "email.send=250,BRPOP=5000",
     "MAILSCOPE_HEADER_ATTRIBUTES": "X-Campaign-ID=email.campaign.id",

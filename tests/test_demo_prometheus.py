@@ -190,6 +190,15 @@ def test_traces_hold_the_pipeline_and_no_subscriber_address(demo):
     producer_traces = {s["trace_id"] for s in spans if s["resource"].get("service.name") == "newsletter-producer"}
     sends = [s for s in spans if s["name"] == attr.SPAN_SEND]
     assert sends and sum(s["trace_id"] in producer_traces for s in sends) >= len(sends) * 0.9
+    # MAILSCOPE_OPERATIONS makes the producer's per-recipient step a personalize operation: its
+    # profile and product queries are inside it, so the report can tell database from render time
+    steps = {
+        s["span_id"] for s in spans
+        if s["name"] == attr.SPAN_PERSONALIZE and s["attributes"].get(attr.TEMPLATE_ENGINE) == "custom"
+    }
+    assert steps
+    queries_inside = [s for s in spans if s["parent_span_id"] in steps and attr.DB_SYSTEM in s["attributes"]]
+    assert len(queries_inside) >= 2 * len(steps)  # the profile and the product lookups
 
     addresses = _subscriber_addresses(demo.output)
     assert len(addresses) == 30

@@ -4,9 +4,10 @@
     python -m examples.newsletter.producer --seed 200 --campaigns 0 --every 60   # a campaign a minute
     python -m examples.newsletter.producer --stdin                               # one campaign per input line
 
-Each recipient's email is rendered here from Jinja2 templates on disk, with a
-profile and product lookup in the database, and pushed (LPUSH) as one JSON
-payload onto the queue the worker pops from (BRPOP), oldest first. Progress goes
+Each recipient's email is rendered from Jinja2 templates on disk, with a
+profile and product lookup in the database (examples/newsletter/content.py),
+and pushed (LPUSH) as one JSON payload onto the queue the worker pops from
+(BRPOP), oldest first. Progress goes
 to stdout as `event: {json}` lines.
 
 Like many services, it marks its own two units of work with the OpenTelemetry
@@ -24,16 +25,14 @@ import json
 import signal
 import sys
 import time
-import uuid
 from contextlib import nullcontext
-from pathlib import Path
 
 import redis
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, Undefined, select_autoescape
 from sqlalchemy import select
 
 from examples.newsletter import settings as settings_mod
-from examples.newsletter.models import Campaign, Product, Profile, Subscriber, seed, session_factory
+from examples.newsletter.content import Personalizer
+from examples.newsletter.models import Campaign, Subscriber, seed, session_factory
 
 try:  # the service's own spans; optional
     from opentelemetry import context as otel_context
@@ -41,7 +40,6 @@ try:  # the service's own spans; optional
 except ImportError:  # pragma: no cover - the demo installs it
     otel_trace = None
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 SEGMENT = "active-opted-in"
 
 
@@ -65,16 +63,7 @@ class Producer:
         self.settings = settings
         self.sessions = session_factory(settings.database_url)
         self.redis = redis.Redis.from_url(settings.redis_url)
-        self.templates = Environment(
-            loader=FileSystemLoader(str(TEMPLATES)),
-            autoescape=select_autoescape(["html"]),
-            undefined=StrictUndefined if settings.strict_templates else Undefined,
-        )
-        self.campaign_template = "weekly_digest_v2.html" if settings.missing_variable else "weekly_digest.html"
-
-    def render(self, name: str, context: dict) -> str:
-        # get_template per call, as most apps do: Jinja2's cache serves it after the first load
-        return self.templates.get_template(name).render(context)
+        self.content = Personalizer(settings)
 
     def segment(self, session):
         """The campaign's audience: active subscribers who opted in."""
@@ -85,39 +74,12 @@ class Producer:
         )
         return session.execute(query).all()
 
-    def personalize(self, session, campaign: Campaign, recipient) -> dict:
-        profile = session.get(Profile, recipient.id)
-        products = session.scalars(
-            select(Product).where(Product.category == profile.favorite_category).order_by(Product.price).limit(4)
-        ).all()
-        context = {
-            "campaign_name": campaign.name,
-            "first_name": recipient.first_name,
-            "city": recipient.city,
-            "plan": recipient.plan,
-            "favorite_category": profile.favorite_category,
-            "loyalty_points": profile.loyalty_points,
-            "orders": profile.orders,
-            "products": [{"name": p.name, "price": float(p.price)} for p in products],
-            "unsubscribe_url": f"https://shop.example/u/{uuid.uuid5(uuid.NAMESPACE_URL, recipient.email).hex}",
-            "preferences_url": "https://shop.example/preferences",
-        }
-        return {
-            "message_id": uuid.uuid4().hex,
-            "campaign_id": campaign.id,
-            "subscriber_id": recipient.id,
-            "to": recipient.email,
-            "subject": self.render("subject.txt", context).strip(),
-            "html": self.render(self.campaign_template, context),
-            "text": self.render("weekly_digest.txt", context),
-            "attempt": 1,
-        }
-
     def run_campaign(self, number: int) -> dict:
         started = time.monotonic()
         with self.sessions() as session, span("newsletter.campaign", campaign_number=number) as campaign_span:
             campaign = Campaign(
-                name=f"Weekly digest #{number}", template=self.campaign_template, segment=SEGMENT, status="sending"
+                name=f"Weekly digest #{number}", template=self.content.campaign_template, segment=SEGMENT,
+                status="sending",
             )
             session.add(campaign)
             session.commit()
@@ -127,7 +89,7 @@ class Producer:
             for recipient in recipients:
                 with span("newsletter.prepare_email", root=True, link_to=campaign_span, campaign_id=campaign.id):
                     try:
-                        payload = self.personalize(session, campaign, recipient)
+                        payload = self.content.personalize(session, campaign, recipient)
                     except Exception as exc:  # a broken template must not stop the campaign
                         failed += 1
                         print(f"producer: cannot render for subscriber {recipient.id}: {type(exc).__name__}", file=sys.stderr)
