@@ -3,7 +3,8 @@
 Used by the configurator entry point (under `opentelemetry-instrument`) and by
 `mailscope.configure()`. The SDK's own `_initialize_components` does the work; we
 hand it:
-- resource attributes naming the distro;
+- resource attributes naming the distro, plus redacted overrides of every
+  detected resource value holding an email address (mailscope/resource.py);
 - `export_span_processor`: a factory that wraps each exporter's
   BatchSpanProcessor in the EnrichingSpanProcessor (spans are read-only in
   on_end, so enrichment forwards a copy); the first of them also runs the
@@ -86,6 +87,7 @@ def build_sdk(auto_instrumentation_version: str | None = None, **setting_overrid
     from mailscope.exporters.wiring import enriching_batch_processor
     from mailscope.processors.chain import build_pipeline
     from mailscope.processors.pipeline import EnrichingSpanProcessor
+    from mailscope.resource import redacted_resource_attributes
 
     config = reload_settings(**setting_overrides)
     pipeline = build_pipeline(config)
@@ -97,7 +99,9 @@ def build_sdk(auto_instrumentation_version: str | None = None, **setting_overrid
 
     _initialize_components(
         auto_instrumentation_version=auto_instrumentation_version,
-        resource_attributes={attr.DISTRO_NAME: "mailscope", attr.DISTRO_VERSION: __version__},
+        resource_attributes=redacted_resource_attributes(
+            {attr.DISTRO_NAME: "mailscope", attr.DISTRO_VERSION: __version__}, config.redact
+        ),
         exporter_args_map=exporter_args_map(config),
         span_processors=span_processors,
         export_span_processor=enriching_batch_processor(pipeline),
