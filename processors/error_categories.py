@@ -307,17 +307,21 @@ def _type_key(error_type: str | None) -> str:
     return error_type.rsplit(".", 1)[-1].lower().rstrip("()")
 
 
-# several refused recipients in one exception (smtplib's dict, aiosmtplib's list): the first decides
-_NEXT_REFUSAL = re.compile(r"\), '<email>': \(|\), smtprecipientrefused\(")
+# several refused recipients in one exception (smtplib's dict, aiosmtplib's list) reach us as
+# their distinct replies joined by "; " (error_patterns): the first reply decides. A `; 550`
+# with no reply code before it (`diagnostic-code: smtp; 550 ...`) starts the first reply.
+_NEXT_REPLY = re.compile(r"; (?:-1|[2-5]\d\d)(?= |$)")
+_REPLY_BEFORE = re.compile(r"(?:^|[\s:(])(?:-1|[2-5]\d\d) ")
 
 
 def categorize(pattern: str, error_type: str | None = None) -> tuple[str, bool]:
     """(category, retryable) for a masked pattern and an optional exception type name."""
     text = pattern.lower()
-    if "), " in text:
-        cut = _NEXT_REFUSAL.search(text)
-        if cut is not None:
-            text = text[: cut.start()]
+    if "; " in text:
+        for cut in _NEXT_REPLY.finditer(text):
+            if _REPLY_BEFORE.search(text, 0, cut.start()):
+                text = text[: cut.start()]
+                break
     enhanced = _ENHANCED_RX.search(text)
     klass = subject = detail = None
     if enhanced is not None:

@@ -13,12 +13,18 @@ placeholder and keeps what carries meaning:
              single-token values and `key=value` values
 
 Kept: SMTP reply codes and HTTP status codes where the context says they are codes
-(`550 5.1.1`, `said: 550`, `(550, b'...')`, `HTTP Error 429`, `429 Too Many Requests`),
-RFC 3463 enhanced status codes (`5.1.1`, `4.7.28`), errno numbers, and every fixed
-word. Python `bytes` reprs lose their `b` prefix and literal `\\n` escapes become
-spaces, so an exception's str() and a log line give the same pattern. Runs of the
-same placeholder collapse into one (a list of 1 or 5 addresses is the same error).
+(`550 5.1.1`, `said: 550`, `HTTP Error 429`, `429 Too Many Requests`), RFC 3463
+enhanced status codes (`5.1.1`, `4.7.28`), errno numbers, and every fixed word.
+Python `bytes` reprs lose their `b` prefix and literal `\\n` escapes become spaces,
+so an exception's str() and a log line give the same pattern. Runs of the same
+placeholder collapse into one (a list of 1 or 5 addresses is the same error).
 The result is at most 300 characters and never contains an address.
+
+smtplib / aiosmtplib exceptions print the reply as a repr: `(550, b'5.1.1 ...')`,
+`(553, '5.7.1 ...', 'me@x.com')`, a dict `{'a@x.com': (550, b'...'), ...}` or a list
+`[SMTPRecipientRefused(550, '...', 'a@x.com'), ...]`. Each reply reads as the reply,
+`550 5.1.1 <email>: ...`; a dict or list becomes its distinct masked replies in
+first-seen order joined by `; `, so 1 or 50 identical refusals give one pattern.
 
 Everything is compiled once at import; each step is skipped when a cheap substring
 test shows it cannot apply.
@@ -420,12 +426,22 @@ def normalize(message: str) -> str:
 
 def _tokens(message: str) -> list:
     """`normalize`, as the list of whitespace-separated tokens."""
+    return _split(_capped(message))
+
+
+def _capped(message: str) -> str:
+    """At most MAX_INPUT_CHARS, cut at a space or line break when one is in the second half."""
     text = message
     if len(text) > MAX_INPUT_CHARS:
         text = text[:MAX_INPUT_CHARS]
         cut = max(text.rfind(" "), text.rfind("\n"))
         if cut > MAX_INPUT_CHARS // 2:
             text = text[:cut]
+    return text
+
+
+def _split(text: str) -> list:
+    """Escapes and bytes-repr prefixes made uniform, split at whitespace."""
     if "\\" in text:
         if ":\\" in text:
             text = _WIN_PATH.sub(PATH, text)
@@ -661,12 +677,114 @@ def _mask_context_values(out: list) -> None:
                     out[index] = f"({VAR}){match.group(2)}"
 
 
+# --- exception reprs of SMTP replies ---------------------------------------------------
+# smtplib's and aiosmtplib's exceptions print their args: `(550, b'5.1.1 ...')`,
+# `(553, '5.7.1 ...', 'me@x.com')`, `{'a@x.com': (550, b'...'), ...}` (smtplib's
+# SMTPRecipientsRefused), `[SMTPRecipientRefused(550, '...', 'a@x.com'), ...]` (aiosmtplib's).
+# Each reply is read as the reply it is, `550 5.1.1 ...`; the addresses around it are dropped.
+
+# A str / bytes literal; a quote before a word character is text (`'o'brien@x.org'` from a
+# hand-made repr): the closing quote of a real repr is never followed by one
+_LITERAL = r"'[^'\\]*(?:(?:\\.|'(?=\w))[^'\\]*)*'|\"[^\"\\]*(?:(?:\\.|\"(?=\w))[^\"\\]*)*\""
+_REPLY_HINT = re.compile(r"\((?:-1|[2-5]\d\d), b?['\"]")
+_REPLY_REPR = re.compile(
+    rf"(?:(?P<dict>\{{)(?:{_LITERAL}): |(?P<list>\[)[A-Za-z_][\w.]*|(?P<more>, )(?:(?:{_LITERAL}): |[A-Za-z_][\w.]*))?"
+    rf"(?P<reply>\((?P<code>-1|[2-5]\d\d), (?P<bytes>b?)(?P<text>{_LITERAL})(?:, b?(?:{_LITERAL}))?\))",
+    re.S,
+)
+_LITERAL_ESCAPE = re.compile(r"(?:\\x[0-9a-fA-F]{2})+|\\u[0-9a-fA-F]{4}|\\U[0-9a-fA-F]{8}|\\(.)", re.S)
+_ESCAPED_CHARS = {"n": " ", "r": " ", "t": " ", "f": " ", "v": " ", "a": " ", "b": " ", "0": " "}
+
+
+def _unescape(body: str, raw_bytes: bool) -> str:
+    """The text of a str / bytes repr body: `\\n` and `\\r\\n` become spaces, bytes decode as UTF-8."""
+    if "\\" not in body:
+        return body
+
+    def one(match: re.Match) -> str:
+        char = match.group(1)
+        if char is not None:
+            return _ESCAPED_CHARS.get(char, char)
+        escape = match.group()
+        if escape[1] == "x":
+            data = bytes.fromhex(escape.replace("\\x", ""))
+            return data.decode("utf-8", "replace") if raw_bytes else data.decode("latin-1")
+        try:
+            return chr(int(escape[2:], 16))
+        except (ValueError, OverflowError):
+            return " "
+
+    return _LITERAL_ESCAPE.sub(one, body)
+
+
+def _reply_text(match: re.Match, masked: dict) -> str:
+    """`550 <masked reply text>` for one reply tuple; `masked` caches text -> pattern per message."""
+    body = match.group("text")[1:-1]
+    pattern = masked.get(body)
+    if pattern is None:
+        pattern = _mask_text(_unescape(body, match.group("bytes") == "b"))
+        masked[body] = pattern
+    code = match.group("code")
+    return f"{code} {pattern}" if pattern else code
+
+
+def _mask_replies(text: str, truncated: bool) -> str:
+    """`mask` of text holding reply reprs: each run of replies (a dict or list of them, or one
+    tuple) becomes its distinct masked replies in first-seen order joined by `; `, so 1 or 50
+    identical refusals read the same; the text around them is masked as usual."""
+    pieces = []
+    masked: dict = {}
+    matches = list(_REPLY_REPR.finditer(text))
+    pos = index = 0
+    while index < len(matches):
+        first = matches[index]
+        closer = "}" if first.group("dict") else "]" if first.group("list") else ""
+        start = first.start() if first.group("more") is None else first.start("reply")
+        replies = [_reply_text(first, masked)]
+        end = first.end()
+        index += 1
+        while index < len(matches) and matches[index].start() == end and matches[index].group("more"):
+            reply = _reply_text(matches[index], masked)
+            if reply not in replies:
+                replies.append(reply)
+            end = matches[index].end()
+            index += 1
+        if closer:
+            if text.startswith(closer, end):
+                end += 1
+            elif truncated and text.startswith(",", end) and closer not in text[end:]:
+                end = len(text)  # the cap cut the container in the middle of an entry
+        if start > pos and text[start - 1] == "(" and text.startswith(")", end):
+            start -= 1  # SMTPRecipientsRefused({...}), SMTPDataError(552, b'...'): the exception's own repr
+            end += 1
+        before = _mask_text(text[pos:start]) if start > pos else ""
+        if before:
+            pieces.append(before)
+        pieces.append("; ".join(replies))
+        pos = end
+    after = _mask_text(text[pos:]) if pos < len(text) else ""
+    if after:
+        pieces.append(after)
+    text = " ".join(pieces)
+    if len(text) > ERROR_PATTERN_MAX_CHARS:
+        text = text[:ERROR_PATTERN_MAX_CHARS]
+    return text
+
+
 def mask(message: str) -> str:
     """The pattern of `message`: variable parts replaced by placeholders, <= 300 chars."""
-    tokens = _tokens(message)
+    text = _capped(message)
+    if "(" in text and (", '" in text or ", b" in text or ', "' in text) and _REPLY_HINT.search(text):
+        return _mask_replies(text, len(text) < len(message))
+    return _mask_text(text)
+
+
+def _mask_text(text: str) -> str:
+    """`mask` of capped text that holds no exception repr of an SMTP reply."""
+    tokens = _split(text)
     if not tokens:
         return ""
-    if '"@' in message or '"%40' in message:
+    if '"@' in text or '"%40' in text:
         tokens = _QUOTED_LOCAL_EMAIL.sub(EMAIL, " ".join(tokens)).split(" ")
     count = len(tokens)
     out = []
