@@ -624,6 +624,12 @@ def _timestamp_span(tokens, index: int) -> int:
 
 _USER_BEFORE = frozenset(("for", "invalid", "illegal", "unknown"))
 _USER_AFTER = frozenset(("from", "[preauth]", "by"))
+# words that follow `for user` / `invalid user` in a sentence, never a login name there
+# (`mailbox for user is full`)
+_NOT_A_LOGIN = frozenset(
+    "is was are has had have does did not cannot can't account mailbox quota exceeded over at on in to "
+    "the a an and or of with".split()
+)
 _PAREN_NAME = re.compile(r"\(([A-Za-z_][\w.-]*)\)([,.;:]?)")
 
 
@@ -651,7 +657,7 @@ def _mask_context_values(out: list) -> None:
                 continue
             low = before.lower()
             if low == "user":
-                if index >= 2 and out[index - 2].lower() in _USER_BEFORE:
+                if index >= 2 and out[index - 2].lower() in _USER_BEFORE and word.lower() not in _NOT_A_LOGIN:
                     out[index] = VAR
             elif low == "for":
                 if index < last and out[index + 1].lower() in _USER_AFTER:
