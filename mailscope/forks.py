@@ -8,6 +8,14 @@ child made - is lost. mailscope registers, once per process and only when
 `multiprocessing.util`; in each child it arms a multiprocessing finalizer (run by
 the child's normal exit path) that flushes the tracer and meter providers.
 
+The flush runs in a helper thread and the child waits for it at most
+`FLUSH_TIMEOUT_MS` (plus a second): the SDK's force_flush exports in the calling
+thread with no timeout of its own, and an exporter lock that another thread of
+the parent held at the moment of the fork stays held forever in the child, so
+an unbounded flush could keep the child, and a parent joining it, from ever
+exiting. A flush that does not finish in time is logged once and abandoned:
+the child's remaining spans are lost, the child exits.
+
 Not covered: a child killed by a signal (`Pool.terminate()`, which the `with
 Pool()` block calls on exit, sends SIGTERM) and bare `os.fork()` children that
 leave with `os._exit()`. Pre-forking servers such as gunicorn leave their workers
@@ -18,8 +26,9 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
-from mailscope._safety import internal_error
+from mailscope._safety import internal_error, log_once
 
 FLUSH_TIMEOUT_MS = 5000
 
@@ -66,7 +75,7 @@ def _arm_child(_token) -> None:
         internal_error("fork child hook")
 
 
-def flush_providers() -> None:
+def _flush_now() -> None:
     try:
         from opentelemetry import metrics, trace
 
@@ -76,3 +85,25 @@ def flush_providers() -> None:
                 flush(FLUSH_TIMEOUT_MS)
     except Exception:
         internal_error("flush at child exit")
+
+
+def flush_providers(timeout_s: float | None = None) -> bool:
+    """Flush the tracer and meter providers; give up after `timeout_s`. True when it finished."""
+    if timeout_s is None:
+        timeout_s = FLUSH_TIMEOUT_MS / 1000 + 1
+    try:
+        worker = threading.Thread(target=_flush_now, name="mailscope-exit-flush", daemon=True)
+        worker.start()
+        worker.join(timeout_s)
+    except Exception:
+        internal_error("flush at child exit")
+        return False
+    if worker.is_alive():
+        log_once(
+            "fork:flush-timeout",
+            "mailscope: flushing telemetry at the exit of process %d did not finish within %.0f s (an exporter "
+            "lock held by another thread when it was forked?); its unexported spans are dropped",
+            os.getpid(), timeout_s,
+        )
+        return False
+    return True

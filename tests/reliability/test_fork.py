@@ -151,3 +151,47 @@ def test_gunicorn_workers_export_their_own_spans(tmp_path, smtp_port):
     sends = Counter(s["attributes"][attr.RECIPIENTS_DOMAINS][0] for s in spans if s["name"] == attr.SPAN_SEND)
     assert sends == {f"req{n}.example.com": 1 for n in [*range(40), "warmup"]}
     assert sum(pids.values()) == 40
+
+
+LOCKED_AT_FORK_APP = r'''
+import multiprocessing
+from opentelemetry import trace
+
+def file_exporter_lock():
+    # the path the launcher wires: EnrichingSpanProcessor -> BatchSpanProcessor -> GuardedExporter
+    # -> FileSpanExporter -> its writer, whose lock guards every write to the traces file
+    for processor in trace.get_tracer_provider()._active_span_processor._span_processors:
+        downstream = getattr(processor, "downstream", None)
+        if downstream is not None:
+            return downstream._batch_processor._exporter.exporter._exporter._lock
+    raise SystemExit("no exporting processor found")
+
+def child():
+    with trace.get_tracer("child").start_as_current_span("child-work"):
+        pass
+
+if __name__ == "__main__":
+    lock = file_exporter_lock()
+    ctx = multiprocessing.get_context("fork")
+    with lock:  # as if the parent's export thread were writing a batch at the moment of the fork
+        proc = ctx.Process(target=child)
+        proc.start()
+    proc.join(60)
+    print("child exitcode", proc.exitcode, "joined", proc.exitcode is not None)
+    with trace.get_tracer("parent").start_as_current_span("parent-work"):
+        pass
+'''
+
+
+def test_a_child_forked_while_an_exporter_lock_was_held_still_exits(tmp_path):
+    """The SDK's force_flush has no timeout and the child inherits the held lock: mailscope's exit
+    flush gives up after its timeout instead of keeping the child (and the parent joining it) forever."""
+    traces = tmp_path / "traces.jsonl"
+    env = base_env(OTEL_TRACES_EXPORTER="otlp_json_file", MAILSCOPE_TRACES_FILE=traces,
+                   OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    result = run_instrumented(write_script(tmp_path, LOCKED_AT_FORK_APP), env, timeout=90)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "child exitcode 0 joined True" in result.stdout, result.stdout + result.stderr[-3000:]
+    assert result.stderr.count("did not finish within") == 1, result.stderr[-3000:]
+    names = [s["name"] for s in SpanReader([str(traces)])]
+    assert names == ["parent-work"]  # the parent exports normally; the stuck child's span is given up
