@@ -598,10 +598,14 @@ def _is_code_here(core: str, tokens, index: int, token: str) -> bool:
         # `550 Unrouteable address`, `554 delivery error`, but not `408 double-hummer alignment exceptions`
         return nxt[:1].isupper() or nxt_core in _SMTP_LEAD_WORDS or (nxt[:1] != "" and nxt[:1] in "<#-")
     prev = tokens[index - 1]
+    prev_core = prev.lower().strip(_EDGE + "=#")
+    if prev_core == "http" or (
+        prev_core in ("error", "status") and index >= 2 and _core(tokens[index - 2]).lower() == "http"
+    ):
+        return True  # `HTTP 503`, `HTTP Error 429`, `HTTP status 404`: named as an HTTP status
     named = token[-1] == ":" or nxt[:1].isupper() or (nxt[:1] != "" and nxt[:1] in "<-")
     if not (named or nxt_core.isalpha()):
         return False  # `failed with error 201` at the end, `status: 200 len: 5`: a value
-    prev_core = prev.lower().strip(_EDGE + "=#")
     if prev_core in _REPLY_WORDS:
         return True
     if prev_core in _CODE_WORDS:

@@ -96,6 +96,10 @@ def test_patterns_keep_codes_and_drop_variables():
         ("452 4.2.2 mailbox for user is full", "452 4.2.2 mailbox for user is full"),
         ("mailbox for user john is full", "mailbox for user <*> is full"),
         ("Failed password for invalid user oracle from 1.2.3.4", "Failed password for invalid user <*> from <host>"),
+        # a status named as HTTP is kept even with nothing after it; a bare trailing number is a value
+        ("HTTP Error 429", "HTTP Error 429"),
+        ("upstream answered HTTP 503", "upstream answered HTTP 503"),
+        ("failed with error 201", "failed with error <*>"),
     ],
 )
 def test_pattern_examples(message, expected):
