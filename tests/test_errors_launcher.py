@@ -9,7 +9,7 @@ import pytest
 
 from mailscope import attributes as attr
 from mailscope.exporters.otlp_file import read_metric_points, read_spans
-from tests.support.launcher import base_env, run_instrumented, write_script
+from tests.support.launcher import file_export_env, run_instrumented, write_script
 from tests.support.smtp_server import Behaviour, SMTPTestServer
 
 RECIPIENTS = ["zz.recipient.7731@example.org", "yy.full.5521+news@example.net"]
@@ -77,10 +77,8 @@ def servers(stack):
 
 def run(tmp_path, mode):
     traces, metrics = tmp_path / f"traces-{mode}.jsonl", tmp_path / f"metrics-{mode}.jsonl"
-    env = base_env(
-        OTEL_TRACES_EXPORTER="otlp_json_file", MAILSCOPE_TRACES_FILE=traces,
-        OTEL_METRICS_EXPORTER="otlp_json_file", MAILSCOPE_METRICS_FILE=metrics,
-        OTEL_LOGS_EXPORTER="none", MAILSCOPE_REDACT=mode,
+    env = file_export_env(
+        traces, metrics, OTEL_LOGS_EXPORTER="none", MAILSCOPE_REDACT=mode,
     )
     script = write_script(tmp_path, APP, name=f"app_{mode}.py")
     with ExitStack() as stack:

@@ -22,7 +22,7 @@ import pytest
 
 from mailscope import attributes as attr
 from mailscope.exporters.otlp_file import read_metric_points, read_spans
-from tests.support.launcher import base_env, run_instrumented, write_script
+from tests.support.launcher import base_env, file_export_env, run_instrumented, write_script
 from tests.support.provider_servers import MailgunServer, MotoServer, PostmarkServer, SendGridServer, SESProxy
 
 A = {
@@ -198,9 +198,8 @@ def test_provider_sends_under_the_launcher(tmp_path, provider_url):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"addresses": A, "url": url, "provider": provider}))
     traces, metrics = tmp_path / "traces.jsonl", tmp_path / "metrics.jsonl"
-    env = base_env(OTEL_TRACES_EXPORTER="otlp_json_file", MAILSCOPE_TRACES_FILE=traces,
-                   OTEL_METRICS_EXPORTER="otlp_json_file", MAILSCOPE_METRICS_FILE=metrics, OTEL_LOGS_EXPORTER="none",
-                   MAILSCOPE_HEADER_ATTRIBUTES="X-Campaign-ID=email.campaign.id", **env_extra)
+    env = file_export_env(traces, metrics, OTEL_LOGS_EXPORTER="none",
+                          MAILSCOPE_HEADER_ATTRIBUTES="X-Campaign-ID=email.campaign.id", **env_extra)
     result = run_instrumented(write_script(tmp_path, APP), env, config)
     assert result.returncode == 0, result.stderr
     line = next(l for l in result.stdout.splitlines() if l.startswith("OUTCOMES "))

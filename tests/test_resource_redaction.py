@@ -10,7 +10,7 @@ from mailscope import _safety
 from mailscope import attributes as attr
 from mailscope import resource as res
 from mailscope.exporters.otlp_file import read_metric_points, read_spans
-from tests.support.launcher import base_env, run_instrumented, write_script
+from tests.support.launcher import file_export_env, run_instrumented, write_script
 
 CONTACT = "oncall.team@example.com"
 OWNER = "jane.doe@example.net"
@@ -112,11 +112,8 @@ print("app-result", sum(range(10)))
 
 def _run(tmp_path, mode, resource_attributes):
     traces, metrics = tmp_path / "traces.jsonl", tmp_path / "metrics.jsonl"
-    env = base_env(
-        OTEL_TRACES_EXPORTER="otlp_json_file",
-        OTEL_METRICS_EXPORTER="otlp_json_file",
-        MAILSCOPE_TRACES_FILE=traces,
-        MAILSCOPE_METRICS_FILE=metrics,
+    env = file_export_env(
+        traces, metrics,
         MAILSCOPE_REDACT=mode,
         OTEL_RESOURCE_ATTRIBUTES=resource_attributes,
         OTEL_SERVICE_NAME=f"newsletter-{OWNER}",

@@ -15,7 +15,7 @@ import pytest
 
 from mailscope import attributes as attr
 from mailscope.exporters.otlp_file import read_metric_points, read_spans
-from tests.support.launcher import base_env, run_instrumented, write_script
+from tests.support.launcher import file_export_env, run_instrumented, write_script
 from tests.support.smtp_server import Behaviour, SMTPTestServer
 
 SENDER = "billing@store.example.com"
@@ -124,9 +124,8 @@ def run_app(tmp_path, servers, **env_extra):
              ("SENDER", "OK_1", "OK_2", "BCC", "GONE", "FULL", "OWNER")}
     config.write_text(json.dumps({"addresses": names, "servers": {k: s.port for k, s in servers.items()}}))
     traces, metrics = tmp_path / "traces.jsonl", tmp_path / "metrics.jsonl"
-    env = base_env(
-        OTEL_TRACES_EXPORTER="otlp_json_file", MAILSCOPE_TRACES_FILE=traces,
-        OTEL_METRICS_EXPORTER="otlp_json_file", MAILSCOPE_METRICS_FILE=metrics,
+    env = file_export_env(
+        traces, metrics,
         OTEL_LOGS_EXPORTER="none",
         MAILSCOPE_HEADER_ATTRIBUTES="X-Campaign-ID=email.campaign.id,Reply-To=email.reply_to",
         **env_extra,

@@ -11,7 +11,7 @@ import pytest
 
 from mailscope import attributes as attr
 from mailscope.exporters.otlp_file import read_metric_points, read_spans
-from tests.support.launcher import base_env, run_instrumented, write_script
+from tests.support.launcher import base_env, file_export_env, run_instrumented, write_script
 
 APP = """
 import sqlite3, sys, time
@@ -43,11 +43,8 @@ print("rows", len(kept[0]))
 
 def test_sqlalchemy_spans_carry_the_analysis_attributes(tmp_path):
     traces, metrics = tmp_path / "traces.jsonl", tmp_path / "metrics.jsonl"
-    env = base_env(
-        OTEL_TRACES_EXPORTER="otlp_json_file",
-        OTEL_METRICS_EXPORTER="otlp_json_file",
-        MAILSCOPE_TRACES_FILE=traces,
-        MAILSCOPE_METRICS_FILE=metrics,
+    env = file_export_env(
+        traces, metrics,
         # any INSERT is "slow" by a tiny static limit; SELECTs are judged against their learned p95
         MAILSCOPE_SLOW_THRESHOLDS="INSERT *=0.001",
         MAILSCOPE_SLOW_BASELINE_MIN_SAMPLES="40",

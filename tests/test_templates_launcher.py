@@ -12,7 +12,7 @@ import textwrap
 
 from mailscope import attributes as attr
 from mailscope.exporters.otlp_file import read_metric_points, read_spans
-from tests.support.launcher import base_env, run_instrumented, write_script
+from tests.support.launcher import base_env, file_export_env, run_instrumented, write_script
 
 SUBSCRIBERS = [
     {"first_name": "Alice", "last_name": "Zebrowski", "email": "alice.zebrowski@example.org", "plan": "gold"},
@@ -94,11 +94,8 @@ def test_newsletter_job_under_the_launcher(tmp_path):
     assert plain.returncode == 0, plain.stderr
 
     traces, metrics = tmp_path / "traces.jsonl", tmp_path / "metrics.jsonl"
-    env = base_env(
-        OTEL_TRACES_EXPORTER="otlp_json_file",
-        MAILSCOPE_TRACES_FILE=traces,
-        OTEL_METRICS_EXPORTER="otlp_json_file",
-        MAILSCOPE_METRICS_FILE=metrics,
+    env = file_export_env(
+        traces, metrics,
         MAILSCOPE_TEMPLATES="emails/*,subject.liquid",
         MAILSCOPE_OPERATIONS="personalize=newsletter_mail:build_subject,send=newsletter_mail:send,"
                              "send=newsletter_mail:send_later",

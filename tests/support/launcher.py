@@ -37,6 +37,17 @@ def base_env(**extra) -> dict:
     return env
 
 
+def file_export_env(traces: Path, metrics: Path, **extra) -> dict:
+    """`base_env` with traces and metrics exported to the OTLP JSON files `traces` and `metrics`."""
+    return base_env(
+        OTEL_TRACES_EXPORTER="otlp_json_file",
+        OTEL_METRICS_EXPORTER="otlp_json_file",
+        MAILSCOPE_TRACES_FILE=traces,
+        MAILSCOPE_METRICS_FILE=metrics,
+        **extra,
+    )
+
+
 def write_script(tmp_path: Path, source: str, name: str = "app.py") -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(source))
