@@ -30,7 +30,8 @@ def run(quick: bool) -> Section:
     import redis
 
     from mailscope.config import reload_settings
-    from mailscope.instrumentation import queue_envelope, queue_process
+    from mailscope.instrumentation.queue import envelope as queue_envelope
+    from mailscope.instrumentation.queue import process as queue_process
     from mailscope.instrumentation.queue import QueueInstrumentor
     from tests.support.redis_server import RedisServer
 

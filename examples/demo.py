@@ -272,7 +272,7 @@ class Progress:
 def print_report(traces: Path) -> None:
     files = sorted(traces.glob("*.jsonl"))
     mailscope_cli = BIN / "mailscope"
-    if importlib.util.find_spec("mailscope.exporters.report") is not None and mailscope_cli.exists():
+    if importlib.util.find_spec("mailscope.report") is not None and mailscope_cli.exists():
         say(f"mailscope report {traces}")
         print(flush=True)
         done = subprocess.run([str(mailscope_cli), "report", str(traces)], text=True, capture_output=True)

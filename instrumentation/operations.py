@@ -47,9 +47,9 @@ from opentelemetry.trace import SpanKind
 from mailscope import attributes as attr
 from mailscope._safety import internal_error, log_once
 from mailscope.config import settings
-from mailscope.instrumentation import wrapper_layers
-from mailscope.instrumentation.failures import mark_failed
-from mailscope.instrumentation.templates_common import utf8_len
+from mailscope.instrumentation.common import wrapper_layers
+from mailscope.instrumentation.common.failures import mark_failed
+from mailscope.instrumentation.templates.common import utf8_len
 from mailscope.version import __version__
 
 CUSTOM_ENGINE = attr.ENGINE_CUSTOM

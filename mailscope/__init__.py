@@ -9,7 +9,7 @@ import os as _os
 
 from mailscope.version import __version__
 
-# In a source checkout, instrumentation/, processors/ and exporters/ sit beside
+# In a source checkout, instrumentation/, processors/, exporters/ and report/ sit beside
 # this folder rather than inside it (setuptools' package-dir maps them into
 # mailscope.* when installed). When this folder is the one imported, as happens
 # with the repository root as the working directory even if a regular install

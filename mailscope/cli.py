@@ -30,7 +30,7 @@ def _classify(args) -> int:
 
 
 def _report(args) -> int:
-    from mailscope.exporters.report import run_report
+    from mailscope.report import run_report
 
     return run_report(args)
 

@@ -13,7 +13,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from mailscope import attributes as attr
 from mailscope.config import load_settings
-from mailscope.instrumentation.failures import WITHHELD
+from mailscope.instrumentation.common.failures import WITHHELD
 from mailscope.instrumentation.operations import OperationsInstrumentor, module_exists
 from tests.support.template_capture import Capture, exported_text
 

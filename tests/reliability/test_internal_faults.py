@@ -27,14 +27,14 @@ EMAILS = 25
 INTERNAL = re.compile(r"mailscope: internal error in (.+?); it is swallowed")
 
 INSTRUMENTOR_FAULTS = [
-    "mailscope.instrumentation.templates_common:utf8_len",  # personalize: content size
-    "mailscope.instrumentation.templates_common:KnownTemplates.served",  # template.load: cache hit
-    "mailscope.instrumentation.send_common:envelope_attributes",  # send: recipients/domains
-    "mailscope.instrumentation.send_common:headers_from_message",  # send: message id, headers
-    "mailscope.instrumentation.send_common:reply_attributes",  # send/connect: SMTP reply
-    "mailscope.instrumentation.queue_telemetry:_attributes",  # queue publish/receive/process
-    "mailscope.instrumentation.queue_envelope:inject",  # queue: trace context into the payload
-    "mailscope.instrumentation.queue_envelope:strip",  # queue: envelope out of the payload
+    "mailscope.instrumentation.templates.common:utf8_len",  # personalize: content size
+    "mailscope.instrumentation.templates.common:KnownTemplates.served",  # template.load: cache hit
+    "mailscope.instrumentation.common.send:envelope_attributes",  # send: recipients/domains
+    "mailscope.instrumentation.common.send:headers_from_message",  # send: message id, headers
+    "mailscope.instrumentation.common.send:reply_attributes",  # send/connect: SMTP reply
+    "mailscope.instrumentation.queue.telemetry:_attributes",  # queue publish/receive/process
+    "mailscope.instrumentation.queue.envelope:inject",  # queue: trace context into the payload
+    "mailscope.instrumentation.queue.envelope:strip",  # queue: envelope out of the payload
 ]
 STAGE_FAULTS = [
     "mailscope.processors.redact:EarlyRedactionStage.__call__",

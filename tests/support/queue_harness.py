@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from mailscope.config import reload_settings
-from mailscope.instrumentation import queue_process
+from mailscope.instrumentation.queue import process as queue_process
 from mailscope.instrumentation.queue import QueueInstrumentor
 from mailscope.processors.chain import build_pipeline
 from mailscope.processors.pipeline import EnrichingSpanProcessor
