@@ -73,8 +73,8 @@ def test_overrides_win_over_the_environment():
     assert s.redact == "full" and s.error_patterns_max == 7
 
 
-def test_readme_configuration_table_matches_the_config_module():
+def test_docs_configuration_table_matches_the_config_module():
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert config.markdown_table() in readme, "regenerate the README table from mailscope.config.markdown_table()"
+    page = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    assert config.markdown_table() in page, "regenerate docs/configuration.md's table from mailscope.config.markdown_table()"
