@@ -11,9 +11,14 @@ hand it:
   stages' on_start hooks, so a span costs one mailscope processor call, not two;
 - with no span exporter, `span_processors=[EnrichingSpanProcessor(None)]`, so the
   stages still run and record their metrics;
+- `export_log_record_processor`: each log exporter's BatchLogRecordProcessor
+  behind log redaction (exporters/log_redaction.py);
 - exporter arguments the upstream exporters cannot read from the environment
-  (the OTLP JSON-file exporters' paths, from MAILSCOPE_TRACES_FILE and
-  MAILSCOPE_METRICS_FILE).
+  (the OTLP JSON-file exporters' paths, from MAILSCOPE_TRACES_FILE,
+  MAILSCOPE_METRICS_FILE and MAILSCOPE_LOGS_FILE).
+Once the SDK is up, every reader of its MeterProvider is made to receive redacted
+collections (exporters/metric_redaction.py): metric labels never pass through
+the span pipeline.
 """
 
 from __future__ import annotations
@@ -71,12 +76,15 @@ def _file_args(path: str | None, variable: str) -> dict:
 
 def exporter_args_map(config) -> dict:
     from opentelemetry.exporter.otlp.json.file import FileMetricExporter, FileSpanExporter
+    from opentelemetry.exporter.otlp.json.file._log_exporter import FileLogExporter  # the entry point's class
 
     args = {}
     if config.traces_file is not None:
         args[FileSpanExporter] = _file_args(config.traces_file, "MAILSCOPE_TRACES_FILE")
     if config.metrics_file is not None:
         args[FileMetricExporter] = _file_args(config.metrics_file, "MAILSCOPE_METRICS_FILE")
+    if config.logs_file is not None:
+        args[FileLogExporter] = _file_args(config.logs_file, "MAILSCOPE_LOGS_FILE")
     return args
 
 
@@ -84,6 +92,7 @@ def build_sdk(auto_instrumentation_version: str | None = None, **setting_overrid
     """Initialise tracing, metrics and logging through the SDK, with mailscope's pipeline."""
     from opentelemetry.sdk._configuration import _get_exporter_names, _initialize_components
 
+    from mailscope.exporters.log_redaction import redacting_log_processor
     from mailscope.exporters.wiring import enriching_batch_processor
     from mailscope.processors.chain import build_pipeline
     from mailscope.processors.pipeline import EnrichingSpanProcessor
@@ -105,11 +114,30 @@ def build_sdk(auto_instrumentation_version: str | None = None, **setting_overrid
         exporter_args_map=exporter_args_map(config),
         span_processors=span_processors,
         export_span_processor=enriching_batch_processor(pipeline),
+        export_log_record_processor=redacting_log_processor(config.redact),
     )
+    redact_metric_labels(config.redact)
     from mailscope.forks import install as flush_forked_children
 
     flush_forked_children()  # multiprocessing children would otherwise exit with their spans unexported
     return pipeline
+
+
+def redact_metric_labels(mode: str) -> None:
+    """Wrap the readers of the MeterProvider the SDK just set; without it no metric is exported."""
+    from opentelemetry import metrics
+
+    from mailscope.exporters.metric_redaction import install
+
+    provider = metrics.get_meter_provider()
+    try:
+        install(provider, mode)
+    except Exception:
+        internal_error("metric redaction setup")
+        # fail closed: a reader that is not wrapped would export labels unredacted
+        for reader in getattr(provider, "_metric_readers", None) or ():
+            if getattr(reader, "_mailscope_redactor", None) is None:
+                reader._receive_metrics = lambda *args, **kwargs: None
 
 
 def configure_sdk(auto_instrumentation_version: str | None = None) -> bool:

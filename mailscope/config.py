@@ -232,6 +232,8 @@ VARIABLES: tuple[Variable, ...] = (
              "file the `otlp_json_file` trace exporter appends OTLP JSON lines to"),
     Variable("MAILSCOPE_METRICS_FILE", "metrics_file", None, parse_path, "stdout",
              "file the `otlp_json_file` metric exporter appends to"),
+    Variable("MAILSCOPE_LOGS_FILE", "logs_file", None, parse_path, "stdout",
+             "file the `otlp_json_file` logs exporter appends to (log records are redacted like spans)"),
     Variable("MAILSCOPE_PROVIDER_ENDPOINTS", "provider_endpoints", DEFAULT_PROVIDER_ENDPOINTS,
              parse_provider_endpoints, "Mailgun (US, EU) and Postmark API hosts",
              "`provider=host[:port]/path-glob,...` (`mailgun` or `postmark`): POSTs made with requests or httpx "
@@ -257,6 +259,7 @@ class Settings:
     header_attributes: tuple = ()
     traces_file: str | None = None
     metrics_file: str | None = None
+    logs_file: str | None = None
     provider_endpoints: tuple = DEFAULT_PROVIDER_ENDPOINTS
     # variables that were set but invalid (for diagnostics and tests)
     invalid: tuple = field(default=(), compare=False)

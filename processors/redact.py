@@ -284,6 +284,11 @@ def _redact_mapping(attributes, mode: str):
     return out
 
 
+def redact_attributes(attributes, mode: str = "domain"):
+    """A new dict of `attributes` with every address in keys and string values masked, or None when none holds one."""
+    return _redact_mapping(attributes, mode)
+
+
 class RedactionStage:
     """Last stage of the chain: no address leaves the process in an exported span."""
 
