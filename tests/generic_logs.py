@@ -309,3 +309,141 @@ UNSEEN_SYSTEMS = {
         "{n}#{n}: signal process started",
     ],
 }
+
+
+# A third family, written for issue 18 in the style of further public log collections (Loghub's
+# Thunderbird, Android, HealthApp and Mac; MTA, IMAP, init, proxy, broker and search logs): syslog
+# frames from hosts of any name, endpoints in every notation, and variable words. Which systems
+# tune and which stay unseen is decided mechanically by `is_unseen(name)` (tests/errors_corpus.py).
+def _syslog_ts(r):
+    return f"{r.choice(['Jan', 'Jun', 'Jul', 'Nov'])} {r.randint(1, 28):2d} {r.randint(0, 23):02d}:{r.randint(0, 59):02d}:{r.randint(0, 59):02d}"
+
+
+def _iso_ms(r):
+    return f"2024-{r.randint(1, 12):02d}-{r.randint(1, 28):02d} {r.randint(0, 23):02d}:{r.randint(0, 59):02d}:{r.randint(0, 59):02d},{r.randint(0, 999):03d}"
+
+
+def _ipv6(r):
+    return r.choice(["::1", f"2001:db8::{r.randint(1, 0xffff):x}", f"fe80::{_hex(r, 4)}:{_hex(r, 4)}:{r.randint(1, 0xfff):x}"])
+
+
+F.update({
+    "systs": _syslog_ts,
+    "isoms": _iso_ms,
+    "sysh": lambda r: r.choice(["mx1", "relay01", "mail", "legacy-app", "dn228", "an831", "bn42", "tbird-admin1", "localhost", "ip-10-0-3-17"]),
+    "pid": lambda r: str(r.randint(2, 99999)),
+    "addr": lambda r: r.choice([_ip(r), _ipv6(r), "127.0.0.1", "::1"]),
+    "endpoint": lambda r: r.choice([f"{_ip(r)}:{_port(r)}", f"[{_ipv6(r)}]:{_port(r)}", f"localhost:{_port(r)}", f"{_host(r)}:{_port(r)}"]),
+    "mac": lambda r: ":".join(_hex(r, 2) for _ in range(6)),
+    "amt": lambda r: f"{r.randint(1, 12):02d}-{r.randint(1, 28):02d} {r.randint(0, 23):02d}:{r.randint(0, 59):02d}:{r.randint(0, 59):02d}.{r.randint(0, 999):03d}",
+    "hts": lambda r: f"2017{r.randint(1, 12):02d}{r.randint(1, 28):02d}-{r.randint(0, 23)}:{r.randint(0, 59)}:{r.randint(0, 59)}:{r.randint(0, 999)}",
+    "machost": lambda r: r.choice(["calvisitor-10-105-160-95", "authorMacBook-Pro", "mac-7f3a", "Johns-MacBook-Air"]),
+    "unit": lambda r: r.choice(["nginx", "postfix", "mailer-worker", "redis-server", "cron"]),
+    "group": lambda r: r.choice(["mail-consumers", "bounce-processor", "webhook-sink"]),
+    "topic": lambda r: r.choice(["email.outbound", "email.events", "bounces"]),
+    "index": lambda r: r.choice(["mail-logs-2024.01.05", "events-000042", "bounces"]),
+    "qid": lambda r: "".join(r.choice("0123456789ABCDEF") for _ in range(r.randint(10, 12))),
+    "email": lambda r: f"{r.choice(USERS).replace('.', '')}{r.randint(1, 99)}@{r.choice(['example.org', 'mail.example.net', 'gmail.com'])}",
+    "hex64": lambda r: _hex(r, 64),
+    "wtoken": lambda r: _hex(r, 7),
+    "d1": lambda r: str(r.randint(1, 9)),
+    "d2": lambda r: f"{r.randint(0, 59):02d}",
+    "xid": lambda r: "1" + "".join(r.choice(string.ascii_letters + string.digits) for _ in range(5)) + "-" + "".join(r.choice(string.ascii_letters + string.digits) for _ in range(6)) + "-" + "".join(r.choice(string.ascii_letters + string.digits) for _ in range(2)),
+    "apkg": lambda r: r.choice(["com.android.systemui", "com.tencent.mm", "com.example.mailer", "com.google.android.gms"]),
+})
+
+OTHER_SYSTEMS = {
+    "thunderbird": [
+        "{systs} {sysh} sshd[{pid}]: Accepted publickey for {user} from {ip} port {port} ssh2",
+        "{systs} {sysh} crond(pam_unix)[{pid}]: session closed for user {user}",
+        "{systs} {sysh} ntpd[{pid}]: synchronized to {ip}, stratum {n}",
+        "{systs} {sysh} dhcpd: DHCPREQUEST for {ip} from {mac} via eth{n}",
+        "{systs} {sysh} kernel: ib_sm_sweep.c:{n}: ******************* SWEEP {n} DONE *******************",
+        "{systs} {sysh} xinetd[{pid}]: START: auth pid={pid} from={addr}",
+    ],
+    "android": [
+        "{amt}  {pid}  {pid} D PowerManagerService: release:lock={n}, flg=0x0, tag=\"RILJ_ACK_WL\", name={apkg}, ws=null, uid={n}, pid={pid}",
+        "{amt}  {pid}  {pid} I ActivityManager: Start proc {pid}:{apkg}/u0a{n} for service {apkg}/.PushService",
+        "{amt}  {pid}  {pid} E WindowManager: Window freeze timeout expired.",
+        "{amt}  {pid}  {pid} V AlarmManager: Triggering alarm #{n}: {n} when={n} pkg={apkg}",
+        "{amt}  {pid}  {pid} W ActivityManager: Unable to start service Intent {{ act=com.google.android.gms.drive.ApiService.RESET_AFTER_BOOT }} U=0: not found",
+    ],
+    "healthapp": [
+        "{hts}|Step_LSC|{n}|onStandStepChanged {n}",
+        "{hts}|Step_SPUtils|{n}|getTodayTotalDetailSteps = {n}##{n}##{n}##{n}##{n}##{n}",
+        "{hts}|Step_StandReportReceiver|{n}|onReceive action: android.intent.action.SCREEN_ON",
+        "{hts}|HiH_HiSyncUtil|{n}|checkInsertStatus stepSum={n},calorieSum={n}",
+        "{hts}|Step_ExtSDM|{n}|calculateCaloriesWithCache totalCalories={n}",
+    ],
+    "mac": [
+        "{systs} {machost} kernel[0]: ARPT: {f}: wl0: MDNS: IPV4 Addr: {ip}",
+        "{systs} {machost} com.apple.CDScheduler[{pid}]: Thermal pressure state: 1 Memory pressure state: 0",
+        "{systs} {machost} symptomsd[{pid}]: __73-[NetworkAnalyticsEngine observeValueForKeyPath:ofObject:change:context:]_block_invoke unexpected switch value 2",
+        "{systs} {machost} sharingd[{pid}]: {systs}.{n} : Scanning mode Contacts Only",
+        "{systs} {machost} kernel[0]: Wake reason: RTC (Alarm)",
+    ],
+    "postfix": [
+        "{systs} {sysh} postfix/smtp[{pid}]: {qid}: to=<{email}>, relay=mx.example.org[{ip}]:25, delay={f}, delays={f}/0/{f}/{f}, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as {qid})",
+        "{systs} {sysh} postfix/smtp[{pid}]: connect to mx.example.org[{addr}]:25: Connection refused",
+        "{systs} {sysh} postfix/smtpd[{pid}]: connect from unknown[{addr}]",
+        "{systs} {sysh} postfix/smtpd[{pid}]: disconnect from unknown[{addr}] ehlo=1 mail=1 rcpt=0/1 data=0 quit=1 commands=3/4",
+        "{systs} {sysh} postfix/qmgr[{pid}]: {qid}: removed",
+        "{systs} {sysh} postfix/cleanup[{pid}]: {qid}: message-id=<{hex}@{host}>",
+    ],
+    "sendmail": [
+        "{systs} {sysh} sendmail[{pid}]: {qid}: from=<{email}>, size={n}, class=0, nrcpts=1, msgid=<{hex}@{host}>, proto=ESMTP, daemon=MTA, relay=localhost [127.0.0.1]",
+        "{systs} {sysh} sendmail[{pid}]: {qid}: to=<{email}>, delay=00:00:{d2}, xdelay=00:00:{d2}, mailer=esmtp, pri={n}, relay=mx.example.org. [{ip}], dsn=2.0.0, stat=Sent (Ok: queued as {qid})",
+        "{systs} {sysh} sendmail[{pid}]: {qid}: to=<{email}>, delay=00:{d2}:{d2}, mailer=esmtp, pri={n}, relay=mx.example.org., dsn=4.0.0, stat=Deferred: Connection refused by mx.example.org.",
+        "{systs} {sysh} sm-mta[{pid}]: {qid}: lost input channel from [{addr}] to MTA after rcpt",
+    ],
+    "exim": [
+        "{isoms} {xid} <= {email} H=({sysh}) [{addr}]:{port} P=esmtpsa X=TLS1.3:TLS_AES_256_GCM_SHA384:256 CV=no A=dovecot_login:{email} S={n}",
+        "{isoms} {xid} => {email} R=dnslookup T=remote_smtp H=mx.example.org [{addr}] X=TLS1.2:ECDHE-RSA-AES256-GCM-SHA384:256 CV=yes C=\"250 2.0.0 OK\"",
+        "{isoms} {xid} Completed",
+        "{isoms} SMTP connection from ({sysh}) [{addr}]:{port} lost D={n}s",
+    ],
+    "dovecot": [
+        "{systs} {sysh} dovecot: imap-login: Login: user=<{email}>, method=PLAIN, rip={addr}, lip={addr}, mpid={pid}, TLS, session=<{hex}>",
+        "{systs} {sysh} dovecot: imap({email})<{pid}><{hex}>: Disconnected: Logged out in={n} out={n} deleted=0 expunged=0 trashed=0 hdr_count=0 hdr_bytes=0 body_count=0 body_bytes=0",
+        "{systs} {sysh} dovecot: auth: passwd-file({user},{addr}): unknown user",
+        "{systs} {sysh} dovecot: lmtp({pid}): Connect from local",
+    ],
+    "systemd": [
+        "{systs} {sysh} systemd[1]: Started Session {n} of user {user}.",
+        "{systs} {sysh} systemd[1]: {unit}.service: Main process exited, code=exited, status={n}/FAILURE",
+        "{systs} {sysh} systemd[1]: Failed to start {unit}.service - The {unit} daemon.",
+        "{systs} {sysh} systemd-logind[{pid}]: New session {n} of user {user}.",
+        "{systs} {sysh} systemd[1]: {unit}.service: Scheduled restart job, restart counter is at {n}.",
+    ],
+    "haproxy": [
+        "{systs} {sysh} haproxy[{pid}]: {ip}:{port} [05/Jan/2024:10:{d2}:{d2}.{ms}] fe_https~ be_api/api{d1} {n}/0/{n}/{n}/{n} 200 {n} - - ---- {n}/{n}/{n}/{n}/0 0/0 \"POST /v1/send HTTP/1.1\"",
+        "{systs} {sysh} haproxy[{pid}]: Server be_api/api{d1} is DOWN, reason: Layer4 connection problem, info: \"Connection refused\", check duration: {n}ms. {n} active and 0 backup servers left.",
+        "{systs} {sysh} haproxy[{pid}]: Server be_api/api{d1} is UP, reason: Layer7 check passed, code: 200, check duration: {n}ms.",
+        "{systs} {sysh} haproxy[{pid}]: Connect from {endpoint} to {endpoint} (fe_smtp/TCP)",
+    ],
+    "kafka": [
+        "[{isoms}] INFO [GroupCoordinator {n}]: Preparing to rebalance group {group} in state PreparingRebalance with old generation {n} (__consumer_offsets-{n}) (reason: Adding new member consumer-{n}-{uuid}) (kafka.coordinator.group.GroupCoordinator)",
+        "[{isoms}] INFO [Log partition={topic}-{n}, dir={path}] Rolled new log segment at offset {n} in {n} ms. (kafka.log.Log)",
+        "[{isoms}] WARN [ReplicaFetcher replicaId={n}, leaderId={n}, fetcherId=0] Connection to node {n} ({host}/{ip}:9092) could not be established. Broker may not be available. (org.apache.kafka.clients.NetworkClient)",
+        "[{isoms}] INFO [Partition {topic}-{n} broker={n}] Shrinking ISR from {n},{n} to {n}. (kafka.cluster.Partition)",
+    ],
+    "elasticsearch": [
+        "[{isoms}][INFO ][o.e.c.r.a.AllocationService] [{node}] Cluster health status changed from [YELLOW] to [GREEN] (reason: [shards started [[{index}][0]]]).",
+        "[{isoms}][WARN ][o.e.m.j.JvmGcMonitorService] [{node}] [gc][{n}] overhead, spent [{n}ms] collecting in the last [{n}s]",
+        "[{isoms}][INFO ][o.e.c.m.MetadataCreateIndexService] [{node}] [{index}] creating index, cause [auto(bulk api)], templates [], shards [1]/[1]",
+        "[{isoms}][WARN ][o.e.t.TcpTransport] [{node}] exception caught on transport layer [Netty4TcpChannel{{localAddress={endpoint}, remoteAddress={endpoint}}}], closing connection",
+    ],
+    "rails": [
+        "Started GET \"/campaigns/{n}/stats\" for {addr} at {isoms}",
+        "Completed 200 OK in {ms}ms (Views: {f}ms | ActiveRecord: {f}ms | Allocations: {n})",
+        "Completed 500 Internal Server Error in {ms}ms (ActiveRecord: {f}ms | Allocations: {n})",
+        "Net::SMTPFatalError (550 5.1.1 <{email}>: Recipient address rejected: User unknown in local recipient table)",
+        "Redis::CannotConnectError (Error connecting to Redis on {endpoint} (Errno::ECONNREFUSED))",
+    ],
+    "docker": [
+        "time=\"2024-01-05T10:{d2}:{d2}.{n}Z\" level=info msg=\"ignoring event\" container={hex64} module=libcontainerd namespace=moby topic=/tasks/delete type=\"*events.TaskDelete\"",
+        "time=\"2024-01-05T10:{d2}:{d2}.{n}Z\" level=warning msg=\"cleaning up after shim disconnected\" id={hex64} namespace=moby",
+        "time=\"2024-01-05T10:{d2}:{d2}.{n}Z\" level=error msg=\"Handler for POST /v1.43/containers/{hex64}/start returned error: driver failed programming external connectivity on endpoint mailer ({hex64}): Bind for 0.0.0.0:{port} failed: port is already allocated\"",
+        "time=\"2024-01-05T10:{d2}:{d2}.{n}Z\" level=info msg=\"Container failed to exit within {n}s of signal 15 - using the force\" container={hex64}",
+    ],
+}
