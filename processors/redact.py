@@ -16,7 +16,8 @@ What counts as an address (RFC 5322 addr-spec, as it shows up in logs and reprs)
 What is deliberately left alone (it is not an address, and must not be corrupted):
 - `user@host` in URL userinfo (`https://user@example.com/`), `@decorator`,
   `a@b` without a dot, `pkg@1.2.3` (numeric "TLD"), retina asset names such as
-  `logo@2x.png`;
+  `logo@2x.png` (one name and a file suffix after the `@`; `ann@example.org.html`
+  is an address with a suffix and is masked);
 - the characters around an address: a quote opening a Python repr (`'a@b.com'`),
   `key=` in query strings and logs (`?email=a@b.com` keeps `?email=`), an escape
   such as `\\n` glued to the front.
@@ -65,8 +66,10 @@ _ESCAPE_LETTERS = "nrtfvb0"
 
 
 def _looks_like_file(domain: str) -> bool:
+    """`2x.png` in `logo@2x.png`: one name and a file suffix. `example.org.html` is an address
+    with a suffix glued on (a per-recipient template name): it is masked."""
     dot = domain.rfind(".")
-    return dot > 0 and domain[dot + 1 :].lower() in _FILE_SUFFIXES
+    return dot > 0 and domain.find(".") == dot and domain[dot + 1 :].lower() in _FILE_SUFFIXES
 
 
 def _in_url_authority(text: str, start: int) -> bool:
