@@ -94,6 +94,7 @@ def build_sdk(auto_instrumentation_version: str | None = None, **setting_overrid
 
     from mailscope.exporters.log_redaction import redacting_log_processor
     from mailscope.exporters.wiring import enriching_batch_processor
+    from mailscope.ids import id_generator_for_sdk
     from mailscope.processors.chain import build_pipeline
     from mailscope.processors.pipeline import EnrichingSpanProcessor
     from mailscope.resource import redacted_resource_attributes
@@ -111,6 +112,7 @@ def build_sdk(auto_instrumentation_version: str | None = None, **setting_overrid
         resource_attributes=redacted_resource_attributes(
             {attr.DISTRO_NAME: "mailscope", attr.DISTRO_VERSION: __version__}, config.redact
         ),
+        id_generator=id_generator_for_sdk(),  # leaves the app's `random` alone (mailscope/ids.py)
         exporter_args_map=exporter_args_map(config),
         span_processors=span_processors,
         export_span_processor=enriching_batch_processor(pipeline),
