@@ -241,6 +241,19 @@ def _errors(r) -> str:
             f"{table}</section>")
 
 
+def _templates(r) -> str:
+    t = r["templates"]
+    engines = _table(["engine", "loads", "cache hit ratio", "renders", "renders with missing variables"],
+                     [[_e(e["engine"]), _e(fmt_int(e["loads"])), _e(fmt_pct(e["hit_ratio"])), _e(fmt_int(e["renders"])),
+                       _e(fmt_int(e["renders_with_missing"]))] for e in t["by_engine"]], numeric=(1, 2, 3, 4))
+    missing = _table(["template", "variable", "renders"],
+                     [[f"<code>{_e(m['template'])}</code>", f"<code>{_e(m['variable'])}</code>", _e(fmt_int(m["renders"]))]
+                      for m in t["missing_variables"]], numeric=(2,))
+    return (f'<section id="templates"><h2>Templates</h2><p>{fmt_int(t["loads"])} loads, {fmt_int(t["renders"])} renders, '
+            f'{fmt_int(t["renders_with_missing"])} with missing variables.</p>{engines}'
+            f"<h3>Missing variables (names only)</h3>{missing}</section>")
+
+
 def _recommendations(r) -> str:
     items = "".join(
         f'<li><span class="sev-{_e(x["severity"])}">[{_e(x["severity"])}]</span> <b>{_e(x["title"])}</b><br>'
@@ -270,6 +283,7 @@ def render(report: dict) -> str:
         + _journey(report)
         + _slow(report)
         + _errors(report)
+        + _templates(report)
         + f'</main><script type="application/json" id="report-data">{embedded_json(report)}</script>'
         f"<script>{script}</script></body></html>\n"
     )

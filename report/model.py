@@ -44,6 +44,9 @@ TOP_SLOWEST = 10
 TIMELINE_BUCKETS = 60
 TIMELINE_SERIES = 8
 MEMORY_GROWTH_LISTED = 20
+MAX_TEMPLATE_ENGINES = 20
+MAX_MISSING_PAIRS = 500  # (template, variable) pairs counted; further pairs only add to the overflow count
+MAX_NAME_CHARS = 200
 OVERFLOW = attr.LABEL_OVERFLOW
 MAX_TIME_NS = 2**63  # OTLP times are fixed64 nanoseconds
 MAX_MAGNITUDE = 1e18  # numeric attributes beyond this are treated as unusable
@@ -137,6 +140,13 @@ class _Pattern:
         self.span_names: dict = {}
 
 
+class _Engine:
+    __slots__ = ("loads", "loads_with_cache_info", "cache_hits", "renders", "renders_with_missing")
+
+    def __init__(self):
+        self.loads = self.loads_with_cache_info = self.cache_hits = self.renders = self.renders_with_missing = 0
+
+
 class _Growth:
     """Least-squares line through (seconds since first sample, RSS MiB), in running sums."""
 
@@ -203,6 +213,11 @@ class ReportModel:
         self.template_loads = 0
         self.template_cache_known = 0
         self.template_cache_hits = 0
+        self.template_renders = 0
+        self.template_renders_missing = 0
+        self.engines: dict = {}
+        self.missing: dict = {}  # (template, variable) -> renders
+        self.missing_overflow = 0
         self.slow_total = 0
         self.slow_by: dict = {}
         self.consistent: dict = {}
@@ -295,10 +310,16 @@ class ReportModel:
             self.smtp_connects += 1
         elif op == attr.OP_TEMPLATE_LOAD:
             self.template_loads += 1
+            engine = self._engine(attrs)
+            engine.loads += 1
             hit = attrs.get(attr.TEMPLATE_CACHE_HIT)
             if isinstance(hit, bool):
                 self.template_cache_known += 1
                 self.template_cache_hits += hit
+                engine.loads_with_cache_info += 1
+                engine.cache_hits += hit
+        elif op == attr.OP_PERSONALIZE:
+            self._render(attrs)
         elif op == attr.OP_QUEUE_RECEIVE:
             wait = _number(attrs.get(attr.QUEUE_WAIT))
             if wait is not None and wait > 0:
@@ -340,6 +361,66 @@ class ReportModel:
         category = attrs.get(attr.ERROR_CATEGORY)
         if is_error or isinstance(category, str):
             self._error(span, name, trace_id, span_id, parent, end, attrs, category)
+
+    def _engine(self, attrs) -> _Engine:
+        name = attrs.get(attr.TEMPLATE_ENGINE)
+        name = name[:MAX_NAME_CHARS] if isinstance(name, str) and name else "unknown"
+        engine = self.engines.get(name)
+        if engine is None:
+            if len(self.engines) >= MAX_TEMPLATE_ENGINES:
+                name = OVERFLOW
+                engine = self.engines.get(name)
+            if engine is None:
+                engine = self.engines[name] = _Engine()
+        return engine
+
+    def _render(self, attrs) -> None:
+        self.template_renders += 1
+        engine = self._engine(attrs)
+        engine.renders += 1
+        names = attrs.get(attr.PERSONALIZATION_MISSING_NAMES)
+        names = [n for n in names if isinstance(n, str) and n] if isinstance(names, (list, tuple)) else []
+        if not names:
+            return
+        self.template_renders_missing += 1
+        engine.renders_with_missing += 1
+        template = attrs.get(attr.TEMPLATE_NAME)
+        template = template[:MAX_NAME_CHARS] if isinstance(template, str) and template else "unknown"
+        for variable in dict.fromkeys(names):
+            pair = (template, variable[:MAX_NAME_CHARS])
+            if pair in self.missing:
+                self.missing[pair] += 1
+            elif len(self.missing) < MAX_MISSING_PAIRS:
+                self.missing[pair] = 1
+            else:
+                self.missing_overflow += 1
+
+    def _template_section(self) -> dict:
+        def ratio(hits, known):
+            return hits / known if known else None
+
+        engines = [{
+            "engine": name,
+            "loads": e.loads,
+            "loads_with_cache_info": e.loads_with_cache_info,
+            "cache_hits": e.cache_hits,
+            "hit_ratio": ratio(e.cache_hits, e.loads_with_cache_info),
+            "renders": e.renders,
+            "renders_with_missing": e.renders_with_missing,
+        } for name, e in sorted(self.engines.items(), key=lambda kv: (-kv[1].loads - kv[1].renders, kv[0]))]
+        missing = [{"template": t, "variable": v, "renders": n}
+                   for (t, v), n in sorted(self.missing.items(), key=lambda kv: (-kv[1], kv[0]))]
+        return {
+            "loads": self.template_loads,
+            "loads_with_cache_info": self.template_cache_known,
+            "cache_hits": self.template_cache_hits,
+            "hit_ratio": ratio(self.template_cache_hits, self.template_cache_known),
+            "renders": self.template_renders,
+            "renders_with_missing": self.template_renders_missing,
+            "by_engine": engines,
+            "missing_variables": missing,
+            "missing_variables_overflow": self.missing_overflow,
+        }
 
     def _queue_wait(self, span, trace_id, wait_ns) -> None:
         # A receive span usually starts its own trace and links to the message's
@@ -567,12 +648,7 @@ class ReportModel:
                 "slowest": self.slowest.items(),
             },
             "errors": self._error_section(),
-            "templates": {
-                "loads": self.template_loads,
-                "loads_with_cache_info": self.template_cache_known,
-                "cache_hits": self.template_cache_hits,
-                "hit_ratio": self.template_cache_hits / self.template_cache_known if self.template_cache_known else None,
-            },
+            "templates": self._template_section(),
             "smtp": {"connects": self.smtp_connects, "sends": self.smtp_sends},
             "memory_growth": self._memory_growth(),
         }

@@ -16,7 +16,12 @@ the module constants below.
 |                            | account for at least half of it in their summed RSS deltas                     |
 | `low_template_cache_hit`   | template cache hit ratio below 50 % (>= 10 loads reporting a hit or miss)     |
 | `smtp_connection_per_send` | `smtp.connect` spans >= 90 % of SMTP sends (>= 5 sends): no connection reuse  |
-| `high_variance`            | an operation's max latency is more than 10x its mean (>= 10 spans)           |
+| `missing_variables`        | a template rendered with variables its context did not supply               |
+| `high_variance`            | an operation's max latency is more than 10x its mean (>= 10 spans); not for  |
+|                            | blocking pops (BRPOP, BLPOP, ...) and queue receives, which wait by design   |
+
+One rule gives at most `MAX_INFO_PER_RULE` findings at info level; the rest are
+folded into one "+N more" finding of the same rule.
 """
 
 from __future__ import annotations
@@ -31,6 +36,13 @@ CACHE_HIT_MIN_RATIO = 0.5
 CACHE_MIN_LOADS = 10
 CONNECT_PER_SEND = 0.9
 CONNECT_MIN_SENDS = 5
+MAX_INFO_PER_RULE = 3
+MISSING_NAMES_SHOWN = 5
+# blocking commands and receives wait for a message by design: their max says how idle the queue was
+BLOCKING_SPAN_NAMES = frozenset({
+    "BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP",
+})
+WAITING_OPERATIONS = frozenset({"queue.receive"})
 # memory growth (computed in model.py): least-squares fit of RSS at span end over time
 MEMORY_MIN_SAMPLES = 10
 MEMORY_MIN_GROWTH_BYTES = 10 * 1024 * 1024
@@ -84,11 +96,17 @@ def rule_p95_over_threshold(report: dict) -> list:
     return out
 
 
+def _waits_by_design(op: dict) -> bool:
+    if op["kind"] == "operation":
+        return op["key"] in WAITING_OPERATIONS
+    return str(op["key"]).split(" ", 1)[0].upper() in BLOCKING_SPAN_NAMES
+
+
 def rule_high_variance(report: dict) -> list:
     out = []
     for op in report["operations"]:
         lat = op["latency_ms"]
-        if op["count"] < VARIANCE_MIN_SPANS or not lat["mean"]:
+        if op["count"] < VARIANCE_MIN_SPANS or not lat["mean"] or _waits_by_design(op):
             continue
         if lat["max"] > VARIANCE_FACTOR * lat["mean"]:
             out.append(_finding(
@@ -189,6 +207,26 @@ def rule_memory_growth(report: dict) -> list:
     return out
 
 
+def rule_missing_variables(report: dict) -> list:
+    by_template: dict = {}
+    for row in report["templates"].get("missing_variables", ()):
+        by_template.setdefault(row["template"], []).append(row)
+    out = []
+    for template, rows in sorted(by_template.items(), key=lambda kv: -max(r["renders"] for r in kv[1])):
+        names = [r["variable"] for r in rows]
+        shown = ", ".join(names[:MISSING_NAMES_SHOWN]) + (f" and {len(names) - MISSING_NAMES_SHOWN} more"
+                                                          if len(names) > MISSING_NAMES_SHOWN else "")
+        out.append(_finding(
+            "missing_variables", "warning",
+            f"template {template} renders with missing variables: {shown} "
+            f"(up to {max(r['renders'] for r in rows)} renders)",
+            "Recipients see blank or placeholder text where these go. Supply them in the render context or give "
+            "the template a default for each (only variable names are recorded, never values).",
+            template,
+        ))
+    return out
+
+
 def rule_smtp_connection_per_send(report: dict) -> list:
     s = report["smtp"]
     if s["sends"] >= CONNECT_MIN_SENDS and s["connects"] >= CONNECT_PER_SEND * s["sends"]:
@@ -209,14 +247,30 @@ RULES = (
     rule_recipient_dominant,
     rule_memory_growth,
     rule_low_template_cache_hit,
+    rule_missing_variables,
     rule_smtp_connection_per_send,
     rule_high_variance,
 )
 
 
+def _at_most_some_info(found: list) -> list:
+    """A rule's info findings beyond MAX_INFO_PER_RULE fold into one '+N more' finding."""
+    info = [f for f in found if f["severity"] == "info"]
+    if len(info) <= MAX_INFO_PER_RULE:
+        return found
+    rest = info[MAX_INFO_PER_RULE:]
+    kept = [f for f in found if f["severity"] != "info"] + info[:MAX_INFO_PER_RULE]
+    subjects = ", ".join(str(f["subject"]) for f in rest if f["subject"] is not None)
+    kept.append(_finding(rest[0]["rule"], "info", f"+{len(rest)} more {rest[0]['rule']} findings",
+                         f"Also: {subjects}." if subjects else "Findings of the same kind as above.",
+                         None))
+    kept[-1]["more"] = len(rest)
+    return kept
+
+
 def recommendations(report: dict) -> list:
     findings = []
     for rule in RULES:
-        findings.extend(rule(report))
+        findings.extend(_at_most_some_info(rule(report)))
     findings.sort(key=lambda f: SEVERITY_ORDER[f["severity"]])  # stable: rule order within a severity
     return findings

@@ -223,6 +223,26 @@ def _errors(r: dict, style: Style) -> list[str]:
     return out
 
 
+def _templates(r: dict, style: Style) -> list[str]:
+    t = r["templates"]
+    out = [style.bold("TEMPLATES") + f"  {fmt_int(t['loads'])} loads, {fmt_int(t['renders'])} renders"]
+    if not t["by_engine"]:
+        out.append("  no template spans")
+        return out
+    rows = [[e["engine"], fmt_int(e["loads"]), fmt_pct(e["hit_ratio"]), fmt_int(e["renders"]),
+             fmt_int(e["renders_with_missing"])] for e in t["by_engine"]]
+    out += table(["engine", "loads", "cache hits", "renders", "with missing variables"], rows, "lrrrr", style)
+    if t["missing_variables"]:
+        out.append("  missing variables (names only):")
+        rows = [[_short(m["template"]), _short(m["variable"], 32), fmt_int(m["renders"])]
+                for m in t["missing_variables"][:MAX_PATTERN_ROWS]]
+        out += table(["template", "variable", "renders"], rows, "llr", style, indent="    ")
+        hidden = len(t["missing_variables"]) - MAX_PATTERN_ROWS
+        if hidden > 0:
+            out.append(style.dim(f"    ... {hidden} more in --json"))
+    return out
+
+
 def _recommendations(r: dict, style: Style) -> list[str]:
     recs = r["recommendations"]
     out = [style.bold("RECOMMENDATIONS")]
@@ -245,6 +265,7 @@ def render(report: dict, colour: bool = False) -> str:
             _journey(report, style),
             _slow(report, style),
             _errors(report, style),
+            _templates(report, style),
             _recommendations(report, style),
         ]
     return "\n\n".join("\n".join(s) for s in sections) + "\n"

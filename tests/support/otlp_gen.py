@@ -112,7 +112,11 @@ class _Gen:
             t += d
         # template load
         d = int(rng.lognormvariate(-1, 1.0) * ms)
-        a = {attr.OPERATION: attr.OP_TEMPLATE_LOAD, attr.TEMPLATE_NAME: "welcome.html", attr.TEMPLATE_ENGINE: "jinja2",
+        # one journey in five renders a Liquid template; some contexts lack variables (no rng draw: the
+        # rest of the file stays as it was)
+        engine, template = ("liquid", "promo.liquid") if self.trace_n % 5 == 0 else ("jinja2", "welcome.html")
+        missing = ["coupon", "first_name"] if self.trace_n % 35 == 0 else ["coupon"] if self.trace_n % 7 == 0 else []
+        a = {attr.OPERATION: attr.OP_TEMPLATE_LOAD, attr.TEMPLATE_NAME: template, attr.TEMPLATE_ENGINE: engine,
              attr.TEMPLATE_CACHE_HIT: rng.random() < 0.8}
         self.slow_attrs(a, attr.SPAN_TEMPLATE_LOAD, d, 100)
         self.memory(a, t + d)
@@ -124,8 +128,10 @@ class _Gen:
         spans.append(self.span(trace_id, personalize, "SELECT newsletter", 3, t + ms // 10, t + ms // 10 + db_d,
                                {attr.DB_SYSTEM: "postgresql", "db.name": "newsletter"}))
         d = db_d + ms // 5 + int(rng.lognormvariate(0, 1.0) * ms)
-        a = {attr.OPERATION: attr.OP_PERSONALIZE, attr.TEMPLATE_NAME: "welcome.html", attr.TEMPLATE_ENGINE: "jinja2",
-             attr.PERSONALIZATION_VARIABLES: 4, attr.PERSONALIZATION_MISSING: 0, attr.CONTENT_BYTES: 2048}
+        a = {attr.OPERATION: attr.OP_PERSONALIZE, attr.TEMPLATE_NAME: template, attr.TEMPLATE_ENGINE: engine,
+             attr.PERSONALIZATION_VARIABLES: 4, attr.PERSONALIZATION_MISSING: len(missing), attr.CONTENT_BYTES: 2048}
+        if missing:
+            a[attr.PERSONALIZATION_MISSING_NAMES] = missing
         self.slow_attrs(a, attr.SPAN_PERSONALIZE, d, 50)
         self.memory(a, t + d)
         p = self.span(trace_id, root, attr.SPAN_PERSONALIZE, 1, t, t + d, a)

@@ -154,6 +154,30 @@ def _journeys(spans):
     return {"journeys": journeys, "emails": emails, "totals_ns": totals, "bottlenecks": bottlenecks}
 
 
+def _templates(spans: list[dict]) -> dict:
+    """Per engine: loads, loads with cache info, hits, renders, renders with missing variables; and the
+    (template, variable) pairs of renders that lacked them."""
+    engines = defaultdict(lambda: [0, 0, 0, 0, 0])
+    missing = Counter()
+    for s in spans:
+        a = s["attrs"]
+        if _op(s) == attr.OP_TEMPLATE_LOAD:
+            e = engines[a.get(attr.TEMPLATE_ENGINE, "unknown")]
+            e[0] += 1
+            if isinstance(a.get(attr.TEMPLATE_CACHE_HIT), bool):
+                e[1] += 1
+                e[2] += a[attr.TEMPLATE_CACHE_HIT]
+        elif _op(s) == attr.OP_PERSONALIZE:
+            e = engines[a.get(attr.TEMPLATE_ENGINE, "unknown")]
+            e[3] += 1
+            names = a.get(attr.PERSONALIZATION_MISSING_NAMES) or []
+            if names:
+                e[4] += 1
+                for name in set(names):
+                    missing[(a.get(attr.TEMPLATE_NAME, "unknown"), name)] += 1
+    return {"engines": {k: tuple(v) for k, v in engines.items()}, "missing": dict(missing)}
+
+
 def compute(spans: list[dict]) -> dict:
     ops = defaultdict(lambda: {"durations": [], "errors": 0, "memory": []})
     for s in spans:
@@ -210,7 +234,8 @@ def compute(spans: list[dict]) -> dict:
             "connects": sum(_op(s) == attr.OP_SMTP_CONNECT for s in spans),
             "sends": sum(s["attrs"].get(attr.PROVIDER) in (None, attr.PROVIDER_SMTP) for s in sends),
         },
-        "templates": {"known": len(loads), "hits": sum(s["attrs"][attr.TEMPLATE_CACHE_HIT] for s in loads)},
+        "templates": {"known": len(loads), "hits": sum(s["attrs"][attr.TEMPLATE_CACHE_HIT] for s in loads),
+                      **_templates(spans)},
         "slow": slow,
         "consistent": consistent,
         "slowest_ms": sorted(((s["end"] - s["start"]) / 1e6 for s in spans), reverse=True)[:10],
@@ -263,6 +288,9 @@ def check(report: dict, exp: dict) -> None:
     t = report["templates"]
     assert t["loads_with_cache_info"] == exp["templates"]["known"]
     assert t["cache_hits"] == exp["templates"]["hits"]
+    assert {e["engine"]: (e["loads"], e["loads_with_cache_info"], e["cache_hits"], e["renders"], e["renders_with_missing"])
+            for e in t["by_engine"]} == exp["templates"]["engines"]
+    assert {(m["template"], m["variable"]): m["renders"] for m in t["missing_variables"]} == exp["templates"]["missing"]
 
     sl = report["slow"]
     assert {(x["span_name"], x["reason"]): x["count"] for x in sl["by_name_reason"]} == dict(exp["slow"])
