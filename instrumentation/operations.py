@@ -9,6 +9,14 @@ methods: `myapp.ses:Client.send`) so every call is a span:
 | `personalize` | `email.personalize` | INTERNAL | `email.template.engine=custom`, `email.template.name=module:qualname`, `email.content.bytes` when it returns str/bytes |
 | `template.load` | `email.template.load` | INTERNAL | `email.template.engine=custom`, `email.template.name=module:qualname` |
 | `send` | `email.send` | CLIENT | `email.provider` = the last component of the module path (`myapp.ses` -> `ses`) |
+| `trigger` | `email.trigger` | INTERNAL | `code.function.name=module.qualname` |
+| `segment` | `email.segment` | INTERNAL | `code.function.name`, `email.segment.size` when it returns a sized collection |
+| `workflow.step` | `email.workflow.step` | INTERNAL | `code.function.name` |
+
+An entry may name arguments to record: `workflow.step=myapp.engine:Engine.run_step(step_id=email.workflow.step_id)`
+sets `email.workflow.step_id` to the call's `step_id` (passed by position or keyword, else its
+default) when it is a str, int or bool; strings are redacted and cut to 100 characters; other
+values are skipped. A named argument the signature does not have gets one warning.
 
 All carry `mailscope.operation`. Coroutine functions get a span from first
 await to completion; a plain function that returns a coroutine has its span
@@ -26,8 +34,8 @@ package that builds its `__path__` at import time can be reported missing.
 `__main__` targets are not supported: the launcher instruments before the
 script's functions exist.
 
-`instrument(operations=((operation, module, qualname), ...))` overrides the
-environment for programmatic use.
+`instrument(operations=((operation, module, qualname[, ((argument, attribute), ...)]), ...))`
+overrides the environment for programmatic use.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ import inspect
 import os
 import sys
 import threading
+from collections.abc import Sized
 
 import wrapt
 from opentelemetry import context, trace
@@ -50,6 +59,7 @@ from mailscope.config import settings
 from mailscope.instrumentation.common import wrapper_layers
 from mailscope.instrumentation.common.failures import mark_failed
 from mailscope.instrumentation.templates.common import utf8_len
+from mailscope.processors.redact import redact
 from mailscope.version import __version__
 
 CUSTOM_ENGINE = attr.ENGINE_CUSTOM
@@ -104,6 +114,52 @@ def _is_callable(raw) -> bool:
     return callable(raw) or isinstance(raw, (classmethod, staticmethod))
 
 
+def _unwrapped(raw):
+    return raw.__func__ if isinstance(raw, (classmethod, staticmethod)) else raw
+
+
+def _argument_slots(owner, raw, captures) -> tuple:
+    """((attribute, argument, position or None, default or _NO_DEFAULT), ...) from the target's signature.
+
+    Positions count the arguments the wrapper receives: without `self` or `cls`,
+    which wrapt passes separately. Arguments the signature lacks are looked up
+    among keyword arguments only (a `**kwargs` function) and warned about when
+    it has no `**kwargs`."""
+    try:
+        params = list(inspect.signature(_unwrapped(raw)).parameters.values())
+    except (TypeError, ValueError):  # no signature (a builtin): keywords only
+        return tuple((attribute, arg, None, _NO_DEFAULT) for arg, attribute in captures), None
+    if isinstance(owner, type) and (inspect.isfunction(raw) or isinstance(raw, classmethod)) and params:
+        params = params[1:]  # self or cls
+    positions, defaults, var_keyword = {}, {}, False
+    for i, p in enumerate(params):
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and i == len(positions):
+            positions[p.name] = i
+        if p.default is not p.empty:
+            defaults[p.name] = p.default
+        var_keyword = var_keyword or p.kind == p.VAR_KEYWORD
+    names = {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    unknown = [arg for arg, _ in captures if arg not in names and not var_keyword]
+    slots = tuple(
+        (attribute, arg, positions.get(arg), defaults.get(arg, _NO_DEFAULT)) for arg, attribute in captures
+    )
+    return slots, unknown
+
+
+_NO_DEFAULT = object()
+
+
+def captured_value(value, mode: str):
+    """`value` as a span attribute: bools and ints as such, strings redacted and capped; else None."""
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int.__int__(value)  # an int subclass (IntEnum) as its plain value, without calling app code
+    if isinstance(value, str):
+        return redact(str.__str__(value), mode)[: attr.CAPTURED_VALUE_MAX_CHARS]
+    return None
+
+
 def _is_coroutine_function(raw) -> bool:
     func = raw.__func__ if isinstance(raw, (classmethod, staticmethod)) else raw
     return inspect.iscoroutinefunction(func)
@@ -112,7 +168,7 @@ def _is_coroutine_function(raw) -> bool:
 class OperationSpan:
     """Span factory and wrapper functions for one configured target."""
 
-    def __init__(self, tracer, operation: str, module: str, qualname: str):
+    def __init__(self, tracer, operation: str, module: str, qualname: str, slots: tuple = ()):
         self.tracer = tracer
         self.operation = operation
         self.span_name = attr.SPAN_NAME_BY_OPERATION[operation]
@@ -120,15 +176,41 @@ class OperationSpan:
         attributes = {attr.OPERATION: operation}
         if operation == attr.OP_SEND:
             attributes[attr.PROVIDER] = module.rsplit(".", 1)[-1]
-        else:
+        elif operation in (attr.OP_PERSONALIZE, attr.OP_TEMPLATE_LOAD):
             attributes[attr.TEMPLATE_ENGINE] = CUSTOM_ENGINE
             attributes[attr.TEMPLATE_NAME] = f"{module}:{qualname}"
+        else:
+            attributes[attr.CODE_FUNCTION_NAME] = f"{module}.{qualname}"
         self.attributes = attributes
         self.withhold = operation == attr.OP_PERSONALIZE
+        self.slots = slots
+        self.redact_mode = settings().redact if slots else None
 
-    def _open(self):
+    def _start_attributes(self, args, kwargs) -> dict:
+        if not self.slots:
+            return self.attributes
+        attributes = dict(self.attributes)
         try:
-            span = self.tracer.start_span(self.span_name, kind=self.kind, attributes=self.attributes)
+            for attribute, arg, position, default in self.slots:
+                if position is not None and position < len(args):
+                    value = args[position]
+                elif arg in kwargs:
+                    value = kwargs[arg]
+                elif default is not _NO_DEFAULT:
+                    value = default
+                else:
+                    continue
+                value = captured_value(value, self.redact_mode)
+                if value is not None:
+                    attributes[attribute] = value
+        except Exception:
+            internal_error("operations argument capture")
+        return attributes
+
+    def _open(self, args=(), kwargs=None):
+        try:
+            attributes = self._start_attributes(args, kwargs or {})
+            span = self.tracer.start_span(self.span_name, kind=self.kind, attributes=attributes)
             return span, context.attach(trace.set_span_in_context(span))
         except Exception:
             internal_error("operations span start")
@@ -146,12 +228,24 @@ class OperationSpan:
                     mark_failed(span, exc, withhold=self.withhold)
             elif self.operation == attr.OP_PERSONALIZE and isinstance(result, (str, bytes, bytearray)):
                 span.set_attribute(attr.CONTENT_BYTES, utf8_len(result))
+            elif self.operation == attr.OP_SEGMENT and isinstance(result, Sized):
+                self._segment_size(span, result)
             span.end()
         except Exception:
             internal_error("operations span end")
 
+    @staticmethod
+    def _segment_size(span, result) -> None:
+        if isinstance(result, (str, bytes, bytearray)):
+            return  # text, not a collection of recipients
+        try:
+            size = len(result)  # the collection's own __len__: app code
+        except Exception:
+            return
+        span.set_attribute(attr.SEGMENT_SIZE, size)
+
     def sync_wrapper(self, wrapped, instance, args, kwargs):
-        opened = self._open()
+        opened = self._open(args, kwargs)
         if opened is None:
             return wrapped(*args, **kwargs)
         try:
@@ -193,7 +287,7 @@ class OperationSpan:
         return self._run_async(wrapped, args, kwargs)
 
     async def _run_async(self, wrapped, args, kwargs):
-        opened = self._open()
+        opened = self._open(args, kwargs)
         if opened is None:
             return await wrapped(*args, **kwargs)
         try:
@@ -221,7 +315,9 @@ class OperationsInstrumentor(BaseInstrumentor):
         self._active = state
         by_module: dict = {}
         seen: set = set()
-        for operation, module, qualname in targets:
+        for target in targets:
+            operation, module, qualname = target[:3]
+            captures = target[3] if len(target) > 3 else ()
             if (module, qualname) in seen:
                 _warn(operation, module, qualname, "the function is already named earlier in MAILSCOPE_OPERATIONS")
                 continue
@@ -237,7 +333,7 @@ class OperationsInstrumentor(BaseInstrumentor):
             if not found:
                 _warn(operation, module, qualname, f"module {module!r} was not found")
                 continue
-            by_module.setdefault(module, []).append((operation, qualname))
+            by_module.setdefault(module, []).append((operation, qualname, captures))
         for module, entries in by_module.items():
             wrapt.register_post_import_hook(state.hook_for(entries), module)
 
@@ -271,15 +367,15 @@ class _Run:
     def hook_for(self, entries):
         def on_import(module):
             # runs inside the app's import: never raises
-            for operation, qualname in entries:
+            for operation, qualname, captures in entries:
                 try:
-                    self.wrap(module, operation, qualname)
+                    self.wrap(module, operation, qualname, captures)
                 except Exception:
                     internal_error("operations wrap")
 
         return on_import
 
-    def wrap(self, module, operation: str, qualname: str) -> None:
+    def wrap(self, module, operation: str, qualname: str, captures: tuple = ()) -> None:
         with self._lock:
             if not self.active:
                 return
@@ -291,7 +387,16 @@ class _Run:
             if not _is_callable(raw):
                 _warn(operation, module.__name__, qualname, f"{qualname!r} is not callable")
                 return
-            op = OperationSpan(self.tracer, operation, module.__name__, qualname)
+            slots = ()
+            if captures:
+                slots, unknown = _argument_slots(owner, raw, captures)
+                for arg in unknown or ():
+                    log_once(
+                        f"operations-arg:{module.__name__}:{qualname}:{arg}",
+                        "mailscope: MAILSCOPE_OPERATIONS entry %s=%s:%s names argument %r, which it does not have; "
+                        "it is never recorded", operation, module.__name__, qualname, arg,
+                    )
+            op = OperationSpan(self.tracer, operation, module.__name__, qualname, slots)
             wrapper = op.async_wrapper if _is_coroutine_function(raw) else op.sync_wrapper
             self.patches.append(wrapper_layers.apply(owner, attribute, wrapper))
 

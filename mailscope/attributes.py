@@ -13,6 +13,10 @@ OP_SMTP_CONNECT = "smtp.connect"
 OP_QUEUE_PUBLISH = "queue.publish"
 OP_QUEUE_RECEIVE = "queue.receive"
 OP_QUEUE_PROCESS = "queue.process"
+# workflow operations of automation services (config-named functions only)
+OP_TRIGGER = "trigger"
+OP_SEGMENT = "segment"
+OP_WORKFLOW_STEP = "workflow.step"
 
 OPERATIONS = (
     OP_TEMPLATE_LOAD,
@@ -22,12 +26,18 @@ OPERATIONS = (
     OP_QUEUE_PUBLISH,
     OP_QUEUE_RECEIVE,
     OP_QUEUE_PROCESS,
+    OP_TRIGGER,
+    OP_SEGMENT,
+    OP_WORKFLOW_STEP,
 )
 
 SPAN_TEMPLATE_LOAD = "email.template.load"
 SPAN_PERSONALIZE = "email.personalize"
 SPAN_SEND = "email.send"
 SPAN_SMTP_CONNECT = "smtp.connect"
+SPAN_TRIGGER = "email.trigger"
+SPAN_SEGMENT = "email.segment"
+SPAN_WORKFLOW_STEP = "email.workflow.step"
 
 
 def queue_span_name(operation: str, queue: str) -> str:
@@ -41,6 +51,9 @@ SPAN_NAME_BY_OPERATION = {
     OP_PERSONALIZE: SPAN_PERSONALIZE,
     OP_SEND: SPAN_SEND,
     OP_SMTP_CONNECT: SPAN_SMTP_CONNECT,
+    OP_TRIGGER: SPAN_TRIGGER,
+    OP_SEGMENT: SPAN_SEGMENT,
+    OP_WORKFLOW_STEP: SPAN_WORKFLOW_STEP,
 }
 
 # --- attribute keys set by instrumentors -------------------------------------
@@ -81,9 +94,21 @@ MESSAGING_OPERATION_TYPE = "messaging.operation.type"
 MESSAGING_DESTINATION_NAME = "messaging.destination.name"
 MESSAGING_BATCH_MESSAGE_COUNT = "messaging.batch.message_count"
 QUEUE_WAIT = "email.queue.wait"
+# messaging.system of Celery tasks (the Redis list queue instrumentor says `redis`)
+MESSAGING_SYSTEM_CELERY = "celery"
+# on a Celery task's process span: the task's name, and how many times it was retried before
+# this execution (0 on the first); the names opentelemetry-instrumentation-celery uses
+CELERY_TASK_NAME = "celery.task_name"
+CELERY_RETRIES = "celery.retries"
 # receive-span event: a message's enqueue time lies more than 5 minutes in the
 # future (clock skew), so its wait is unusable and not recorded
 EVENT_QUEUE_WAIT_UNUSABLE = "email.queue.wait_unusable"
+
+# on segment operations: len() of the sized collection the function returned
+SEGMENT_SIZE = "email.segment.size"
+# arguments MAILSCOPE_OPERATIONS entries name are recorded as attributes of str, int or bool
+# values only; strings redacted, then cut to this many characters
+CAPTURED_VALUE_MAX_CHARS = 100
 
 ERROR_TYPE = "error.type"
 # OTel HTTP semantic convention: the HTTP status of an HTTP email provider's answer on send spans
@@ -135,6 +160,9 @@ EXCEPTION_EVENT = "exception"
 EXCEPTION_TYPE = "exception.type"
 EXCEPTION_MESSAGE = "exception.message"
 EXCEPTION_STACKTRACE = "exception.stacktrace"
+
+# the function a config-named trigger, segment or workflow.step operation wraps (module.qualname)
+CODE_FUNCTION_NAME = "code.function.name"
 
 # database client spans (other instrumentations'; `mailscope report` finds DB time with these)
 DB_SYSTEM = "db.system"

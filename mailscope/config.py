@@ -46,7 +46,9 @@ DEFAULT_SLOW_THRESHOLDS: tuple[tuple[str, float], ...] = (
     ("*", 1000.0),
 )
 
-OPERATION_NAMES_FOR_CONFIG = (attr.OP_PERSONALIZE, attr.OP_SEND, attr.OP_TEMPLATE_LOAD)
+OPERATION_NAMES_FOR_CONFIG = (
+    attr.OP_PERSONALIZE, attr.OP_SEND, attr.OP_TEMPLATE_LOAD, attr.OP_TRIGGER, attr.OP_SEGMENT, attr.OP_WORKFLOW_STEP,
+)
 
 
 # --- parsers: str -> value, raising ConfigError -------------------------------
@@ -119,18 +121,52 @@ def parse_redis_url(raw: str) -> str:
     return value
 
 
-def parse_operations(raw: str) -> tuple[tuple[str, str, str], ...]:
-    """`operation=module:qualname,...` -> ((operation, module, qualname), ...)."""
-    items = []
-    for part in _split(raw):
+def _split_entries(raw: str) -> list[str]:
+    """`_split`, except that commas inside parentheses belong to their entry."""
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(raw):
+        depth += (c == "(") - (c == ")")
+        if depth < 0:
+            raise ConfigError("unbalanced parentheses")
+        if c == "," and depth == 0:
+            parts.append(raw[start:i])
+            start = i + 1
+    parts = [p.strip() for p in parts + [raw[start:]]]
+    if any(not p for p in parts):
+        raise ConfigError("empty entry in comma-separated list")
+    return parts
+
+
+def _parse_captures(part: str, text: str) -> tuple[tuple[str, str], ...]:
+    """`argument=attribute.name,...` (inside an entry's parentheses) -> ((argument, attribute), ...)."""
+    captures: list = []
+    for item in text.split(","):
+        arg, sep, name = (p.strip() for p in item.partition("="))
+        if not sep or not arg.isidentifier() or not _is_attribute_name(name) or name.startswith("mailscope."):
+            raise ConfigError(f"{part!r}: arguments must be (argument=attribute.name,...), outside mailscope.*")
+        if arg in dict(captures):
+            raise ConfigError(f"{part!r}: argument {arg!r} named twice")
+        captures.append((arg, name))
+    return tuple(captures)
+
+
+def parse_operations(raw: str) -> tuple[tuple, ...]:
+    """`operation=module:qualname[(arg=attribute,...)],...` -> ((operation, module, qualname), ...);
+    an entry that names arguments has a fourth item, ((argument, attribute), ...)."""
+    items: list = []
+    for part in _split_entries(raw):
         op, sep, target = part.partition("=")
-        op = op.strip()
-        module, colon, qualname = target.strip().partition(":")
+        op, target = op.strip(), target.strip()
         if not sep or op not in OPERATION_NAMES_FOR_CONFIG:
             raise ConfigError(f"{part!r}: operation must be one of {', '.join(OPERATION_NAMES_FOR_CONFIG)}")
-        if not colon or not module or not qualname or " " in target.strip():
-            raise ConfigError(f"{part!r}: target must be module:qualname")
-        items.append((op, module, qualname))
+        captures = ()
+        if target.endswith(")") and "(" in target:
+            target, _, inner = target[:-1].partition("(")
+            captures = _parse_captures(part, inner)
+        module, colon, qualname = target.strip().partition(":")
+        if not colon or not module or not qualname or any(c in target for c in " ()"):
+            raise ConfigError(f"{part!r}: target must be module:qualname[(argument=attribute,...)]")
+        items.append((op, module, qualname, captures) if captures else (op, module, qualname))
     return tuple(items)
 
 
@@ -224,8 +260,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("MAILSCOPE_QUEUE_ENVELOPE", "queue_envelope", "off", _choice("off", "json"), "`off`",
              "`json`: carry trace context and enqueue time inside JSON-object payloads, stripped again on receive"),
     Variable("MAILSCOPE_OPERATIONS", "operations", (), parse_operations, "empty",
-             "`operation=module:qualname,...` wraps the app's own functions as mailscope operations "
-             "(`personalize`, `send`, `template.load`)"),
+             "`operation=module:qualname[(arg=attribute,...)],...` wraps the app's own functions as mailscope "
+             "operations (`personalize`, `send`, `template.load`, `trigger`, `segment`, `workflow.step`); the named "
+             "arguments' str, int and bool values are recorded as those attributes (redacted, at most 100 characters)"),
     Variable("MAILSCOPE_HEADER_ATTRIBUTES", "header_attributes", (), parse_header_attributes, "empty",
              "`Header-Name=attribute.name,...` copied from sent messages onto send spans"),
     Variable("MAILSCOPE_TRACES_FILE", "traces_file", None, parse_path, "stdout",
