@@ -90,6 +90,10 @@ def test_demo_runs_end_to_end_and_prints_the_report(demo):
     assert [p.name for p in traces] == ["producer.jsonl", "worker.jsonl"]
     assert all(p.stat().st_size > 0 for p in traces)
     assert f"[demo] trace files: {traces[0]}, {traces[1]}" in out
+    # the report names the campaign template's missing variable and the worker's leak
+    templates = out.split("\nTEMPLATES", 1)[1].split("\nRECOMMENDATIONS", 1)[0]
+    assert re.search(r"weekly_digest\S*\s+referral_code\s+\d+", templates), templates
+    assert re.search(r"\[warning\] process \S+: resident memory grew", out)
 
 
 def _regex_literal(value: str) -> str:
