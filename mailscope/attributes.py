@@ -56,6 +56,11 @@ SPAN_NAME_BY_OPERATION = {
     OP_WORKFLOW_STEP: SPAN_WORKFLOW_STEP,
 }
 
+# the delivery receiver (mailscope.delivery): one span per provider event; not in OPERATIONS,
+# whose order the report uses for the send pipeline's own steps
+OP_DELIVERY = "delivery"
+SPAN_DELIVERY = "email.delivery"
+
 # --- attribute keys set by instrumentors -------------------------------------
 OPERATION = "mailscope.operation"
 
@@ -109,6 +114,23 @@ SEGMENT_SIZE = "email.segment.size"
 # arguments MAILSCOPE_OPERATIONS entries name are recorded as attributes of str, int or bool
 # values only; strings redacted, then cut to this many characters
 CAPTURED_VALUE_MAX_CHARS = 100
+
+DELIVERY_STATUS = "email.delivery.status"
+DELIVERY_LATENCY = "email.delivery.latency"
+DELIVERY_DELIVERED = "delivered"
+DELIVERY_BOUNCED = "bounced"
+DELIVERY_DEFERRED = "deferred"
+DELIVERY_DROPPED = "dropped"
+DELIVERY_COMPLAINED = "complained"
+DELIVERY_OPENED = "opened"
+DELIVERY_CLICKED = "clicked"
+DELIVERY_UNSUBSCRIBED = "unsubscribed"
+DELIVERY_STATUSES = (
+    DELIVERY_DELIVERED, DELIVERY_BOUNCED, DELIVERY_DEFERRED, DELIVERY_DROPPED,
+    DELIVERY_COMPLAINED, DELIVERY_OPENED, DELIVERY_CLICKED, DELIVERY_UNSUBSCRIBED,
+)
+# statuses whose spans are ERROR spans, classified like synchronous send errors
+DELIVERY_FAILURES = (DELIVERY_BOUNCED, DELIVERY_DEFERRED, DELIVERY_DROPPED)
 
 ERROR_TYPE = "error.type"
 # OTel HTTP semantic convention: the HTTP status of an HTTP email provider's answer on send spans
@@ -186,9 +208,14 @@ METRIC_SLOW_OPERATIONS = "mailscope.slow_operations"
 METRIC_ERRORS = "mailscope.errors"
 METRIC_MEMORY_DELTA = "mailscope.memory.delta"
 
+METRIC_DELIVERY_EVENTS = "mailscope.delivery.events"
+METRIC_DELIVERY_LATENCY = "mailscope.delivery.latency"
+METRIC_DELIVERY_REJECTED = "mailscope.delivery.rejected_requests"
+
 # metric label keys that are not span attributes
 LABEL_OUTCOME = "outcome"
 LABEL_SPAN_NAME = "span.name"
+LABEL_REASON = "reason"  # mailscope.delivery.rejected_requests
 OUTCOME_OK = "ok"
 OUTCOME_ERROR = "error"
 OUTCOME_ACCEPTED = "accepted"

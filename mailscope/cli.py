@@ -1,4 +1,4 @@
-"""The `mailscope` command: `classify` and `report`."""
+"""The `mailscope` command: `classify`, `report` and `webhooks serve`."""
 
 from __future__ import annotations
 
@@ -35,6 +35,12 @@ def _report(args) -> int:
     return run_report(args)
 
 
+def _webhooks_serve(args) -> int:
+    from mailscope.delivery import serve
+
+    return serve(args.host, args.port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailscope", description="mailscope: email-aware OpenTelemetry tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -62,6 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--until", help="only spans starting before this time (ISO 8601 or unix seconds)")
     report.add_argument("--operation", help="only spans whose mailscope.operation or span name matches this glob")
     report.set_defaults(func=_report)
+
+    webhooks = sub.add_parser("webhooks", help="provider delivery-event webhooks")
+    webhooks_sub = webhooks.add_subparsers(dest="webhooks_command", required=True)
+    serve = webhooks_sub.add_parser(
+        "serve",
+        help="the standalone delivery-event receiver",
+        description="Receives provider event webhooks at POST /mailgun, /sendgrid, /postmark and /ses, verifies "
+        "them with the MAILSCOPE_WEBHOOK_* keys and records one email.delivery span per event. Run it under "
+        "opentelemetry-instrument like any service.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8787, help="port to listen on (default 8787)")
+    serve.set_defaults(func=_webhooks_serve)
     return parser
 
 

@@ -106,6 +106,37 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+# --- delivery webhooks (mailscope.delivery) ------------------------------------
+def parse_secret(raw: str) -> str:
+    """A key or credential: kept as given. Never rejected here (a warning would echo it);
+    the receiver refuses a request it cannot verify with it."""
+    return raw.strip()
+
+
+def parse_sendgrid_key(raw: str) -> str:
+    from mailscope.delivery.verify import load_sendgrid_key  # imports cryptography only when set
+
+    try:
+        load_sendgrid_key(raw)
+    except Exception:
+        raise ConfigError("not a base64 DER or PEM EC public key") from None
+    return raw.strip()
+
+
+def parse_cert_origins(raw: str) -> tuple[str, ...]:
+    """`scheme://host[:port],...`; `*` in a host stands for one DNS label."""
+    items = []
+    for part in _split(raw):
+        scheme, sep, host = part.partition("://")
+        if not sep or scheme.lower() not in ("https", "http") or not host or "/" in host or " " in host:
+            raise ConfigError(f"{part!r} is not scheme://host[:port]")
+        items.append(f"{scheme.lower()}://{host.lower()}")
+    return tuple(items)
+
+
+DEFAULT_SES_CERT_ORIGINS = ("https://sns.*.amazonaws.com", "https://sns.*.amazonaws.com.cn")
+
+
 def parse_globs(raw: str) -> tuple[str, ...]:
     globs = _split(raw)
     for g in globs:
@@ -275,6 +306,20 @@ VARIABLES: tuple[Variable, ...] = (
              parse_provider_endpoints, "Mailgun (US, EU) and Postmark API hosts",
              "`provider=host[:port]/path-glob,...` (`mailgun` or `postmark`): POSTs made with requests or httpx "
              "to these URLs are `email.send` spans; your entries are tried before the built-ins"),
+    Variable("MAILSCOPE_DELIVERY_TRACKING", "delivery_tracking", "off", _choice("off", "on"), "`off`",
+             "`on`: put the send's trace context and time into provider metadata that event webhooks echo back "
+             "(see docs/delivery.md for the reserved `mailscope` key)"),
+    Variable("MAILSCOPE_WEBHOOK_MAILGUN_SIGNING_KEY", "webhook_mailgun_signing_key", None, parse_secret, "unset",
+             "Mailgun webhook signing key; unset: Mailgun events are rejected"),
+    Variable("MAILSCOPE_WEBHOOK_SENDGRID_PUBLIC_KEY", "webhook_sendgrid_public_key", None, parse_sendgrid_key,
+             "unset", "SendGrid Event Webhook verification key (base64 DER or PEM); unset: SendGrid events are rejected"),
+    Variable("MAILSCOPE_WEBHOOK_POSTMARK_CREDENTIALS", "webhook_postmark_credentials", None, parse_secret, "unset",
+             "`user:password` Postmark sends as basic auth; unset: Postmark events are rejected"),
+    Variable("MAILSCOPE_WEBHOOK_SES_TOPIC_ARNS", "webhook_ses_topic_arns", None, parse_globs, "unset",
+             "globs of the SNS topic ARNs whose SES events are accepted; unset: SES events are rejected"),
+    Variable("MAILSCOPE_WEBHOOK_SES_CERT_ORIGINS", "webhook_ses_cert_origins", DEFAULT_SES_CERT_ORIGINS,
+             parse_cert_origins, "`https://sns.*.amazonaws.com`, `https://sns.*.amazonaws.com.cn`",
+             "`scheme://host[:port],...` an SNS SigningCertURL must start with (`*` = one DNS label)"),
 )
 
 
@@ -298,6 +343,12 @@ class Settings:
     metrics_file: str | None = None
     logs_file: str | None = None
     provider_endpoints: tuple = DEFAULT_PROVIDER_ENDPOINTS
+    delivery_tracking: str = "off"
+    webhook_mailgun_signing_key: str | None = field(default=None, repr=False)  # secrets stay out of reprs
+    webhook_sendgrid_public_key: str | None = None
+    webhook_postmark_credentials: str | None = field(default=None, repr=False)
+    webhook_ses_topic_arns: tuple | None = None
+    webhook_ses_cert_origins: tuple = DEFAULT_SES_CERT_ORIGINS
     # variables that were set but invalid (for diagnostics and tests)
     invalid: tuple = field(default=(), compare=False)
 

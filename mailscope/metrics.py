@@ -120,6 +120,42 @@ def tally_for(meter_provider, name: str) -> Tally:
         return tally
 
 
+# delivery events: seconds from a send to its provider's event (minutes to days)
+DELIVERY_LATENCY_BUCKETS_S = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0,
+                              86400.0, 259200.0)
+
+
+class DeliveryInstruments:
+    """The delivery receiver's metrics: events and rejected requests (Tallies, labels from fixed
+    sets: provider path, status, error category, reason) and the latency histogram."""
+
+    def __init__(self, meter):
+        self.events = Tally(meter, attr.METRIC_DELIVERY_EVENTS, description="Provider delivery events")
+        self.rejected = Tally(meter, attr.METRIC_DELIVERY_REJECTED,
+                              description="Webhook requests the delivery receiver rejected")
+        self.latency = meter.create_histogram(
+            attr.METRIC_DELIVERY_LATENCY, unit="s", description="Time from a send to its provider's event",
+            explicit_bucket_boundaries_advisory=DELIVERY_LATENCY_BUCKETS_S,
+        )
+
+
+_delivery: dict = {}  # meter provider (None: the global one) -> DeliveryInstruments
+_delivery_lock = threading.Lock()
+
+
+def delivery_instruments(meter_provider=None) -> DeliveryInstruments:
+    """One set per meter provider (the SDK hands a re-registered observable instrument back
+    with its first callback, so a second set would count into the void)."""
+    with _delivery_lock:
+        found = _delivery.get(id(meter_provider))
+        if found is None or found[0] is not meter_provider:
+            if len(_delivery) >= 16:  # test suites make many providers; keep the table bounded
+                _delivery.pop(next(iter(_delivery)))
+            meter = metrics.get_meter("mailscope", __version__, meter_provider)
+            found = _delivery[id(meter_provider)] = (meter_provider, DeliveryInstruments(meter))
+        return found[1]
+
+
 class Instruments:
     """Lazily created instruments (one set per process)."""
 

@@ -1,0 +1,297 @@
+"""The delivery receiver behind real servers (wsgiref for WSGI, uvicorn for ASGI), in this process.
+
+For each provider, events signed as the provider signs them become `email.delivery` spans:
+a child of the send span when they carry mailscope's tracking value, a root span carrying
+the message id hash when they do not. A bounce is classified exactly like the synchronous
+refusal of the same reply by a real SMTP server (category, retryable, fingerprint). Every
+unsigned, badly signed, stale, replayed, malformed, oversized or unconfigured request is
+refused with 4xx, counted by reason, and makes no span. No address reaches a span.
+"""
+
+import smtplib
+import time
+
+import pytest
+
+from mailscope import attributes as attr
+from mailscope.config import load_settings
+from mailscope.delivery import asgi_app, tracking, wsgi_app
+from mailscope.delivery.receiver import MAX_BODY_BYTES
+from tests.support import delivery_events as de
+from tests.support.delivery_receiver import Served
+from tests.support.smtp_server import Behaviour, SMTPTestServer
+from tests.support.smtp_telemetry import smtp_telemetry  # noqa: F401 (fixture)
+from tests.support.span_strings import exported_text
+
+RECIPIENT = "kim.lee@clients.example.org"
+SENDER = "billing@shop.example.com"
+BOUNCE = "550 5.1.1 The email account that you tried to reach does not exist"
+PROVIDERS = ("sendgrid", "mailgun", "postmark", "ses")
+
+
+class Keys:
+    def __init__(self):
+        self.sendgrid = de.SendGridSigner()
+        self.mailgun = de.MailgunSigner()
+        self.certs = de.CertificateServer().start()
+        self.sns = de.SNSSigner(self.certs)
+
+    def config(self, **drop):
+        env = {
+            "MAILSCOPE_WEBHOOK_SENDGRID_PUBLIC_KEY": self.sendgrid.public_key,
+            "MAILSCOPE_WEBHOOK_MAILGUN_SIGNING_KEY": self.mailgun.key,
+            "MAILSCOPE_WEBHOOK_POSTMARK_CREDENTIALS": "hooks:pm-webhook-secret",
+            "MAILSCOPE_WEBHOOK_SES_TOPIC_ARNS": "arn:aws:sns:*:123456789012:ses-events",
+            "MAILSCOPE_WEBHOOK_SES_CERT_ORIGINS": self.certs.url,
+        }
+        for name in drop:
+            env.pop(name)
+        return load_settings(env)
+
+    def request(self, provider, kind, message_id, tracking_value=None, at=None, **options):
+        """(body, headers) of one signed event: `kind` is delivered, bounced, deferred or complained."""
+        diagnostic = options.pop("diagnostic", BOUNCE)
+        if provider == "sendgrid":
+            name = {"delivered": "delivered", "bounced": "bounce", "deferred": "deferred",
+                    "complained": "spamreport"}[kind]
+            fields = {"reason": diagnostic, "status": diagnostic.split()[1]} if kind == "bounced" else {}
+            if kind == "deferred":
+                fields = {"response": diagnostic, "attempt": "1"}
+            event = de.sendgrid_event(name, RECIPIENT, message_id, tracking_value, at=at, **fields)
+            return self.sendgrid.post_args([event], **options)
+        if provider == "mailgun":
+            code, _, rest = diagnostic.partition(" ")
+            name = {"delivered": "delivered", "complained": "complained"}.get(kind, "failed")
+            severity = {"bounced": "permanent", "deferred": "temporary"}.get(kind)
+            data = de.mailgun_event(name, RECIPIENT, message_id, tracking_value, at=at, severity=severity,
+                                    code=int(code) if kind in ("bounced", "deferred") else 250,
+                                    message=rest if kind in ("bounced", "deferred") else "OK")
+            return self.mailgun.body(data, **options), {}
+        if provider == "postmark":
+            record = {"delivered": "Delivery", "complained": "SpamComplaint"}.get(kind, "Bounce")
+            bounce_type = "SoftBounce" if kind == "deferred" else "HardBounce"
+            body = de.postmark_event(record, RECIPIENT, message_id, tracking_value, at=at, bounce_type=bounce_type,
+                                     details=f"smtp;{diagnostic}")
+            import json
+
+            return json.dumps(body).encode(), options.get("auth", de.postmark_auth())
+        name = {"delivered": "Delivery", "bounced": "Bounce", "deferred": "DeliveryDelay",
+                "complained": "Complaint"}[kind]
+        status = diagnostic.split()[1]
+        event = de.ses_event(name, RECIPIENT, message_id, tracking_value, at=at, diagnostic=f"smtp; {diagnostic}",
+                             status=status)
+        return self.sns.body(event, **options), {"x-amz-sns-message-type": "Notification"}
+
+
+@pytest.fixture(scope="module")
+def keys():
+    found = Keys()
+    yield found
+    found.certs.stop()
+
+
+@pytest.fixture(params=["wsgi", "asgi"])
+def served(request, keys, smtp_telemetry):  # noqa: F811
+    telemetry = smtp_telemetry
+    make = wsgi_app if request.param == "wsgi" else asgi_app
+    app = make(config=keys.config(), tracer_provider=telemetry.tracer_provider,
+               meter_provider=telemetry.meter_provider)
+    with Served(app, request.param) as server:
+        server.telemetry = telemetry
+        yield server
+
+
+def metric_points(telemetry, name) -> list:
+    data = telemetry.reader.get_metrics_data()
+    points = []
+    for rm in data.resource_metrics if data else ():
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                if metric.name == name:
+                    points.extend(metric.data.data_points)
+    return points
+
+
+def rejected(telemetry) -> dict:
+    return {(p.attributes[attr.PROVIDER], p.attributes[attr.LABEL_REASON]): p.value
+            for p in metric_points(telemetry, attr.METRIC_DELIVERY_REJECTED)}
+
+
+def send_span(telemetry):
+    """A send span as the app's instrumentation makes one, and its tracking value sent 100 s ago."""
+    span = telemetry.tracer.start_span(attr.SPAN_SEND, attributes={attr.OPERATION: attr.OP_SEND})
+    span.end()
+    return span, tracking.value_for(span, sent_at_s=int(time.time()) - 100)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_events_join_the_send_trace_classified(served, keys, provider):
+    telemetry = served.telemetry
+    # the synchronous refusal of the same reply, by a real SMTP server
+    with SMTPTestServer(Behaviour(refuse={RECIPIENT: BOUNCE})) as smtp:
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            with smtplib.SMTP(smtp.host, smtp.port) as client:
+                client.sendmail(SENDER, [RECIPIENT], b"Subject: hi\r\n\r\nbody\r\n")
+    synchronous = [s for s in telemetry.spans(attr.SPAN_SEND) if s.status.is_ok is False][0]
+
+    send, value = send_span(telemetry)
+    event_at = int(time.time()) - 58  # 42 s after the send time the value carries
+    for kind in ("delivered", "bounced", "deferred", "complained"):
+        diagnostic = BOUNCE if kind != "deferred" else "451 4.7.1 Greylisted, please try again later"
+        body, headers = keys.request(provider, kind, f"msg-{provider}-{kind}", value, at=event_at,
+                                     diagnostic=diagnostic)
+        status, answer = de.post(served.url(provider), body, headers)
+        assert status == 200, (kind, answer)
+
+    spans = {s.attributes[attr.DELIVERY_STATUS]: s for s in telemetry.spans(attr.SPAN_DELIVERY)}
+    assert set(spans) == {"delivered", "bounced", "deferred", "complained"}
+    for status, span in spans.items():
+        assert span.parent is not None and span.parent.span_id == send.context.span_id, status
+        assert span.context.trace_id == send.context.trace_id
+        assert span.attributes[attr.OPERATION] == attr.OP_DELIVERY
+        assert span.attributes[attr.PROVIDER] == provider
+        assert span.attributes[attr.RECIPIENTS_DOMAINS] == ("clients.example.org",)
+        assert span.attributes[attr.DELIVERY_LATENCY] == pytest.approx(42, abs=1)
+        assert span.attributes[attr.MESSAGE_ID_HASH]
+        assert RECIPIENT not in exported_text(span) and "kim.lee" not in exported_text(span)
+        assert span.status.is_ok is (status not in ("bounced", "deferred"))
+
+    bounce = spans["bounced"]
+    assert bounce.attributes[attr.SMTP_RESPONSE_CODE] == 550
+    assert bounce.attributes[attr.SMTP_ENHANCED_STATUS] == "5.1.1"
+    for key in (attr.ERROR_CATEGORY, attr.ERROR_RETRYABLE, attr.ERROR_FINGERPRINT, attr.ERROR_PATTERN):
+        assert bounce.attributes[key] == synchronous.attributes[key], key
+    assert bounce.attributes[attr.ERROR_CATEGORY] == "recipient"
+    deferred = spans["deferred"]
+    assert deferred.attributes[attr.SMTP_RESPONSE_CODE] == 451
+    assert deferred.attributes[attr.ERROR_RETRYABLE] is True
+
+    counted = {(p.attributes[attr.DELIVERY_STATUS], p.attributes.get(attr.ERROR_CATEGORY)): p.value
+               for p in metric_points(telemetry, attr.METRIC_DELIVERY_EVENTS)}
+    assert counted[("bounced", "recipient")] == 1 and counted[("delivered", None)] == 1
+    latency = metric_points(telemetry, attr.METRIC_DELIVERY_LATENCY)
+    assert latency and latency[0].count == 4 and latency[0].attributes == {attr.PROVIDER: provider}
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_event_without_tracking_is_a_root_with_the_message_id_hash(served, keys, provider):
+    from mailscope.instrumentation.common.send import message_id_hash
+
+    body, headers = keys.request(provider, "delivered", "0100018c-untracked")
+    assert de.post(served.url(provider), body, headers)[0] == 200
+    (span,) = served.telemetry.spans(attr.SPAN_DELIVERY)
+    assert span.parent is None
+    assert attr.DELIVERY_LATENCY not in span.attributes
+    assert span.attributes[attr.MESSAGE_ID_HASH] == message_id_hash("0100018c-untracked")
+
+
+def forged(keys, provider, case):
+    """(body, headers) of a request that must be refused, and the reason it is counted under."""
+    old = time.time() - 600
+    if case == "stale":
+        if provider == "postmark":
+            pytest.skip("Postmark signs no time: its basic auth and the replay guard are all there is")
+        at = {"sendgrid": {"timestamp": old}, "mailgun": {"timestamp": old}, "ses": {"timestamp": old}}[provider]
+        return keys.request(provider, "delivered", "m-stale", **at), "stale"
+    body, headers = keys.request(provider, "delivered", "m-forged")
+    if case == "unsigned":
+        if provider == "sendgrid":
+            headers = {}
+        elif provider == "mailgun":
+            import json
+
+            document = json.loads(body)
+            del document["signature"]
+            body = json.dumps(document).encode()
+        elif provider == "postmark":
+            headers = {}
+        else:
+            import json
+
+            document = json.loads(body)
+            del document["Signature"]
+            body = json.dumps(document).encode()
+        return (body, headers), "unsigned"
+    if case == "bad_signature":
+        if provider == "sendgrid":
+            other = de.SendGridSigner()
+            return other.post_args(__import__("json").loads(body)), "bad_signature"
+        if provider == "mailgun":
+            return (de.MailgunSigner("not-the-key").body(__import__("json").loads(body)["event-data"]), {}), \
+                "bad_signature"
+        if provider == "postmark":
+            return (body, de.postmark_auth(password="guess")), "bad_signature"
+        # a certificate from an origin the receiver does not trust, then a tampered message
+        import json
+
+        document = json.loads(body)
+        document["SigningCertURL"] = "https://sns.us-east-1.amazonaws.com.example.net/cert.pem"
+        return (json.dumps(document).encode(), headers), "bad_signature"
+    if case == "tampered":
+        return (body.replace(b"delivered", b"Delivered").replace(b"Delivery", b"Bounce"), headers), "bad_signature"
+    if case == "malformed":
+        if provider == "sendgrid":
+            return keys.sendgrid.post_args({"not": "an array"}), "malformed"
+        if provider == "mailgun":
+            return (b"{not json", {}), "malformed"
+        if provider == "postmark":
+            return (b"[1, 2", de.postmark_auth()), "malformed"
+        return (b"<xml/>", {}), "malformed"
+    raise ValueError(case)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_forged_stale_replayed_and_oversized_requests_are_refused(served, keys, provider):
+    telemetry = served.telemetry
+    url = served.url(provider)
+    expected = {}
+    for case in ("unsigned", "bad_signature", "tampered", "stale", "malformed"):
+        if case == "tampered" and provider in ("postmark", "mailgun"):
+            continue  # basic auth covers no content; Mailgun signs timestamp + token only (single use)
+        if case == "stale" and provider == "postmark":
+            continue
+        (body, headers), reason = forged(keys, provider, case)
+        status, answer = de.post(url, body, headers)
+        assert status == (400 if reason == "malformed" else 401), (case, status, answer)
+        assert answer.decode() == reason
+        expected[reason] = expected.get(reason, 0) + 1
+
+    body, headers = keys.request(provider, "delivered", "m-once")
+    assert de.post(url, body, headers)[0] == 200
+    assert de.post(url, body, headers) == (401, b"replayed")
+    expected["replayed"] = 1
+
+    assert de.post_oversized(url, MAX_BODY_BYTES + 1) == 413
+    expected["too_large"] = 1
+
+    assert rejected(telemetry) == {(provider, reason): n for reason, n in expected.items()}
+    assert len(telemetry.spans(attr.SPAN_DELIVERY)) == 1  # the genuine event only
+
+
+def test_providers_without_keys_are_refused(keys, smtp_telemetry):  # noqa: F811
+    telemetry = smtp_telemetry
+    app = wsgi_app(config=load_settings({}), tracer_provider=telemetry.tracer_provider,
+                   meter_provider=telemetry.meter_provider)
+    with Served(app, "wsgi") as server:
+        for provider in PROVIDERS:
+            body, headers = keys.request(provider, "delivered", "m-unconfigured")
+            assert de.post(server.url(provider), body, headers) == (401, b"not_configured")
+        assert de.post(server.url("nobody"), b"{}", {})[0] == 404
+    assert rejected(telemetry) == {(p, "not_configured"): 1 for p in PROVIDERS}
+    assert telemetry.spans(attr.SPAN_DELIVERY) == []
+
+
+def test_sns_certificates_come_only_from_allowed_origins():
+    from mailscope.delivery.verify import CertificateSource
+
+    default = CertificateSource(load_settings({}).webhook_ses_cert_origins, fetch=lambda url: b"")
+    assert default.allowed("https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-abc.pem")
+    assert default.allowed("https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-abc.pem")
+    for url in ("http://sns.eu-west-1.amazonaws.com/SimpleNotificationService-abc.pem",
+                "https://sns.eu-west-1.amazonaws.com.evil.example/x.pem",
+                "https://sns.a.b.amazonaws.com/x.pem",
+                "https://evil.example/sns.eu-west-1.amazonaws.com/x.pem",
+                "https://sns.eu-west-1.amazonaws.com@evil.example/x.pem",
+                "https://sns.eu-west-1.amazonaws.com/x.pem?redirect=1",
+                "https://sns.eu-west-1.amazonaws.com/x.txt"):
+        assert not default.allowed(url), url
