@@ -52,24 +52,35 @@ def _rx(*alternatives: str) -> re.Pattern:
 
 # --- 1. override wording (applied to the lower-cased pattern) ---------------------------
 _OVERRIDES = (
+    (CONTENT, _rx(  # what the message carries, whatever the code or a word like `spam` or `banned` says
+        r"spam url", r"\burls? in (?:the )?(?:message )?(?:content|body)",
+        r"(?:banned|blocked|prohibited|forbidden|disallowed|blacklisted|unsafe|dangerous) (?:file|attachment)",
+        r"attachment type", r"file (?:extension|type) (?:is )?(?:not allowed|blocked|banned|detected)",
+    )),
     (RECIPIENT, _rx(
         r"marked as inactive", r"inactive (?:addresses|recipients?)", r"suppress(?:ed|ion) (?:list|sending)",
         r"has suppressed", r"previously bounced", r"^bounced address", r"history of bouncing",
     )),
     (SENDER_AUTH, _rx(
-        r"\bspf\b[^.;]{0,20}(?:check|fail|validation|record of|violation|softfail|permerror|temperror|did not pass|=)",
+        # a text that names SPF, DKIM or DMARC, or an authentication level, is about the sender's
+        # authentication even under a 421 rate-limit or an x.7.0 `other security` code
+        r"\bspf\b(?![:=\s]*pass\b)", r"authentication level",
         r"sender policy framework", r"\bdkim\b", r"\bdmarc\b", r"domainkeys",
         r"unauthenticated (?:e-?mail|mail|messages?|senders?)", r"sender is unauthenticated",
         r"because it is unauthenticated", r"authenticate with either spf", r"\bptr record",
         r"reverse (?:dns|hostname|lookup)", r"cannot find your (?:reverse )?hostname", r"\barc (?:validation|seal)",
         r"not (?:designated|permitted|allowed) to send mail from", r"is not allowed to send mail from",
     )),
+    (VALIDATION, _rx(  # the client's own configuration: it must use TLS (not a credentials problem)
+        r"must issue a starttls command(?![^;]*authenticat)", r"\btls (?:is )?required\b", r"unencrypted connection",
+        r"requires? (?:a )?(?:secure|encrypted|tls) (?:connection|channel)(?! or the client was not authenticated)",
+    )),
     (AUTHENTICATION, _rx(
         r"relay(?:ing)? (?:access )?(?:denied|not permitted|not allowed|prohibited)", r"unable to relay",
         r"not permitted to relay", r"relay not permitted", r"we do not relay", r"account is locked", r"locked out",
     )),
     (REPUTATION, _rx(
-        r"unsolicited", r"bad outbound sender", r"outbound spam", r"banned sender", r"gr[ae]ylist",
+        r"unsolicited", r"bad outbound sender", r"blocked senders?\b", r"sender (?:address |ip )?blocked", r"outbound spam", r"banned sender", r"gr[ae]ylist",
         r"deferred due to (?:unexpected volume or )?(?:excessive )?user complaints",
     )),
     (RATE_LIMIT, _rx(
@@ -81,7 +92,7 @@ _OVERRIDES = (
         r"max(?:imum)? (?:number of )?(?:e-?mails|messages?|mails|connections|recipients)\b[^.;]{0,20}\b(?:per|exceeded)",
         r"exceeded the max(?:imum)?", r"max(?:imum)? (?:sending|message|send) rate", r"out of credits",
         r"credits exceeded", r"messaging limits", r"please slow down", r"retry after",
-        r"too much (?:mail|e-?mail|traffic|messages)",
+        r"too much (?:mail|e-?mail|traffic|messages)", r"relay limit exceeded", r"excessive (?:volume|amount|number)",
     )),
     (MAILBOX_FULL, _rx(
         r"mailbox (?:is )?full", r"mailbox (?:size )?(?:quota|limit) exceeded", r"\bover ?quota",
@@ -91,6 +102,11 @@ _OVERRIDES = (
     (TIMEOUT, _rx(
         r"message (?:has )?expired", r"expired after", r"delivery time expired", r"too long in (?:the )?queue",
         r"retry timeout exceeded",
+    )),
+    (INFRASTRUCTURE, _rx(  # the connection itself failed: no reply came to say anything else
+        r"connection refused", r"econnrefused", r"actively refused", r"greeting never received",
+        r"unable to read data from the transport", r"have been failing", r"network is unreachable",
+        r"no route to host", r"connection reset", r"econnreset", r"forcibly closed",
     )),
     (VALIDATION, _rx(
         r"not a valid rfc-?\s?5321", r"not a valid (?:e-?mail )?address", r"(?:address|e-?mail)[^.;]{0,30}not (?:properly |correctly )?formatted",
@@ -155,7 +171,7 @@ _WORDING = (
     (AUTHENTICATION, _rx(
         r"authenticat(?:ion|e)[^.;]{0,30}(?:fail|unsuccessful|required|invalid|incorrect|denied|rejected|error)",
         r"(?:not |un)authenticated", r"authentication data", r"auth(?:entication)? extension",
-        r"\bsmtp auth\b", r"\bsasl\b", r"credential", r"password", r"username", r"log ?in\b", r"sign-?in",
+        r"\bsmtp auth\b", r"\bsasl\b", r"credential", r"password", r"username", r"(?<![\w-])log ?in\b", r"sign-?in",
         r"unauthori[sz]ed", r"forbidden", r"authori[sz]ation", r"api[ _-]?key", r"\btokens?\b", r"token ?id",
         r"not authori[sz]ed to perform", r"accessdenied", r"signature ?does ?not ?match", r"secret access key",
         r"access key", r"application-specific password", r"\bsmtp ?client ?authentication",
@@ -229,6 +245,13 @@ _GENERIC_INFRA = _rx(
     r"connect call failed", r"error connecting", r"failed to establish", r"could not connect", r"unable to connect",
     r"cannot connect", r"callout", r"retry time not reached", r"\bdefer", r"not available", r"try again later",
     r"closing (?:connection|transmission channel)", r"out of memory", r"unavailable",
+    r"lost (?:input )?channel", r"\bfrozen\b", r"unable to process", r"greeting", r"socket close",
+)
+# wording of a transient server-side problem: decides over the generic fallback of an ambiguous
+# enhanced code (x.7.0 is `other security`, x.3.0 `other system status`)
+_SYSTEM_TROUBLE = _rx(
+    r"system problem", r"server (?:is )?busy", r"too busy",
+    r"temporar(?:il)?y (?:unavailable|failure|problem|error)", r"unable to process",
 )
 
 # --- 5. reply codes ------------------------------------------------------------------
@@ -332,6 +355,11 @@ def categorize(pattern: str, error_type: str | None = None) -> tuple[str, bool]:
     http = code is not None and enhanced is None and (
         400 <= code <= 418 or code == 429 or _HTTP_CONTEXT.search(text) is not None
     )
+    if http and code > 511:
+        http = False  # 512-599 are no HTTP status: 550, 554 are SMTP replies whatever the words around them
+    elif http and reply.start() == 0 and code in _SMTP_CODES and "<url>" in text:
+        # `421 Sender address blocked - <url>`: a server reply that links its documentation
+        http = _HTTP_CONTEXT.search(text.replace("<url>", "")) is not None
 
     category = None
     for name, rx in _OVERRIDES:
@@ -346,6 +374,8 @@ def categorize(pattern: str, error_type: str | None = None) -> tuple[str, bool]:
             if rx.search(text):
                 category = name
                 break
+    if category is None and fallback is not None and _SYSTEM_TROUBLE.search(text):
+        category = INFRASTRUCTURE
     if category is None:
         category = fallback
     if category is None and _GENERIC_INFRA.search(text):

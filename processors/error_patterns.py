@@ -92,7 +92,7 @@ _WS = re.compile(r"\s+")
 _ESCAPES = re.compile(r"\\[rntfv](?![a-z]{3})|\\x[0-9a-fA-F]{2}")
 _BYTES_PREFIX = re.compile(r"(?<![\w'\"])b(?=['\"])")
 _WIN_PATH = re.compile(r"(?<![\w])[A-Za-z]:\\[^\s'\"<>|*?]*")
-_URL = re.compile(r"(?i)\b(?:[a-z][a-z0-9+.-]{1,15}://|www\.)(?:[^\s'\"<>)\]}]|'(?=\w))+")
+_URL = re.compile(r"(?i)\b(?:[a-z][a-z0-9+.-]{1,15}://|www\.)(?:\[[0-9a-f:.]+\]|[^\s'\"<>)\]}]|'(?=\w))+")
 _ARN = re.compile(r"\barn:aws[\w-]*:[^\s,;)\]}'\"]*")
 _AWS_REGION = re.compile(r"(?i)(?:us|eu|ap|ca|sa|me|af|il|mx|cn)-(?:gov-|iso-)?[a-z]+-\d")
 _CASE_SEGMENT = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
@@ -119,17 +119,18 @@ _TS_TEXT = re.compile(
 )
 _TS_NUM = re.compile(
     rf"(?<![\w.:/-])(?:\d{{4}}[-/.]\d{{1,2}}[-/.]\d{{1,2}}(?:[T\s_]{_CLOCK})?|\d{{1,2}}/\d{{1,2}}/\d{{2,4}}(?:\s{_CLOCK})?"
-    rf"|{_CLOCK}){_ZONE}(?![\w:])"
+    rf"|{_CLOCK}){_ZONE}(?![\w:]|/\d)"  # 3/0/4/820/6 (haproxy timers) is no date
 )
 _UUID = re.compile(r"(?i)\b[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\b")
 _IPV6 = re.compile(
     r"(?i)(?<![\w:.])(?:IPv6:)?(?:"
-    r"(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}"
+    r"(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}(?::\d{1,5})?"  # a full address, with a port glued on as clients print it
     r"|(?:[0-9a-f]{1,4}:){1,7}:"
     r"|(?:[0-9a-f]{1,4}:){1,6}(?::[0-9a-f]{1,4}){1,6}"
     r"|::(?:[0-9a-f]{1,4}:){0,5}[0-9a-f]{1,4}"
+    r"|(?=[0-9a-f:]*::)(?:[0-9a-f]{0,4}:){2,8}\d{5}"  # a compressed address with a 5-digit port glued on
     r"|::"
-    r")(?:(?<=:)\d{1,3}(?:\.\d{1,3}){3})?(?:%[\w.]+)?(?![\w:])"
+    r")(?:(?<=:)\d{1,3}(?:\.\d{1,3}){3})?(?:%[\w.]+)?(?![\w]|:[\w:])"
 )
 _IPV4 = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?(?![\w.]*\w)")
 _MAC = re.compile(r"(?i)\b[0-9a-f]{2}(?:[:-][0-9a-f]{2}){5}\b")
@@ -146,6 +147,8 @@ _VAR_RUNS = re.compile(r"<\*>(?:[:._\-+/]?<\*>)+")
 _TOKEN = re.compile(r"(?<![\w])(?=[\w+-]*(?:\d|\.\w))\w[\w.+-]*\w|(?<![\w.])\d(?![\w.])")
 # long letter-only tokens with random case (Postfix long queue ids, base52 ids)
 _LETTERS_ID = re.compile(r"(?<![\w<])[A-Za-z]{10,}(?![\w>])")
+# Exim message ids: 1rLm3x-0004Ab-Qz (classic), 1rLm3x-00000004Ab1-Qz1x (4.97 and later)
+_EXIM_ID = re.compile(r"[0-9A-Za-z]{6}-(?:[0-9A-Za-z]{6}-[0-9A-Za-z]{2}|[0-9A-Za-z]{11}-[0-9A-Za-z]{4})")
 _CODE_PAIR = re.compile(r"[2-5]\d\d-[245]\.\d{1,3}\.\d{1,3}")
 
 _KV_CATEGORICAL_KEYS = frozenset(
@@ -217,8 +220,15 @@ def _word(word: str) -> str:
         return VAR
     if word.isalpha() or word.lower() in KEEP_WORDS:
         return word
-    # worker12, R02, TS01, 351ms, 64kB: keep the letters, mask the number
+    if _LETTERS_DIGITS.fullmatch(word):
+        # abcd123, us7284, relay01, Exchange01: a server or request id glued from a name and a
+        # number is one value (the name part is as arbitrary as the number)
+        return VAR
+    # 351ms, 64kB, worker_12: keep the letters (a unit, a separated name), mask the number
     return _DIGIT_RUN.sub(VAR, word)
+
+
+_LETTERS_DIGITS = re.compile(r"[A-Za-z]+\d+")
 
 
 _DIGIT_RUN = re.compile(r"\d+")
@@ -246,6 +256,9 @@ def _dns_label(label: str) -> bool:
 _HOSTNAME = re.compile(r"(?:_?[^\W_](?:[\w-]*[^\W_])?\.)+[^\W\d_]{2,63}")
 
 
+_REVERSE_DNS_FIRST = frozenset("com org net io edu gov android java javax jakarta".split())
+
+
 def _hostlike(labels, token: str = "") -> bool:
     """Dotted token whose last label is a TLD and whose labels are DNS labels."""
     if len(labels) < 2:
@@ -253,6 +266,8 @@ def _hostlike(labels, token: str = "") -> bool:
     tld = labels[-1].lower()
     if tld not in TLDS or (len(labels) == 2 and tld in FILE_EXTENSIONS):
         return False
+    if len(labels) >= 3 and labels[0] in _REVERSE_DNS_FIRST:
+        return False  # com.tencent.mm, org.apache.kafka: a package name in reverse-domain notation
     if token:
         return _HOSTNAME.fullmatch(token) is not None
     for label in labels:
@@ -286,6 +301,8 @@ def _mask_word_token(token: str, text: str = "", start: int = 0) -> str:
         if token[:4].isdigit() and _TS_NUM.fullmatch(token):
             return TS
         if len(token) == 36 and _UUID.fullmatch(token):
+            return VAR
+        if len(token) in (16, 23) and _EXIM_ID.fullmatch(token) and not (token.islower() or token.isupper()):
             return VAR
     if "." in token:
         labels = token.split(".")
@@ -502,6 +519,7 @@ def _simple(core: str) -> bool:
 
 
 _LONG_TOKEN = 512
+_NAMED_ENDPOINT = re.compile(r"([(\[]?)[A-Za-z][\w-]*:\d{1,5}([)\],;.:]*)")
 _BRACKETED_SIMPLE = re.compile(r"[\w.+\-()\[\],;]*[()\[\]][\w.+\-()\[\],;:]*")
 _BRACKET_SPLIT = re.compile(r"([()\[\]]+)")
 
@@ -511,7 +529,17 @@ def _mask_token(token: str) -> str:
     if len(token) > _LONG_TOKEN:
         # a blob (base64, a minified payload): one value, and no regex gets to rescan it
         return _URL.sub(URL, token) if "://" in token[:32] else VAR
+    if "->" in token:
+        # Go's `read tcp 10.0.0.5:51234->[::1]:587:`: two endpoints, each masked as one
+        return "->".join(_mask_token(piece) if piece else piece for piece in token.split("->"))
+    if ":" in token:
+        endpoint = _NAMED_ENDPOINT.fullmatch(token)
+        if endpoint is not None:
+            # localhost:2525, mail:25, (relay01:587): a host name and its port, like any host:port
+            return endpoint.group(1) + HOST + ":" + VAR + endpoint.group(2)
     core = token.strip(_EDGE)
+    if core.lower() == "localhost" and "'" not in token and '"' not in token:
+        return token.replace(core, HOST)
     if core and _simple(core) and "'" not in token and '"' not in token and "`" not in token and "::" not in token:
         # the common shapes: word, number, enhanced code, IP, host, id, with punctuation around
         if "-" in core and len(core) >= 12:
@@ -622,11 +650,13 @@ def _timestamp_span(tokens, index: int) -> int:
         return 0
     end = match.end()
     if end < len(window) and window[end] != " ":
-        return 0
+        # `... 02:46:35 +0000]`, `... 2024,`: closing punctuation ends the token, a word character does not
+        if window[end] not in "]),;." or (end + 1 < len(window) and window[end + 1] != " "):
+            return 0
     return window.count(" ", 0, end) + 1
 
 
-_USER_BEFORE = frozenset(("for", "invalid", "illegal", "unknown"))
+_USER_BEFORE = frozenset(("for", "invalid", "illegal", "unknown", "of"))
 _USER_AFTER = frozenset(("from", "[preauth]", "by"))
 # words that follow `for user` / `invalid user` in a sentence, never a login name there
 # (`mailbox for user is full`)
@@ -641,6 +671,43 @@ def _is_state(word: str) -> bool:
     return len(word) >= 3 and word.replace("_", "").isalpha() and word.isupper()
 
 
+_HOST_PORT = re.compile(r"(?<![\w\]\[])(?<!<host>)(?<!<\*>)(?:\[<host>\]|<host>):<\*>(?![\w.]|:\S)")
+# HELO names and host names that are single words, recognisable only by their place:
+# `helo=<localhost>`, `<ip-10-1-2-3>: Helo command rejected`, Exim's `H=(app) [ip]`,
+# `host: mail, port: 25`, `lookup mailhog on ...`, `ENOTFOUND smtp`, `connecting to mail on port 25`
+_ANGLE_NAME = re.compile(r"([A-Za-z_][\w.-]*=)?<((?:[\w.-]|<\*>|<host>)+|\[<host>\])>([:.,;)]?)")
+_PAREN_HOST = re.compile(r"([A-Za-z_][\w.-]*=)?\((?:[\w.-]|<\*>|<host>|\[<host>\])+\)")
+_LABEL = re.compile(r"(?:[A-Za-z]|<\*>)(?:[\w-]|<\*>)*([,;]?)")
+_HOST_BEFORE = frozenset("host: port: hostname lookup enotfound eai_again unknownhostexception: java.net.unknownhostexception:".split())
+_PLACEHOLDER_NAMES = frozenset(("email", "url", "host", "path", "ts", "*"))
+
+
+def _mask_host_names(out: list) -> None:
+    last = len(out) - 1
+    for index, word in enumerate(out):
+        first = word[:1]
+        if (first == "<" and word[:3] != VAR) or "=<" in word:
+            if index and out[index - 1] in _ADDRESS_SLOT:
+                continue  # `recipient address <john.doe>`: an address, see below
+            match = _ANGLE_NAME.fullmatch(word)
+            if match is not None:
+                name = match.group(2)
+                if name not in _PLACEHOLDER_NAMES and not (name.isalpha() and name.isupper()):
+                    out[index] = (match.group(1) or "") + HOST + match.group(3)
+        elif (first == "(" or "=(" in word) and index < last and out[index + 1].startswith("[<host>]"):
+            match = _PAREN_HOST.fullmatch(word)
+            if match is not None:
+                out[index] = (match.group(1) or "") + "(" + HOST + ")"
+        elif index and (first.isalpha() or word[:3] == VAR):
+            before = out[index - 1].lower()
+            if before in _HOST_BEFORE or (
+                before == "to" and index + 2 <= last and out[index + 1] == "on" and out[index + 2] == "port"
+            ):
+                match = _LABEL.fullmatch(word)
+                if match is not None and (before != "port:" or word[:1].isalpha() or match.group(1) == ","):
+                    out[index] = HOST + match.group(1)  # `port: 25` is a port, `port: relay01, 25` a host
+
+
 _CONTEXT_WORDS = frozenset(("user", "User", "USER", "for", "For", "FOR", "from", "From", "FROM"))
 # `The recipient address <john.doe> is not valid`: what an address slot holds is an address
 _ADDRESS_SLOT = frozenset(("address", "Address", "recipient", "Recipient", "sender", "Sender", "mailbox", "Mailbox"))
@@ -652,6 +719,7 @@ def _mask_context_values(out: list) -> None:
     login names (`for user root`, `invalid user admin`, `password for root from`),
     a name in parentheses after a masked value (`process <*> (java)`), and
     state transitions (`from RUNNING to FAILED`)."""
+    _mask_host_names(out)
     last = len(out) - 1
     for index in range(1, last + 1):
         before = out[index - 1]
@@ -662,7 +730,7 @@ def _mask_context_values(out: list) -> None:
             low = before.lower()
             if low == "user":
                 if index >= 2 and out[index - 2].lower() in _USER_BEFORE and word.lower() not in _NOT_A_LOGIN:
-                    out[index] = VAR
+                    out[index] = VAR + (word[-1] if word[-1] in ".,;:" else "")
             elif low == "for":
                 if index < last and out[index + 1].lower() in _USER_AFTER:
                     out[index] = VAR
@@ -784,9 +852,40 @@ def _mask_replies(text: str, truncated: bool) -> str:
 def mask(message: str) -> str:
     """The pattern of `message`: variable parts replaced by placeholders, <= 300 chars."""
     text = _capped(message)
+    frame = ""
+    if text[:1] in _FRAME_FIRST:
+        match = _SYSLOG_FRAME.match(text)
+        if match is not None:
+            frame = _frame(match)
+            text = text[match.end() :]
     if "(" in text and (", '" in text or ", b" in text or ', "' in text) and _REPLY_HINT.search(text):
-        return _mask_replies(text, len(text) < len(message))
-    return _mask_text(text)
+        pattern = _mask_replies(text, len(text) < len(message))
+    else:
+        pattern = _mask_text(text)
+    if frame:
+        pattern = (frame + pattern)[:ERROR_PATTERN_MAX_CHARS]
+    return pattern
+
+
+# A syslog frame (RFC 3164 `Jan  5 10:22:33 mx1 postfix/smtp[123]: `, or an RFC 3339 time stamp
+# as rsyslog writes it): time stamp, host name, program and pid say where an event was logged,
+# not what it is. The host is masked whatever its name (mx1, mail, legacy-app), the pid too, and
+# the program keeps its family (`postfix-out/smtp`, `postfix/lmtp` -> `postfix`; `sm-mta` -> `sm`).
+_SYSLOG_FRAME = re.compile(
+    r"(?:<\d{1,3}>\d?\s?)?"
+    r"(?:(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} \d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?: \d{4})?"
+    r"|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?)"
+    r" +[\w][\w.:-]*(?:/[\w.-]+)? +(?P<prog>[A-Za-z][\w.()-]*(?:/[\w.()-]+)*)(?P<pid>\[\d+\])?: +"
+)
+_FRAME_FIRST = frozenset("JFMASOND<0123456789")
+
+
+def _frame(match: re.Match) -> str:
+    program = match.group("prog")
+    family = program.split("/", 1)[0]
+    if "-" in family and "(" not in family:
+        family = family.split("-", 1)[0]
+    return f"{TS} {HOST} {family}{'[' + VAR + ']' if match.group('pid') else ''}: "
 
 
 def _mask_text(text: str) -> str:
@@ -821,7 +920,9 @@ def _mask_text(text: str) -> str:
             continue
         if token.isalpha():
             masked = token
-            if len(token) >= 10 and not (token.islower() or token.isupper() or token.istitle()):
+            if token == "localhost":
+                masked = HOST
+            elif len(token) >= 10 and not (token.islower() or token.isupper() or token.istitle()):
                 masked = _letters_id_word(token)
         else:
             core = _core(token)
@@ -852,6 +953,10 @@ def _mask_text(text: str) -> str:
     _mask_context_values(out)
     text = " ".join(out)
     if "<" in text:
+        if ":<*>" in text:
+            # [::1]:2525, ::1:2525, 127.0.0.1:2525, localhost:2525: an endpoint reads as its host,
+            # so the port masks the same way whichever notation the host came in
+            text = _HOST_PORT.sub(HOST, text)
         text = _RUNS.sub(r"\1", text)
     if "@" in text:
         # anything still shaped like local@host (root@localhost, a@b) is an address too
