@@ -12,9 +12,9 @@ ever see the redacted collection.
 
 Cost: nothing per measurement. At each collection a redactor looks every point's
 attribute set up in a bounded cache (`CACHE_MAX` sets, cleared when full), keyed
-by the set itself; an attribute set is searched for addresses once, then served
-from the cache. A collection without an address anywhere is handed on as the
-same objects.
+by the identity of the attribute dict, which the SDK keeps per series: a series'
+labels are searched for addresses once, then served from the cache. A collection without an address anywhere is handed on as the same
+objects.
 
 Merging: two points of one metric whose attribute sets differ only in the
 redacted part (`email_queue:a@x.com`, `email_queue:b@x.com`) become one series:
@@ -45,7 +45,6 @@ from mailscope._safety import internal_error
 from mailscope.processors.redact import MODES, redact_attributes
 
 CACHE_MAX = 4096
-_MISS = object()
 _MIN_SCALE = -10  # the OTel data model's smallest exponential histogram scale
 _DEFAULT_MAX_BUCKETS = 160  # the SDK's default exponential histogram max_size
 
@@ -63,20 +62,27 @@ class MetricRedactor:
             raise ValueError(f"unknown redaction mode {mode!r}")
         self.mode = mode
         self.cache_max = cache_max
-        self._cache: dict = {}  # attribute set -> redacted dict, or None when it holds no address
+        # id(attribute dict) -> (that dict, its redacted copy or None when it holds no address, the
+        # redacted set's key). The SDK hands every collection of a series the same dict, so a warm
+        # lookup is one dict access; holding the dict keeps its id from being reused.
+        self._cache: dict = {}
+
+    def _lookup(self, attributes):
+        entry = self._cache.get(id(attributes))
+        if entry is None or entry[0] is not attributes:
+            redacted = redact_attributes(attributes, self.mode) if attributes else None
+            entry = (attributes, redacted, _key(attributes if redacted is None else redacted))
+            if len(self._cache) >= self.cache_max:
+                self._cache.clear()
+            self._cache[id(attributes)] = entry
+        return entry
 
     def attributes(self, attributes):
         """`attributes` with every address masked; the same object when there is none."""
         if not attributes or self.mode == "off":
             return attributes
-        key = _key(attributes)
-        cached = self._cache.get(key, _MISS)
-        if cached is _MISS:
-            cached = redact_attributes(attributes, self.mode)
-            if len(self._cache) >= self.cache_max:
-                self._cache.clear()
-            self._cache[key] = cached
-        return attributes if cached is None else cached
+        redacted = self._lookup(attributes)[1]
+        return attributes if redacted is None else redacted
 
     # --- the collection ---------------------------------------------------------------
     def metrics_data(self, data):
@@ -102,19 +108,30 @@ class MetricRedactor:
 
     def _metric(self, metric):
         data = metric.data
-        points = data.data_points
-        new_points = [self._point(point) for point in points]
-        if all(new is old for new, old in zip(new_points, points)):
+        groups: dict = {}  # redacted attribute set -> [(point, redacted attributes, redacted exemplars)]
+        changed = False
+        for point in data.data_points:
+            attributes = point.attributes
+            if attributes:
+                _, redacted, key = self._lookup(attributes)
+                if redacted is not None:
+                    attributes = redacted
+                    changed = True
+            else:
+                key = ()
+            exemplars = self._exemplars(point.exemplars)
+            changed = changed or exemplars is not point.exemplars
+            groups.setdefault(key, []).append((point, attributes, exemplars))
+        if not changed:
             return metric
-        return replace(metric, data=replace(data, data_points=_merge_points(data, new_points)))
+        points = [_combine(data, members) for members in groups.values()]
+        return replace(metric, data=replace(data, data_points=points))
 
-    def _point(self, point):
-        attributes = self.attributes(point.attributes)
-        exemplars = point.exemplars
-        new_exemplars = [self._exemplar(e) for e in exemplars] if exemplars else exemplars
-        if attributes is point.attributes and all(new is old for new, old in zip(new_exemplars, exemplars)):
-            return point
-        return replace(point, attributes=attributes, exemplars=new_exemplars)
+    def _exemplars(self, exemplars):
+        if not exemplars:
+            return exemplars
+        new = [self._exemplar(e) for e in exemplars]
+        return exemplars if all(a is b for a, b in zip(new, exemplars)) else new
 
     def _exemplar(self, exemplar):
         filtered = exemplar.filtered_attributes
@@ -123,38 +140,42 @@ class MetricRedactor:
 
 
 # --- merging points whose attributes became equal ------------------------------------
-def _merge_points(data, points):
-    merged: dict = {}
-    for point in points:
-        key = _key(point.attributes or {})
-        seen = merged.get(key)
-        merged[key] = point if seen is None else _merge(data, seen, point)
-    return list(merged.values())
-
-
-def _times(a, b) -> dict:
-    return {
-        "start_time_unix_nano": min(a.start_time_unix_nano, b.start_time_unix_nano),
-        "time_unix_nano": max(a.time_unix_nano, b.time_unix_nano),
-        "exemplars": [*a.exemplars, *b.exemplars],
-    }
-
-
-def _merge(data, a, b):
+def _combine(data, members):
+    """One point from the points of `members` (whose redacted attributes are equal)."""
+    point, attributes, _ = members[0]
+    if len(members) == 1:
+        exemplars = members[0][2]
+        if attributes is point.attributes and exemplars is point.exemplars:
+            return point
+        return replace(point, attributes=attributes, exemplars=exemplars)
     if isinstance(data, Gauge):
-        return max(a, b, key=lambda p: (p.value, p.time_unix_nano))
+        best = max(members, key=lambda m: (m[0].value, m[0].time_unix_nano))
+        return replace(best[0], attributes=attributes, exemplars=best[2])
+    points = [m[0] for m in members]
+    common = {
+        "attributes": attributes,
+        "start_time_unix_nano": min(p.start_time_unix_nano for p in points),
+        "time_unix_nano": max(p.time_unix_nano for p in points),
+        "exemplars": [e for m in members for e in m[2]],
+    }
     if isinstance(data, Sum):
-        return replace(a, value=a.value + b.value, **_times(a, b))
-    if isinstance(a, HistogramDataPoint):
-        if tuple(a.explicit_bounds) != tuple(b.explicit_bounds):  # one metric has one set of bounds
-            return max(a, b, key=lambda p: p.count)
+        return replace(point, value=sum(p.value for p in points), **common)
+    if isinstance(point, HistogramDataPoint):
+        bounds = tuple(point.explicit_bounds)
+        if any(tuple(p.explicit_bounds) != bounds for p in points):  # one metric has one set of bounds
+            best = max(members, key=lambda m: m[0].count)
+            return replace(best[0], attributes=attributes, exemplars=best[2])
         return replace(
-            a, count=a.count + b.count, sum=a.sum + b.sum, min=min(a.min, b.min), max=max(a.max, b.max),
-            bucket_counts=[x + y for x, y in zip(a.bucket_counts, b.bucket_counts)], **_times(a, b),
+            point, count=sum(p.count for p in points), sum=sum(p.sum for p in points),
+            min=min(p.min for p in points), max=max(p.max for p in points),
+            bucket_counts=[sum(column) for column in zip(*(p.bucket_counts for p in points))], **common,
         )
-    if isinstance(a, ExponentialHistogramDataPoint):
-        return _merge_exponential(a, b, **_times(a, b))
-    return a  # an unknown point type: keep one rather than export two series with one label set
+    if isinstance(point, ExponentialHistogramDataPoint):
+        merged = points[0]
+        for other in points[1:]:
+            merged = _merge_exponential(merged, other)
+        return replace(merged, **common)
+    return replace(point, attributes=attributes)  # an unknown point type: one series per label set
 
 
 def _indexed(buckets: Buckets, shift: int) -> dict:
@@ -177,7 +198,7 @@ def _as_buckets(indexed: dict) -> Buckets:
     return Buckets(offset=low, bucket_counts=[indexed.get(i, 0) for i in range(low, max(indexed) + 1)])
 
 
-def _merge_exponential(a, b, **times):
+def _merge_exponential(a, b):
     limit = max(_DEFAULT_MAX_BUCKETS, len(a.positive.bucket_counts), len(b.positive.bucket_counts),
                 len(a.negative.bucket_counts), len(b.negative.bucket_counts))
     scale = min(a.scale, b.scale)
@@ -194,7 +215,7 @@ def _merge_exponential(a, b, **times):
     return replace(
         a, count=a.count + b.count, sum=a.sum + b.sum, scale=scale, zero_count=a.zero_count + b.zero_count,
         positive=_as_buckets(positive), negative=_as_buckets(negative), flags=a.flags | b.flags,
-        min=min(a.min, b.min), max=max(a.max, b.max), **times,
+        min=min(a.min, b.min), max=max(a.max, b.max),
     )
 
 
