@@ -1,9 +1,11 @@
 """Stage: resident-memory change over a span (and Python allocations in tracemalloc mode).
 
 Which spans: by default mailscope's operations (spans started with
-`mailscope.operation`) and local root spans (no parent, or a remote one: a
-request, a job, a message being processed). `MAILSCOPE_MEMORY_SPANS` replaces
-that with globs of span names.
+`mailscope.operation`, config-named operations included). Other spans, local
+roots too, are left alone: most spans a process ends are other
+instrumentations' (redis, SQL, HTTP), and two RSS reads cost a tenth of a bare
+span. `MAILSCOPE_MEMORY_SPANS` replaces that with globs of span names (`*` for
+every span, or a request span's name).
 
 The start reading is taken in `on_start`, while the span is live; the end
 reading when the finished span passes through the chain. Start readings wait in
@@ -18,9 +20,9 @@ span's own footprint.
 
 The histogram records the spans that grew RSS, by how much. A span whose RSS
 stayed the same or shrank carries its signed delta as an attribute but is not
-recorded: OTel histograms take no negative values, and a histogram update costs
-about 10 µs, as much as a bare span, while in a steady process almost every span
-leaves RSS unchanged. So the histogram's sum is the growth attributed to each
+recorded: OTel histograms take no negative values, and in a steady process almost
+every span leaves RSS unchanged. Values are aggregated in process and merged into
+the SDK's histogram when metrics are collected (`mailscope.histograms`). So the histogram's sum is the growth attributed to each
 span name and its count is how many spans grew it. The allocator also keeps freed memory, so a delta of 0
 after a big temporary allocation is normal; steady positive deltas are what a
 leak looks like.
@@ -44,7 +46,8 @@ from opentelemetry.attributes import BoundedAttributes
 
 from mailscope import attributes as attr
 from mailscope.globs import GlobList
-from mailscope.metrics import LabelCap, instruments
+from mailscope.histograms import HotHistogram
+from mailscope.metrics import MEMORY_BUCKETS_BYTES, LabelCap, instruments
 from mailscope.processors.draft import plain_attributes
 from mailscope.processors.rss import RssReader
 
@@ -71,7 +74,7 @@ class MemoryStage:
         self._open: dict[int, object] = {}
         self._evict_lock = threading.Lock()
         self._labels = LabelCap(config.max_tracked_names)
-        self._histogram = histogram
+        self._histogram = HotHistogram(histogram, MEMORY_BUCKETS_BYTES) if histogram is not None else None
         self._tracing = self.mode == "tracemalloc"
         self._started_tracemalloc = False
         self._closed = False
@@ -87,10 +90,7 @@ class MemoryStage:
         globs = self._globs
         if globs is not None:
             return globs.matches(span.name)
-        parent = span.parent
-        if parent is None or parent.is_remote:
-            return True
-        return attr.OPERATION in plain_attributes(span)
+        return _has_operation(span)
 
     def on_start(self, span) -> None:
         if self._closed:
@@ -98,8 +98,7 @@ class MemoryStage:
         globs = self._globs
         if globs is None:
             # inline of measures(): this runs for every span the process starts
-            parent = span.parent
-            if parent is not None and not parent.is_remote and not _has_operation(span):
+            if not _has_operation(span):
                 return
         elif not globs.matches(span.name):
             return
@@ -139,7 +138,7 @@ class MemoryStage:
         if delta > 0:
             histogram = self._histogram
             if histogram is None:
-                histogram = self._histogram = instruments().memory_delta
+                histogram = self._histogram = HotHistogram(instruments().memory_delta, MEMORY_BUCKETS_BYTES)
             histogram.record(delta, {attr.LABEL_SPAN_NAME: self._labels(draft.name)})
 
     def shutdown(self) -> None:

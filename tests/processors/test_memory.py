@@ -20,6 +20,7 @@ from mailscope.processors.pipeline import EnrichingSpanProcessor, Pipeline, Star
 from mailscope.processors.rss import RssReader
 
 MB = 1024 * 1024
+OPERATION = {attr.OPERATION: attr.OP_PERSONALIZE}
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -45,6 +46,10 @@ class Harness:
         self.provider.add_span_processor(StartProcessor(self.pipeline))
         self.provider.add_span_processor(EnrichingSpanProcessor(self.pipeline, SimpleSpanProcessor(self.out)))
         self.tracer = self.provider.get_tracer("test")
+
+    def operation(self, name):
+        """A span that is a mailscope operation (the ones measured by default)."""
+        return self.tracer.start_as_current_span(name, attributes=OPERATION)
 
     def spans(self):
         return {s.name: dict(s.attributes) for s in self.out.get_finished_spans()}
@@ -81,9 +86,9 @@ def harness():
 def test_a_span_that_keeps_64_mb_shows_a_positive_delta_of_about_that_size(harness):
     h = harness()
     kept = []
-    with h.tracer.start_as_current_span("build-newsletter"):
+    with h.operation("build-newsletter"):
         kept.append(touched_bytearray(64 * MB))
-    with h.tracer.start_as_current_span("idle"):
+    with h.operation("idle"):
         pass
     spans = h.spans()
     grown = spans["build-newsletter"]
@@ -100,9 +105,9 @@ def test_a_span_that_keeps_64_mb_shows_a_positive_delta_of_about_that_size(harne
 def test_spans_that_do_not_grow_rss_keep_their_signed_delta_but_are_not_recorded(harness, caplog):
     h = harness()
     block = [touched_bytearray(64 * MB)]
-    with h.tracer.start_as_current_span("release-cache"):
+    with h.operation("release-cache"):
         block.clear()  # a large bytearray is its own mapping: freeing it returns the pages at once
-    with h.tracer.start_as_current_span("idle"):
+    with h.operation("idle"):
         pass
     spans = h.spans()
     assert spans["release-cache"][attr.MEMORY_RSS_DELTA] <= -60 * MB
@@ -113,7 +118,7 @@ def test_spans_that_do_not_grow_rss_keep_their_signed_delta_but_are_not_recorded
     assert not [r for r in caplog.records if "non-negative" in r.getMessage()]
 
 
-def test_default_spans_are_local_roots_and_mailscope_operations(harness):
+def test_default_spans_are_mailscope_operations_only(harness):
     h = harness()
     remote = SpanContext(trace_id=0x1234, span_id=0x99, is_remote=True, trace_flags=TraceFlags(1))
     with h.tracer.start_as_current_span("handle-request"):
@@ -123,12 +128,23 @@ def test_default_spans_are_local_roots_and_mailscope_operations(harness):
             pass
     with h.tracer.start_as_current_span("process remote", context=trace.set_span_in_context(NonRecordingSpan(remote))):
         pass
+    with h.tracer.start_as_current_span("process emails", attributes={attr.OPERATION: attr.OP_QUEUE_PROCESS}):
+        pass
     spans = h.spans()
-    assert attr.MEMORY_RSS_DELTA in spans["handle-request"]
     assert attr.MEMORY_RSS_DELTA in spans[attr.SPAN_PERSONALIZE]
-    assert attr.MEMORY_RSS_DELTA in spans["process remote"]  # parent is remote: a local root
+    assert attr.MEMORY_RSS_DELTA in spans["process emails"]  # a root operation
+    assert attr.MEMORY_RSS_DELTA not in spans["handle-request"]  # local roots are no longer measured
+    assert attr.MEMORY_RSS_DELTA not in spans["process remote"]
     assert attr.MEMORY_RSS_DELTA not in spans["redis GET"]
     assert h.stage.open_spans() == 0
+
+
+def test_memory_spans_star_measures_every_span(harness):
+    h = harness({"MAILSCOPE_MEMORY_SPANS": "*"})
+    with h.tracer.start_as_current_span("handle-request"):
+        with h.tracer.start_as_current_span("redis GET"):
+            pass
+    assert all(attr.MEMORY_RSS_DELTA in a for a in h.spans().values())
 
 
 def test_memory_spans_globs_replace_the_default(harness):
@@ -146,7 +162,7 @@ def test_histogram_labels_are_capped_by_max_tracked_names(harness):
     h = harness({"MAILSCOPE_MAX_TRACKED_NAMES": "2"})
     kept = []
     for name in ("a", "b", "c", "d"):
-        with h.tracer.start_as_current_span(name):
+        with h.operation(name):
             # above glibc's largest mmap threshold (32 MB): fresh pages, so RSS really grows
             kept.append(touched_bytearray(36 * MB))
     spans = h.spans()
@@ -165,9 +181,9 @@ def test_tracemalloc_mode_adds_the_python_allocation_delta_and_starts_tracing(ha
     h = harness({"MAILSCOPE_MEMORY": "tracemalloc"})
     assert tracemalloc.is_tracing()
     kept = []
-    with h.tracer.start_as_current_span("render"):
+    with h.operation("render"):
         kept.append(b"x" * (8 * MB))
-    with h.tracer.start_as_current_span("render-and-free"):
+    with h.operation("render-and-free"):
         temporary = b"y" * (8 * MB)
         del temporary
     spans = h.spans()
@@ -181,7 +197,7 @@ def test_tracemalloc_mode_adds_the_python_allocation_delta_and_starts_tracing(ha
 
 def test_start_readings_of_spans_that_never_end_are_bounded(harness):
     h = harness(max_open=10)
-    abandoned = [h.tracer.start_span(f"never-ends-{i}") for i in range(50)]
+    abandoned = [h.tracer.start_span(f"never-ends-{i}", attributes=OPERATION) for i in range(50)]
     assert h.stage.open_spans() == 10
     abandoned[0].end()  # evicted long ago: no reading left, no attributes, no error
     abandoned[-1].end()  # still in the table

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from mailscope import attributes as attr
 from mailscope.config import load_settings
+from mailscope.metrics import MEMORY_BUCKETS_BYTES
 from mailscope.processors.error_type import ErrorTypeStage
 from mailscope.processors.memory import MemoryStage
 from mailscope.processors.pipeline import EnrichingSpanProcessor, Pipeline, StartProcessor
@@ -40,12 +41,15 @@ def test_sixteen_threads_ending_spans_concurrently(caplog):
         "MAILSCOPE_SLOW_THRESHOLDS": "job=10",
         "MAILSCOPE_SLOW_BASELINE_MIN_SAMPLES": "50",
         "MAILSCOPE_MAX_TRACKED_NAMES": "4",
+        "MAILSCOPE_MEMORY_SPANS": "*",  # every span, not only mailscope operations
     })
     reader = InMemoryMetricReader()
     meters = MeterProvider(metric_readers=[reader])
     meter = meters.get_meter("test")
     slow = SlowStage(config, generation=10**6, counter=meter.create_counter(attr.METRIC_SLOW_OPERATIONS))
-    memory = MemoryStage(config, histogram=meter.create_histogram(attr.METRIC_MEMORY_DELTA))
+    memory = MemoryStage(config, histogram=meter.create_histogram(
+        attr.METRIC_MEMORY_DELTA, explicit_bucket_boundaries_advisory=MEMORY_BUCKETS_BYTES,
+    ))
     pipeline = Pipeline([ErrorTypeStage(), slow, memory])
     out = InMemorySpanExporter()
     provider = TracerProvider()
@@ -87,7 +91,7 @@ def test_sixteen_threads_ending_spans_concurrently(caplog):
     slow_spans = [s for s in spans if s.attributes.get(attr.SLOW)]
     assert len(slow_spans) == (THREADS // 2) * (SPANS // 5)
     assert {s.name for s in slow_spans} == {"job"}
-    assert all(attr.MEMORY_RSS_DELTA in s.attributes for s in spans)  # every root span measured
+    assert all(attr.MEMORY_RSS_DELTA in s.attributes for s in spans)  # every span measured
     assert memory.open_spans() == 0  # every start reading was consumed
     assert slow.tracked_names() <= 4
     totals = metric_totals(reader)
