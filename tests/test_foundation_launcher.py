@@ -108,6 +108,7 @@ GARBAGE = {
     "MAILSCOPE_HEADER_ATTRIBUTES": "X Campaign=campaign id",
     "MAILSCOPE_TRACES_FILE": "   ",
     "MAILSCOPE_METRICS_FILE": "",
+    "MAILSCOPE_LOGS_FILE": "\t",
     "MAILSCOPE_PROVIDER_ENDPOINTS": "sendgrid=api.sendgrid.com/v3/mail/send",
 }
 
