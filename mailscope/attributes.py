@@ -74,6 +74,7 @@ CONTENT_BYTES = "email.content.bytes"
 # email.template.engine values, and the name of an inline (from_string) template
 ENGINE_JINJA2 = "jinja2"
 ENGINE_LIQUID = "liquid"
+ENGINE_DJANGO = "django"
 ENGINE_CUSTOM = "custom"
 TEMPLATE_INLINE_NAME = "<string>"
 

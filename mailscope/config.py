@@ -225,9 +225,14 @@ def parse_path(raw: str) -> str:
     return value
 
 
+# --- templates: inside an HTTP server request only these names are emails ------------
+# matched against the lower-cased template name (path included)
+EMAILISH_TEMPLATE_GLOBS: tuple[str, ...] = ("*mail*",)
+
+
 # --- HTTP email-provider send endpoints (requests/httpx) -----------------------
-HTTP_PROVIDERS = ("mailgun", "postmark")
-# provider, host glob (with `:port` when the URL names one), path glob
+HTTP_PROVIDERS = ("mailgun", "postmark", "sendgrid", "brevo", "mailjet", "resend", "sparkpost", "mandrill")
+# provider, host glob (with `:port` when the URL names one), path glob; each from the provider's API reference
 DEFAULT_PROVIDER_ENDPOINTS: tuple[tuple[str, str, str], ...] = (
     ("mailgun", "api.mailgun.net", "/v3/*/messages"),
     ("mailgun", "api.mailgun.net", "/v3/*/messages.mime"),
@@ -235,6 +240,16 @@ DEFAULT_PROVIDER_ENDPOINTS: tuple[tuple[str, str, str], ...] = (
     ("mailgun", "api.eu.mailgun.net", "/v3/*/messages.mime"),
     ("postmark", "api.postmarkapp.com", "/email"),
     ("postmark", "api.postmarkapp.com", "/email/*"),
+    ("sendgrid", "api.sendgrid.com", "/v3/mail/send"),  # v3 Mail Send
+    ("sendgrid", "api.eu.sendgrid.com", "/v3/mail/send"),  # EU regional subuser host
+    ("brevo", "api.brevo.com", "/v3/smtp/email"),  # transactional email
+    ("brevo", "api.sendinblue.com", "/v3/smtp/email"),  # Brevo's former name, still served
+    ("mailjet", "api.mailjet.com", "/v3.1/send"),  # Send API v3.1
+    ("resend", "api.resend.com", "/emails"),
+    ("resend", "api.resend.com", "/emails/batch"),
+    ("sparkpost", "api.sparkpost.com", "/api/v1/transmissions"),
+    ("sparkpost", "api.eu.sparkpost.com", "/api/v1/transmissions"),
+    ("mandrill", "mandrillapp.com", "/api/1.0/messages/send*"),  # send, send-template, send-raw (.json or not)
 )
 
 
@@ -283,8 +298,10 @@ VARIABLES: tuple[Variable, ...] = (
              "distinct fingerprints tracked and used as metric labels"),
     Variable("MAILSCOPE_MAX_TRACKED_NAMES", "max_tracked_names", 1000, _positive_int, "`1000`",
              "span names with baselines and memory histograms"),
-    Variable("MAILSCOPE_TEMPLATES", "templates", ("*",), parse_globs, "`*`",
-             "globs of template names to instrument"),
+    Variable("MAILSCOPE_TEMPLATES", "templates", None, parse_globs,
+             "every template outside web requests; inside an HTTP server request only email-ish names "
+             "(containing `mail`, e.g. `emails/welcome.html`)",
+             "globs of template names to instrument; when set, it alone decides"),
     Variable("MAILSCOPE_QUEUES", "queues", ("*queue*",), parse_globs, "`*queue*`",
              "globs of Redis keys that are email queues"),
     Variable("MAILSCOPE_QUEUE_REDIS_URL", "queue_redis_url", None, parse_redis_url, "the app's client",
@@ -304,8 +321,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("MAILSCOPE_LOGS_FILE", "logs_file", None, parse_path, "stdout",
              "file the `otlp_json_file` logs exporter appends to (log records are redacted like spans)"),
     Variable("MAILSCOPE_PROVIDER_ENDPOINTS", "provider_endpoints", DEFAULT_PROVIDER_ENDPOINTS,
-             parse_provider_endpoints, "Mailgun (US, EU) and Postmark API hosts",
-             "`provider=host[:port]/path-glob,...` (`mailgun` or `postmark`): POSTs made with requests or httpx "
+             parse_provider_endpoints,
+             "the send endpoints of Mailgun (US, EU), Postmark, SendGrid, Brevo, Mailjet, Resend, SparkPost (US, EU) "
+             "and Mandrill",
+             "`provider=host[:port]/path-glob,...` (provider: `mailgun`, `postmark`, `sendgrid`, `brevo`, `mailjet`, "
+             "`resend`, `sparkpost`, `mandrill`): POSTs made with requests or httpx "
              "to these URLs are `email.send` spans; your entries are tried before the built-ins"),
     Variable("MAILSCOPE_DELIVERY_TRACKING", "delivery_tracking", "off", _choice("off", "on"), "`off`",
              "`on`: put the send's trace context and time into provider metadata that event webhooks echo back "
@@ -334,7 +354,7 @@ class Settings:
     redact: str = "domain"
     error_patterns_max: int = 500
     max_tracked_names: int = 1000
-    templates: tuple = ("*",)
+    templates: tuple | None = None  # None: the web-request rule (EMAILISH_TEMPLATE_GLOBS)
     queues: tuple = ("*queue*",)
     queue_redis_url: str | None = None
     queue_envelope: str = "off"

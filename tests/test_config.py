@@ -13,7 +13,7 @@ def test_defaults_when_nothing_is_set():
     assert (s.slow_baseline_factor, s.slow_baseline_min_samples) == (3.0, 100)
     assert (s.memory, s.memory_spans, s.redact) == ("rss", None, "domain")
     assert (s.error_patterns_max, s.max_tracked_names) == (500, 1000)
-    assert (s.templates, s.queues, s.queue_envelope) == (("*",), ("*queue*",), "off")
+    assert (s.templates, s.queues, s.queue_envelope) == (None, ("*queue*",), "off")  # None: the web-request rule
     assert s.operations == () and s.header_attributes == () and s.invalid == ()
 
 

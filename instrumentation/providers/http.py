@@ -1,9 +1,12 @@
-"""Mailgun and Postmark over requests or httpx: send endpoints become `email.send` spans.
+"""HTTP email APIs over requests or httpx: send endpoints become `email.send` spans.
 
 A POST whose URL matches `MAILSCOPE_PROVIDER_ENDPOINTS` (host and path globs;
-the Mailgun US/EU and Postmark API hosts are built in) is traced as a send of
-that provider; the body shapes are read by `providers.mailgun` and
-`providers.postmark`.
+the send endpoints of Mailgun, Postmark, SendGrid, Brevo, Mailjet, Resend,
+SparkPost and Mandrill are built in) is traced as a send of that provider; the
+body shapes are read by the provider's module (`CODECS`). This is what
+django-anymail and hand-written clients go through. A POST made while a
+mailscope send span is current (the `sendgrid` package's own span, a
+config-named send operation) gets no second span.
 
 Where the span comes from, so that the upstream HTTP span stays its child:
 - requests: `Session.request` (what `requests.post` and every Session method go
@@ -33,12 +36,28 @@ import wrapt
 
 from mailscope._safety import internal_error
 from mailscope.config import settings
+from opentelemetry import trace
+
+from mailscope import attributes as attr
+from mailscope.instrumentation.providers import brevo, mailjet, mandrill, resend, sendgrid_http, sparkpost
 from mailscope.instrumentation.providers import mailgun as providers_mailgun
 from mailscope.instrumentation.providers import postmark as providers_postmark
 from mailscope.instrumentation.common import wrapper_layers
 from mailscope.instrumentation.providers.common import DEFAULT_PORTS, Outcome
 
-CODECS = {providers_mailgun.PROVIDER: providers_mailgun, providers_postmark.PROVIDER: providers_postmark}
+# provider name -> the module reading its documented request and answer shapes
+CODECS = {codec.PROVIDER: codec for codec in (providers_mailgun, providers_postmark, sendgrid_http, brevo, mailjet,
+                                               resend, sparkpost, mandrill)}
+
+
+def inside_send() -> bool:
+    """A mailscope `email.send` span is current: the provider's SDK (or the app's own send
+    operation) already covers this HTTP call, so it gets no second send span."""
+    try:
+        attributes = getattr(trace.get_current_span(), "attributes", None)
+        return attributes is not None and attributes.get(attr.OPERATION) == attr.OP_SEND
+    except Exception:
+        return False
 
 
 class Endpoints:
@@ -85,7 +104,7 @@ def match_url(method, url) -> tuple | None:
     except ValueError:
         return None
     provider = endpoints().match(parts.scheme, host, port, parts.path)
-    if provider is None:
+    if provider is None or inside_send():
         return None
     return provider, (host, port or DEFAULT_PORTS.get(parts.scheme.lower()))
 
@@ -238,7 +257,7 @@ class HTTPProbe:
         except Exception:
             internal_error("httpx match")
             return None
-        if provider is None:
+        if provider is None or inside_send():
             return None
         return provider, (url.host, url.port or DEFAULT_PORTS.get(url.scheme)), request
 

@@ -25,10 +25,12 @@ import weakref
 from collections.abc import Mapping
 
 from opentelemetry import context, trace
+from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import SpanKind
 
 from mailscope import attributes as attr
 from mailscope._safety import internal_error
+from mailscope.config import EMAILISH_TEMPLATE_GLOBS
 from mailscope.globs import GlobList
 from mailscope.instrumentation.common.failures import mark_failed
 
@@ -37,6 +39,7 @@ MAX_NAME_CHARS = 200  # a missing-variable name longer than this is cut
 MAX_TRACKED_MISSING = 1000  # distinct missing names tracked per render
 MAX_KNOWN_TEMPLATES = 10_000  # compiled templates remembered for cache-hit detection
 FILTER_CACHE_MAX = 1024
+MAX_REQUEST_SPANS = 100_000  # live spans remembered as inside an HTTP server request
 
 
 class Active:
@@ -133,14 +136,88 @@ class KnownTemplates:
 KNOWN_TEMPLATES = KnownTemplates()
 
 
-class TemplateTelemetry:
-    """Spans and the cache counter for template loads and renders, shared by the engines."""
+class RequestScope(SpanProcessor):
+    """A span processor that knows which live spans run inside an HTTP server request.
 
-    def __init__(self, tracer, cache_counter, template_globs):
+    A SERVER span (what the WSGI, Django, Flask, ASGI... instrumentations start
+    for each request) and every local descendant of one are remembered from
+    their start to their end, by span id; `inside()` asks about the current
+    span. At most `limit` spans are remembered: past that, renders count as
+    outside a request (traced, as before this rule existed)."""
+
+    def __init__(self, limit: int = MAX_REQUEST_SPANS):
+        super().__init__()
+        self.limit = limit
+        self.live: dict = {}
+
+    def on_start(self, span, parent_context=None) -> None:
+        try:
+            if span.kind is SpanKind.SERVER:
+                inside = True
+            else:
+                parent = span.parent
+                inside = parent is not None and not parent.is_remote and parent.span_id in self.live
+            if inside and len(self.live) < self.limit:
+                self.live[span.context.span_id] = True
+        except Exception:
+            internal_error("template request scope")
+
+    def on_end(self, span) -> None:
+        try:
+            if self.live:
+                self.live.pop(span.context.span_id, None)
+        except Exception:
+            internal_error("template request scope end")
+
+    def shutdown(self) -> None:
+        self.live.clear()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+    def inside(self) -> bool:
+        span = trace.get_current_span()
+        if self.live and span.get_span_context().span_id in self.live:
+            return True
+        return getattr(span, "kind", None) is SpanKind.SERVER
+
+
+_SCOPES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # tracer provider -> its RequestScope
+
+
+def request_scope_for(tracer_provider) -> RequestScope | None:
+    """The RequestScope registered on `tracer_provider` (added once per provider), or None
+    when the provider takes no span processors (the API's no-op or proxy provider)."""
+    try:
+        scope = _SCOPES.get(tracer_provider)
+        if scope is None and hasattr(tracer_provider, "add_span_processor"):
+            scope = _SCOPES[tracer_provider] = RequestScope()
+            tracer_provider.add_span_processor(scope)
+        return scope
+    except Exception:
+        internal_error("template request scope install")
+        return None
+
+
+def current_span_is_server() -> bool:
+    return getattr(trace.get_current_span(), "kind", None) is SpanKind.SERVER
+
+
+class TemplateTelemetry:
+    """Spans and the cache counter for template loads and renders, shared by the engines.
+
+    `template_globs` None is the default rule: every template is traced, except
+    inside an HTTP server request, where only names matching
+    EMAILISH_TEMPLATE_GLOBS (lower-cased) are: a web app's pages are not emails.
+    `request_scope` tells whether the current span is inside a request."""
+
+    def __init__(self, tracer, cache_counter, template_globs, request_scope=None):
         self.tracer = tracer
         self.cache_counter = cache_counter
-        self.globs = GlobList(template_globs)
-        self.match_all = self.globs.match_all
+        self.web_rule = template_globs is None
+        self.globs = GlobList(EMAILISH_TEMPLATE_GLOBS if self.web_rule else template_globs)
+        self.match_all = not self.web_rule and self.globs.match_all
+        self.in_request = request_scope.inside if request_scope is not None else current_span_is_server
         self._wanted: dict = {}
         self.known = KNOWN_TEMPLATES
         self._cache_labels = {}
@@ -149,11 +226,18 @@ class TemplateTelemetry:
     def wants(self, name: str) -> bool:
         if self.match_all:
             return True
+        if self.web_rule:
+            try:
+                if not self.in_request():
+                    return True
+            except Exception:
+                internal_error("template request check")
+                return True
         try:
             return self._wanted[name]
         except KeyError:
             pass
-        verdict = self.globs.matches(name)
+        verdict = self.globs.matches(name.lower() if self.web_rule else name)
         if len(self._wanted) >= FILTER_CACHE_MAX:
             self._wanted.clear()
         self._wanted[name] = verdict
@@ -343,11 +427,14 @@ class TemplateTelemetry:
         except Exception:
             internal_error("template span end")
 
-    def run_render(self, engine, template, name, wrapped, args, kwargs, *, safe_messages=()):
+    def run_render(self, engine, template, name, wrapped, args, kwargs, *, safe_messages=(), variables=-1):
+        """`variables`: the count of variables supplied when the engine knows it better than
+        render()'s arguments show (Django's Context); -1: count the arguments."""
         # start_render/enter/leave inlined: this is the per-recipient hot path
         span = None
         try:
-            variables = count_variables(args, kwargs) if args else len(kwargs)
+            if variables == -1:
+                variables = count_variables(args, kwargs) if args else len(kwargs)
             attributes = {attr.OPERATION: attr.OP_PERSONALIZE, attr.TEMPLATE_NAME: name, attr.TEMPLATE_ENGINE: engine}
             if variables is not None:
                 attributes[attr.PERSONALIZATION_VARIABLES] = variables

@@ -99,7 +99,7 @@ def test_endpoint_configuration_adds_entries_before_the_built_ins_and_rejects_ba
     parsed = load_settings({"MAILSCOPE_PROVIDER_ENDPOINTS": "postmark=mail-proxy.internal:8443/pm/email*"})
     assert parsed.provider_endpoints[0] == ("postmark", "mail-proxy.internal:8443", "/pm/email*")
     assert parsed.provider_endpoints[1:] == DEFAULT_PROVIDER_ENDPOINTS
-    for bad in ("sendgrid=api.sendgrid.com/v3/mail/send", "mailgun=/v3/x", "mailgun=api.mailgun.net", "mailgun"):
+    for bad in ("sendmail=api.sendmail.example/v3/mail/send", "mailgun=/v3/x", "mailgun=api.mailgun.net", "mailgun"):
         settings = load_settings({"MAILSCOPE_PROVIDER_ENDPOINTS": bad})
         assert settings.provider_endpoints == DEFAULT_PROVIDER_ENDPOINTS
         assert "MAILSCOPE_PROVIDER_ENDPOINTS" in settings.invalid

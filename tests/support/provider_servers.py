@@ -17,6 +17,9 @@ loopback port, and the real SDKs and HTTP clients talk to it unmodified:
   "SubmittedAt", "MessageID", "ErrorCode": 0, "Message": "OK"}`, 401/422
   `{"ErrorCode", "Message"}` (300 invalid address, 400 sender signature, 406
   inactive recipient, 10 bad token), batches answered 200 per message.
+- `BrevoServer`, `MailjetServer` (v3.1), `ResendServer`, `SparkPostServer`,
+  `MandrillServer`: the send endpoints of those APIs with their documented
+  authentication, success answers and error bodies (see each class).
 - `MotoServer`: moto's standalone `moto_server` (a real HTTP server implementing
   SES and SES v2) in a subprocess on a free port.
 - `SESProxy`: a pass-through HTTP proxy in front of moto that can inject the
@@ -333,6 +336,270 @@ class PostmarkServer(HTTPTestServer):
             problem = self._check(message)
             answers.append(self._accept(message) if problem is None else {"ErrorCode": problem[0], "Message": problem[1]})
         return Answer.json(200, answers)
+
+
+# --- the JSON send APIs: Brevo, Mailjet, Resend, SparkPost, Mandrill ---------------------
+def _json_body(body):
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _emails(value, key="email") -> list:
+    """Addresses of a recipient field: a string, {key: ...}, or a list of them."""
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    found = []
+    for item in items:
+        item = item.get(key) if isinstance(item, dict) else item
+        found.extend(a for _, a in getaddresses([str(item)]))
+    return found
+
+
+class BrevoServer(HTTPTestServer):
+    """`POST /v3/smtp/email`, `api-key` header; 201 `{"messageId"}` (`{"messageIds"}` for
+    messageVersions); 4xx `{"code", "message"}`."""
+
+    def __init__(self, api_key="xkeysib-test"):
+        super().__init__()
+        self.api_key = api_key
+
+    def handle(self, method, path, headers, body):
+        if method != "POST" or urlsplit(path).path != "/v3/smtp/email":
+            return Answer.json(404, {"code": "not_found", "message": "Invalid route"})
+        self._count()
+        if headers.get("api-key") != self.api_key:
+            return Answer.json(401, {"code": "unauthorized", "message": "Key not found"})
+        message = _json_body(body)
+        if not isinstance(message, dict):
+            return Answer.json(400, {"code": "bad_request", "message": "Input must be a valid JSON object"})
+        if not message.get("sender") and not message.get("templateId"):
+            return Answer.json(400, {"code": "missing_parameter", "message": "sender is missing"})
+        versions = message.get("messageVersions") or [message]
+        ids = []
+        for version in versions:
+            if not version.get("to"):
+                return Answer.json(400, {"code": "missing_parameter", "message": "to is missing"})
+            for field_name in ("to", "cc", "bcc"):
+                for address in _emails(version.get(field_name)):
+                    if not VALID_ADDRESS.match(address):
+                        return Answer.json(400, {"code": "invalid_parameter", "message": f"email is not valid in {field_name}"})
+            ids.append(f"<{time.strftime('%Y%m%d%H%M%S')}.{uuid.uuid4().hex[:12]}@smtp-relay.mailin.fr>")
+        for version, message_id in zip(versions, ids):
+            self._record(version, message_id)
+        if message.get("messageVersions"):
+            return Answer.json(201, {"messageIds": ids})
+        return Answer.json(201, {"messageId": ids[0]})
+
+
+MAILJET_AUTH_FAILURE = ("API key authentication/authorization failure. You may be unauthorized to access the API or "
+                        "your API key may be expired. Visit API keys management section to check your keys.")
+
+
+class MailjetServer(HTTPTestServer):
+    """Send API v3.1: `POST /v3.1/send`, basic auth; per-message results, 400 when any message failed."""
+
+    def __init__(self, api_key="mj-key", secret="mj-secret", sender_domains=("shop.example.com",)):
+        super().__init__()
+        self.auth = "Basic " + base64.b64encode(f"{api_key}:{secret}".encode()).decode()
+        self.sender_domains = set(sender_domains)
+
+    @staticmethod
+    def _error(code, status, text, related):
+        return {"ErrorIdentifier": str(uuid.uuid4()), "ErrorCode": code, "StatusCode": status,
+                "ErrorMessage": text, "ErrorRelatedTo": related}
+
+    def _check(self, message, shared) -> list:
+        errors = []
+        sender = (message.get("From") or shared.get("From") or {}).get("Email", "")
+        if sender.rpartition("@")[2] not in self.sender_domains:
+            errors.append(self._error("mj-0018", 403, f"The sender \"{sender}\" is not authorized", ["From"]))
+        for field_name in ("To", "Cc", "Bcc"):
+            for i, item in enumerate(message.get(field_name) or shared.get(field_name) or ()):
+                address = item.get("Email", "") if isinstance(item, dict) else ""
+                if not VALID_ADDRESS.match(address):
+                    errors.append(self._error("mj-0013", 400, f"\"{address}\" is an invalid email address.",
+                                              [f"{field_name}[{i}].Email"]))
+        return errors
+
+    def handle(self, method, path, headers, body):
+        if method != "POST" or urlsplit(path).path != "/v3.1/send":
+            return Answer.json(404, {"ErrorIdentifier": str(uuid.uuid4()), "StatusCode": 404, "ErrorMessage": "Not found"})
+        self._count()
+        if headers.get("Authorization") != self.auth:
+            return Answer.json(401, {"ErrorIdentifier": str(uuid.uuid4()), "StatusCode": 401,
+                                     "ErrorMessage": MAILJET_AUTH_FAILURE})
+        payload = _json_body(body)
+        messages = payload.get("Messages") if isinstance(payload, dict) else None
+        if not isinstance(messages, list) or not messages:
+            return Answer.json(400, {"ErrorIdentifier": str(uuid.uuid4()), "StatusCode": 400,
+                                     "ErrorMessage": "Missing mandatory property: Messages"})
+        shared = payload.get("Globals") or {}
+        results, failed = [], False
+        for message in messages:
+            errors = self._check(message, shared)
+            if errors:
+                failed = True
+                results.append({"Status": "error", "Errors": errors})
+                continue
+            to = []
+            for item in message.get("To") or shared.get("To") or ():
+                message_id = uuid.uuid4().int % 10**17
+                self._record(message, message_id)
+                to.append({"Email": item["Email"], "MessageUUID": str(uuid.uuid4()), "MessageID": message_id,
+                           "MessageHref": f"https://api.mailjet.com/v3/REST/message/{message_id}"})
+            results.append({"Status": "success", "CustomID": "", "To": to, "Cc": [], "Bcc": []})
+        return Answer.json(400 if failed else 200, {"Messages": results})
+
+
+class ResendServer(HTTPTestServer):
+    """`POST /emails` and `/emails/batch`, Bearer key; 200 `{"id"}` / `{"data": [{"id"}]}`;
+    errors `{"statusCode", "message", "name"}`."""
+
+    def __init__(self, api_key="re_test", domains=("shop.example.com",)):
+        super().__init__()
+        self.api_key = api_key
+        self.domains = set(domains)
+
+    @staticmethod
+    def _error(status, name, message):
+        return Answer.json(status, {"statusCode": status, "message": message, "name": name})
+
+    def _check(self, message):
+        sender = _emails(message.get("from"))
+        if not sender or not message.get("subject"):
+            return self._error(422, "missing_required_field", "Missing `from` or `subject` field.")
+        domain = sender[0].rpartition("@")[2]
+        if domain not in self.domains:
+            return self._error(403, "validation_error",
+                               f"The {domain} domain is not verified. Please, add and verify your domain on "
+                               "https://resend.com/domains")
+        recipients = [a for name in ("to", "cc", "bcc") for a in _emails(message.get(name))]
+        if not recipients or not all(VALID_ADDRESS.match(a) for a in recipients):
+            return self._error(422, "validation_error",
+                               "Invalid `to` field. The email address needs to follow the `email@example.com` or "
+                               "`Name <email@example.com>` format.")
+        return None
+
+    def handle(self, method, path, headers, body):
+        route = urlsplit(path).path
+        if method != "POST" or route not in ("/emails", "/emails/batch"):
+            return self._error(404, "not_found", "The requested endpoint does not exist.")
+        self._count()
+        auth = headers.get("Authorization")
+        if not auth:
+            return self._error(401, "missing_api_key", "Missing API key in the authorization header.")
+        if auth != f"Bearer {self.api_key}":
+            return self._error(403, "invalid_api_key", "API key is invalid")
+        payload = _json_body(body)
+        messages = payload if route == "/emails/batch" else [payload]
+        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+            return self._error(422, "validation_error", "Invalid JSON body.")
+        for message in messages:
+            problem = self._check(message)
+            if problem is not None:
+                return problem
+        ids = [str(uuid.uuid4()) for _ in messages]
+        for message, message_id in zip(messages, ids):
+            self._record(message, message_id)
+        if route == "/emails/batch":
+            return Answer.json(200, {"data": [{"id": i} for i in ids]})
+        return Answer.json(200, {"id": ids[0]})
+
+
+class SparkPostServer(HTTPTestServer):
+    """`POST /api/v1/transmissions`, API key in Authorization; 200 `{"results": {...}}`;
+    errors `{"errors": [{"message", "description", "code"}]}`. `suppressed`: recipients on
+    the account's suppression list (rejected; all of them rejected is error 1902)."""
+
+    def __init__(self, api_key="sp-key", suppressed=()):
+        super().__init__()
+        self.api_key = api_key
+        self.suppressed = {s.lower() for s in suppressed}
+
+    @staticmethod
+    def _error(status, message, description=None, code=None):
+        error = {"message": message}
+        if description:
+            error["description"] = description
+        if code:
+            error["code"] = code
+        return Answer.json(status, {"errors": [error]})
+
+    def handle(self, method, path, headers, body):
+        if method != "POST" or urlsplit(path).path != "/api/v1/transmissions":
+            return self._error(404, "resource not found")
+        self._count()
+        if headers.get("Authorization") != self.api_key:
+            return self._error(401, "Unauthorized.")
+        payload = _json_body(body)
+        recipients = payload.get("recipients") if isinstance(payload, dict) else None
+        if not isinstance(recipients, list) or not recipients:
+            return self._error(422, "required field is missing", "recipients is a required field", "1400")
+        addresses = []
+        for item in recipients:
+            address = item.get("address") if isinstance(item, dict) else None
+            found = _emails(address)
+            if len(found) != 1 or not VALID_ADDRESS.match(found[0]):
+                return self._error(422, "invalid data format/type", "Error while validating recipients", "1300")
+            addresses.extend(found)
+        rejected = sum(1 for a in addresses if a.lower() in self.suppressed)
+        if rejected == len(addresses):
+            return self._error(400, "Message generation rejected",
+                               "recipient address suppressed due to customer policy", "1902")
+        transmission_id = str(uuid.uuid4().int % 10**17)
+        self._record(payload, transmission_id)
+        return Answer.json(200, {"results": {"total_rejected_recipients": rejected,
+                                             "total_accepted_recipients": len(addresses) - rejected,
+                                             "id": transmission_id}})
+
+
+class MandrillServer(HTTPTestServer):
+    """`POST /api/1.0/messages/send.json`, `send-template.json`, `send-raw.json`; the key is in
+    the body; one result per recipient; errors are HTTP 500 `{"status": "error", "code", "name",
+    "message"}`. `rejected`: recipients on the rejection blacklist (hard bounces)."""
+
+    ROUTES = ("/api/1.0/messages/send.json", "/api/1.0/messages/send-template.json", "/api/1.0/messages/send-raw.json")
+
+    def __init__(self, api_key="md-key", rejected=()):
+        super().__init__()
+        self.api_key = api_key
+        self.rejected = {s.lower() for s in rejected}
+
+    @staticmethod
+    def _error(code, name, message):
+        return Answer.json(500, {"status": "error", "code": code, "name": name, "message": message})
+
+    def handle(self, method, path, headers, body):
+        route = urlsplit(path).path
+        if method != "POST" or route not in self.ROUTES:
+            return self._error(-1, "Unknown_Method", "Unknown method")
+        self._count()
+        payload = _json_body(body)
+        if not isinstance(payload, dict) or payload.get("key") != self.api_key:
+            return self._error(-1, "Invalid_Key", "Invalid API key")
+        if route.endswith("send-raw.json"):
+            if not isinstance(payload.get("raw_message"), str):
+                return self._error(-2, "ValidationError", "Validation error: {\"raw_message\":\"Sorry, this field can't be left blank.\"}")
+            addresses = [str(a) for a in payload.get("to") or ()]
+        else:
+            message = payload.get("message")
+            if not isinstance(message, dict) or not message.get("to"):
+                return self._error(-2, "ValidationError", "Validation error: {\"message\":{\"to\":\"Sorry, this field can't be left blank.\"}}")
+            addresses = _emails(message.get("to"))
+        results = []
+        for address in addresses:
+            message_id = uuid.uuid4().hex
+            if not VALID_ADDRESS.match(address):
+                results.append({"email": address, "status": "invalid", "reject_reason": None, "_id": message_id})
+            elif address.lower() in self.rejected:
+                results.append({"email": address, "status": "rejected", "reject_reason": "hard-bounce", "_id": message_id})
+            else:
+                self._record(payload, message_id)
+                results.append({"email": address, "status": "sent", "reject_reason": None, "_id": message_id})
+        return Answer.json(200, results)
 
 
 # --- SES: moto, and a proxy in front of it -----------------------------------------------
