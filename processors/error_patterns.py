@@ -679,6 +679,21 @@ _ANGLE_NAME = re.compile(r"([A-Za-z_][\w.-]*=)?<((?:[\w.-]|<\*>|<host>)+|\[<host
 _PAREN_HOST = re.compile(r"([A-Za-z_][\w.-]*=)?\((?:[\w.-]|<\*>|<host>|\[<host>\])+\)")
 _LABEL = re.compile(r"(?:[A-Za-z]|<\*>)(?:[\w-]|<\*>)*([,;]?)")
 _HOST_BEFORE = frozenset("host: port: hostname lookup enotfound eai_again unknownhostexception: java.net.unknownhostexception:".split())
+# cheap tests on the joined text decide whether the token walk of _mask_host_names can change anything
+_ANGLE_TRIGGER = re.compile(r"<(?!(?:email|url|host|path|ts|\*)>)[\w.\[<-]")
+_HOST_WORDS = ("host: ", "port: ", "hostname ", "lookup ", "enotfound ", "eai_again ", "hostexception: ", " on port ")
+
+
+def _host_names_here(text: str) -> bool:
+    if ") [<host>]" in text or ("<" in text and _ANGLE_TRIGGER.search(text) is not None):
+        return True
+    low = text.lower()
+    for word in _HOST_WORDS:
+        if word in low:
+            return True
+    return False
+
+
 _PLACEHOLDER_NAMES = frozenset(("email", "url", "host", "path", "ts", "*"))
 
 
@@ -719,7 +734,6 @@ def _mask_context_values(out: list) -> None:
     login names (`for user root`, `invalid user admin`, `password for root from`),
     a name in parentheses after a masked value (`process <*> (java)`), and
     state transitions (`from RUNNING to FAILED`)."""
-    _mask_host_names(out)
     last = len(out) - 1
     for index in range(1, last + 1):
         before = out[index - 1]
@@ -951,7 +965,24 @@ def _mask_text(text: str) -> str:
         cache[token] = masked
         append(masked)
     _mask_context_values(out)
-    text = " ".join(out)
+    return _finish(" ".join(out))
+
+
+_FINISH_CACHE_MAX = 2048
+_finish_cache: dict = {}
+
+
+def _finish(joined: str) -> str:
+    """The passes over the joined tokens: a pure function of that text, cached (variants of one
+    error join to the same text once their values are masked)."""
+    hit = _finish_cache.get(joined)
+    if hit is not None:
+        return hit
+    text = joined
+    if _host_names_here(text):
+        out = text.split(" ")
+        _mask_host_names(out)
+        text = " ".join(out)
     if "<" in text:
         if ":<*>" in text:
             # [::1]:2525, ::1:2525, 127.0.0.1:2525, localhost:2525: an endpoint reads as its host,
@@ -963,4 +994,8 @@ def _mask_text(text: str) -> str:
         text = " ".join(EMAIL if "@" in t and t[0] != "@" and t[-1] != "@" else t for t in text.split(" "))
     if len(text) > ERROR_PATTERN_MAX_CHARS:
         text = text[:ERROR_PATTERN_MAX_CHARS]
+    if len(joined) <= 1024 and "@" not in joined:  # nothing shaped like an address is kept
+        if len(_finish_cache) >= _FINISH_CACHE_MAX:
+            _finish_cache.clear()
+        _finish_cache[joined] = text
     return text
