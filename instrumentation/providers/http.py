@@ -43,6 +43,7 @@ from mailscope.instrumentation.providers import brevo, mailjet, mandrill, resend
 from mailscope.instrumentation.providers import mailgun as providers_mailgun
 from mailscope.instrumentation.providers import postmark as providers_postmark
 from mailscope.instrumentation.common import wrapper_layers
+from mailscope.instrumentation.providers import tracking as delivery_tracking
 from mailscope.instrumentation.providers.common import DEFAULT_PORTS, Outcome
 
 # provider name -> the module reading its documented request and answer shapes
@@ -216,6 +217,9 @@ class HTTPProbe:
             return wrapped(*args, **kwargs)
         provider, server = matched
         send = self.telemetry.start(provider, server)
+        if send is not None and delivery_tracking.enabled():
+            args, kwargs = delivery_tracking.guarded(delivery_tracking.requests_call, provider, send,
+                                                     args, kwargs, fallback=(args, kwargs))
         try:
             response = wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -299,6 +303,9 @@ class HTTPProbe:
             return wrapped(*args, **kwargs)
         provider, server, request = matched
         send, described = self._httpx_start(provider, server, request)
+        if send is not None and delivery_tracking.enabled():
+            args, kwargs = delivery_tracking.guarded(delivery_tracking.httpx_call, provider, send,
+                                                     args, kwargs, fallback=(args, kwargs))
         try:
             response = wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -316,6 +323,9 @@ class HTTPProbe:
     async def _httpx_async_traced(self, matched, wrapped, args, kwargs):
         provider, server, request = matched
         send, described = self._httpx_start(provider, server, request)  # in the task that awaits the send
+        if send is not None and delivery_tracking.enabled():
+            args, kwargs = delivery_tracking.guarded(delivery_tracking.httpx_call, provider, send,
+                                                     args, kwargs, fallback=(args, kwargs))
         try:
             response = await wrapped(*args, **kwargs)
         except BaseException as exc:

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from mailscope._safety import internal_error
 from mailscope.instrumentation.common import wrapper_layers
+from mailscope.instrumentation.providers import tracking as delivery_tracking
 from mailscope.instrumentation.providers.common import Outcome, Request, server_of_url
 
 PROVIDER = "sendgrid"
@@ -114,6 +115,8 @@ class SendGridProbe(wrapper_layers.ImportProbe):
             return wrapped(*args, **kwargs)
         telemetry = self.telemetry
         send = telemetry.start(PROVIDER, server_of_url(getattr(request, "full_url", None)))
+        if send is not None and delivery_tracking.enabled():
+            delivery_tracking.guarded(delivery_tracking.sendgrid_request, request, send)
         try:
             telemetry.describe(send, describe_request(request.data))
         except Exception:

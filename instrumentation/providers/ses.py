@@ -41,6 +41,7 @@ import wrapt
 from mailscope._safety import internal_error
 from mailscope.instrumentation.common import send as common
 from mailscope.instrumentation.common import wrapper_layers
+from mailscope.instrumentation.providers import tracking as delivery_tracking
 from mailscope.instrumentation.providers.common import Outcome, Request, server_of_url
 
 PROVIDER = "ses"
@@ -275,6 +276,15 @@ class SESProbe(wrapper_layers.ImportProbe):
             telemetry.describe(send, describe_request(service, operation, params))
         except Exception:
             internal_error("ses send start")
+        if send is not None and delivery_tracking.enabled():
+            tagged = delivery_tracking.guarded(delivery_tracking.ses_params, service, operation, params, send)
+            if tagged is not None:
+                if params is kwargs:  # the generated method: client.send_email(**params)
+                    kwargs = tagged
+                elif len(args) > 1:  # _make_api_call(operation_name, api_params)
+                    args = (args[0], tagged) + tuple(args[2:])
+                else:
+                    kwargs = {**kwargs, "api_params": tagged}
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
