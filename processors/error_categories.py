@@ -72,7 +72,8 @@ _OVERRIDES = (
         r"not (?:designated|permitted|allowed) to send mail from", r"is not allowed to send mail from",
     )),
     (VALIDATION, _rx(  # the client's own configuration: it must use TLS (not a credentials problem)
-        r"must issue a starttls command(?![^;]*authenticat)", r"\btls (?:is )?required\b", r"unencrypted connection",
+        r"must issue (?:a )?starttls(?: command)?(?![^;]*authenticat)", r"\b(?:start)?tls (?:is )?required\b",
+        r"unencrypted connection", r"encryption (?:is )?required", r"no recipients defined", r"\beenvelope\b",
         r"requires? (?:a )?(?:secure|encrypted|tls) (?:connection|channel)(?! or the client was not authenticated)",
     )),
     (AUTHENTICATION, _rx(
@@ -279,7 +280,7 @@ _TYPES = {
     TIMEOUT: (
         "timeouterror timeout sockettimeout connecttimeout readtimeout writetimeout pooltimeout connecttimeouterror "
         "readtimeouterror smtptimeouterror smtpconnecttimeouterror smtpreadtimeouterror softtimelimitexceeded "
-        "timelimitexceeded deadlineexceeded timeoutexpired"
+        "timelimitexceeded deadlineexceeded timeoutexpired sockettimeoutexception opentimeout etimedout"
     ),
     INFRASTRUCTURE: (
         "connectionrefusederror connectionreseterror connectionabortederror connectionerror brokenpipeerror "
@@ -287,13 +288,20 @@ _TYPES = {
         "certificateerror smtpserverdisconnected smtpconnecterror smtpconnectresponseerror endpointconnectionerror "
         "newconnectionerror maxretryerror remotedisconnected protocolerror remoteprotocolerror connecterror "
         "networkerror nameresolutionerror oserror memoryerror operationalerror interfaceerror "
-        "serviceunavailableerror internalservererror servererror badgatewayerror gatewaytimeouterror"
+        "serviceunavailableerror internalservererror servererror badgatewayerror gatewaytimeouterror "
+        # other senders: JavaMail / Jakarta Mail, .NET, nodemailer's error codes, Ruby's Errno
+        "mailconnectexception connectexception unknownhostexception sslhandshakeexception socketexception "
+        "ioexception econnrefused econnreset esocket econnection edns etls ehostunreach enetunreach"
     ),
     AUTHENTICATION: (
         "smtpauthenticationerror nocredentialserror partialcredentialserror unauthorizederror forbiddenerror "
-        "autherror authenticationerror invalidclienttokenid expiredtoken accessdenied accessdeniedexception"
+        "autherror authenticationerror invalidclienttokenid expiredtoken accessdenied accessdeniedexception "
+        "authenticationfailedexception authenticationexception eauth"
     ),
-    RECIPIENT: "smtprecipientsrefused smtprecipientrefused",
+    RECIPIENT: (
+        "smtprecipientsrefused smtprecipientrefused smtpaddressfailedexception smtpfailedrecipientexception "
+        "smtpfailedrecipientsexception"
+    ),
     VALIDATION: (
         "smtpsenderrefused smtpheloerror smtpnotsupportederror smtpnotsupported badrequestserror badrequesterror "
         "headerparseerror invalidheaderdefect paramvalidationerror invalidparametervalue messagerejected"

@@ -868,7 +868,7 @@ def mask(message: str) -> str:
     text = _capped(message)
     frame = ""
     if text[:1] in _FRAME_FIRST:
-        match = _SYSLOG_FRAME.match(text)
+        match = _SYSLOG_FRAME.match(text) or _SYSLOG_5424.match(text)
         if match is not None:
             frame = _frame(match)
             text = text[match.end() :]
@@ -891,6 +891,10 @@ _SYSLOG_FRAME = re.compile(
     r"|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?)"
     r" +[\w][\w.:-]*(?:/[\w.-]+)? +(?P<prog>[A-Za-z][\w.()-]*(?:/[\w.()-]+)*)(?P<pid>\[\d+\])?: +"
 )
+# RFC 5424: `<34>1 2024-01-05T10:22:33.123Z mx1 postfix 1234 ID47 - message` (nil values are `-`)
+_SYSLOG_5424 = re.compile(
+    r"<\d{1,3}>1 +\S+ +\S+ +(?P<prog>[A-Za-z][\w.()/-]*|-) +(?P<pid>\S+) +\S+ +(?:-|(?:\[[^\]]*\])+) +"
+)
 _FRAME_FIRST = frozenset("JFMASOND<0123456789")
 
 
@@ -899,7 +903,8 @@ def _frame(match: re.Match) -> str:
     family = program.split("/", 1)[0]
     if "-" in family and "(" not in family:
         family = family.split("-", 1)[0]
-    return f"{TS} {HOST} {family}{'[' + VAR + ']' if match.group('pid') else ''}: "
+    pid = match.group("pid")
+    return f"{TS} {HOST} {family}{'[' + VAR + ']' if pid and pid != '-' else ''}: "
 
 
 def _mask_text(text: str) -> str:
