@@ -1,0 +1,237 @@
+"""Error patterns on material nobody tuned them to (issue 18, section 1).
+
+The corpora in tests/data/generalise_*.tsv were written from public provider documentation,
+MTA log formats and other senders' exception texts, and split by a hash of the group id into a
+tuning part and an unseen part before any score was taken (tests/errors_corpus.is_unseen).
+Scores: category accuracy per row, and LogPAI grouping accuracy (GA) over k filled variants of
+every row, where rows of one group must share one fingerprint. Generic logs: the third family of
+systems in tests/generic_logs.py, against Drain (drain3) in the same run.
+"""
+
+import random
+
+import pytest
+
+from mailscope import attributes as attr
+from mailscope.processors.errors import classify
+from tests.errors_corpus import GENERALISE, GENERALISE_NAMES, fill, grouping_accuracy, is_unseen, load_groups
+from tests.generic_logs import OTHER_SYSTEMS, drain_clusters
+from tests.generic_logs import fill as fill_log
+
+K = 6
+LOG_LINES = 1000
+
+
+def corpus(part: str):
+    suffix = "" if part == "tuning" else "_unseen"
+    rows = []
+    for name in GENERALISE_NAMES:
+        rows.extend(load_groups(GENERALISE / f"{name}{suffix}.tsv"))
+    return rows
+
+
+def score(rows, k=K, seed=7):
+    """(category accuracy, retryable accuracy, grouping GA, category failures)."""
+    rng = random.Random(seed)
+    category_ok = retry_ok = 0
+    truth, predicted, failures = [], [], []
+    for row in rows:
+        results = [classify(fill(row.template, rng), row.error_type) for _ in range(k)]
+        first = results[0]
+        if first.category in row.categories:
+            category_ok += 1
+        else:
+            failures.append((row.group, row.categories, first.category, first.pattern))
+        if row.retryable is None or first.retryable == row.retryable:
+            retry_ok += 1
+        truth.extend(row.group for _ in results)
+        predicted.extend(result.fingerprint for result in results)
+    n = len(rows)
+    return category_ok / n, retry_ok / n, grouping_accuracy(truth, predicted), failures
+
+
+def compare_with_drain(systems, seed, lines=LOG_LINES):
+    """Mean GA of mailscope's fingerprints and of Drain's clusters over `systems`, same lines."""
+    rng = random.Random(seed)
+    ours, drain = {}, {}
+    for name, templates in systems.items():
+        weights = [rng.uniform(0.2, 3.0) for _ in templates]
+        truth, text = [], []
+        for _ in range(lines):
+            index = rng.choices(range(len(templates)), weights)[0]
+            truth.append(index)
+            text.append(fill_log(templates[index], rng))
+        ours[name] = grouping_accuracy(truth, [classify(line).fingerprint for line in text])
+        drain[name] = grouping_accuracy(truth, drain_clusters(text))
+    return sum(ours.values()) / len(ours), sum(drain.values()) / len(drain), ours, drain
+
+
+def log_family(part: str):
+    unseen = part == "unseen"
+    return {name: templates for name, templates in OTHER_SYSTEMS.items() if is_unseen(name) == unseen}
+
+
+# --- the split is mechanical ---------------------------------------------------------------
+def test_split_follows_the_hash_of_the_group():
+    for name in GENERALISE_NAMES:
+        for suffix, unseen in (("", False), ("_unseen", True)):
+            rows = load_groups(GENERALISE / f"{name}{suffix}.tsv")
+            assert rows and all(is_unseen(row.group) == unseen for row in rows), name
+    assert log_family("tuning") and log_family("unseen")
+    labels = {c for row in corpus("tuning") + corpus("unseen") for c in row.categories}
+    assert labels <= set(attr.ERROR_CATEGORIES)
+
+
+# --- goals ---------------------------------------------------------------------------------
+# Scores measured at the end of issue 18 (docs/errors-quality.md): tuning part category 0.989,
+# grouping 0.994; unseen part category 0.869, grouping 0.952. The unseen category goal (0.93) is
+# not met yet: its test below is an expected failure until it is, and the floor keeps what was reached.
+UNSEEN_CATEGORY_FLOOR = 0.86
+
+
+@pytest.mark.parametrize("part", ["tuning", "unseen"])
+def test_variants_group_and_categories_hold(part):
+    category, retryable, grouping, failures = score(corpus(part))
+    assert grouping >= 0.95, grouping
+    if part == "tuning":
+        assert category >= 0.93, (category, failures)
+    else:
+        assert category >= UNSEEN_CATEGORY_FLOOR, (category, len(failures))  # no lines: it stays unseen
+    assert retryable >= 0.9, retryable
+
+
+@pytest.mark.xfail(strict=True, reason="issue 18 goal not reached on the unseen part: category 0.869 < 0.93")
+def test_unseen_category_goal():
+    category, _, _, failures = score(corpus("unseen"))
+    assert category >= 0.93, (category, len(failures))
+
+
+@pytest.mark.parametrize("part,seed", [("tuning", 21), ("unseen", 23)])
+def test_generic_logs_group_at_least_as_well_as_drain(part, seed):
+    ours, drain, per_ours, per_drain = compare_with_drain(log_family(part), seed)
+    assert ours >= drain, (per_ours, per_drain)
+
+
+@pytest.mark.parametrize("part", ["tuning", "unseen"])
+def test_patterns_hold_no_address(part):
+    rng = random.Random(3)
+    for row in corpus(part):
+        message = fill(row.template, rng)
+        pattern = classify(message, row.error_type).pattern
+        assert "@" not in pattern and len(pattern) <= attr.ERROR_PATTERN_MAX_CHARS, (message, pattern)
+
+
+# --- the failure classes, one by one ------------------------------------------------------
+def fingerprints(*messages, error_type=None):
+    return {classify(message, error_type).fingerprint for message in messages}
+
+
+def test_syslog_frame_masks_host_program_instance_and_pid():
+    event = ("{host} {prog}[{pid}]: 4F3A21C0D3B: to=<bob@example.org>, relay=mx.example.org[203.0.113.7]:25, "
+             "delay=0.52, delays=0.01/0/0.3/0.2, dsn=5.1.1, status=bounced (host mx.example.org[203.0.113.7] "
+             "said: 550 5.1.1 <bob@example.org>: Recipient address rejected: User unknown (in reply to RCPT TO command))")
+    lines = [
+        "Jan  5 10:22:33 " + event.format(host="mx1", prog="postfix/smtp", pid=123),
+        "Jan 15 10:22:33 " + event.format(host="relay01", prog="postfix-out/smtp", pid=9),
+        "Dec  1 01:02:03 " + event.format(host="mail", prog="postfix/smtp", pid=4321),
+        "2024-01-05T10:22:33.123456+00:00 " + event.format(host="legacy-app", prog="postfix/lmtp", pid=77),
+    ]
+    assert len(fingerprints(*lines)) == 1
+    pattern = classify(lines[3]).pattern
+    assert pattern.startswith("<ts> <host> postfix[<*>]: ") and "legacy" not in pattern
+    assert classify(lines[3]).category == "recipient"
+
+
+def test_sendmail_and_exim_lines_from_any_host_share_a_fingerprint():
+    sendmail = ("{ts} {host} sendmail[{pid}]: {qid}: to=<a@example.org>, delay=00:00:01, xdelay=00:00:01, "
+                "mailer=esmtp, pri=120345, relay=mx.example.org. [203.0.113.7], dsn=4.0.0, stat=Deferred: Connection refused by mx.example.org.")
+    assert len(fingerprints(
+        sendmail.format(ts="Jan  5 10:22:33", host="mx1", pid=1, qid="x05AMXa1002345"),
+        sendmail.format(ts="Feb 28 23:59:59", host="legacy-app", pid=99999, qid="y15BNYb2003456"),
+    )) == 1
+    exim = "2024-01-05 10:22:33 {id} == a@example.org R=dnslookup T=remote_smtp defer (111): Connection refused"
+    assert len(fingerprints(exim.format(id="1rLm3x-0004Ab-Qz"), exim.format(id="1sQz9K-00Ab3C-7d"))) == 1
+
+
+@pytest.mark.parametrize("template", [
+    "Error: connect ECONNREFUSED {endpoint}",
+    "dial tcp {endpoint}: connect: connection refused",
+    "System.Net.Sockets.SocketException: No connection could be made because the target machine actively refused it {endpoint}",
+])
+def test_endpoints_mask_alike_in_every_notation(template):
+    endpoints = ["::1:2525", "[::1]:2525", "[2001:db8::5]:587", "2001:db8:0:0:0:0:0:5:587", "127.0.0.1:587",
+                 "203.0.113.9", "::1", "localhost:1025", "smtp.example.org:465"]
+    assert len(fingerprints(*(template.format(endpoint=e) for e in endpoints))) == 1
+
+
+def test_a_host_name_masks_alike_whatever_it_is_called():
+    assert len(fingerprints(
+        "Timed out connecting to localhost on port 25",
+        "Timed out connecting to smtp.example.org on port 587",
+        "Timed out connecting to relay01 on port 2525",
+        "Timed out connecting to mail on port 465",
+        error_type="aiosmtplib.errors.SMTPConnectTimeoutError",
+    )) == 1
+    assert len(fingerprints(
+        "Could not connect to SMTP host: localhost, port: 25; nested exception is: java.net.ConnectException: Connection refused",
+        "Could not connect to SMTP host: mailhog, port: 1025; nested exception is: java.net.ConnectException: Connection refused",
+        "Could not connect to SMTP host: smtp.example.org, port: 587; nested exception is: java.net.ConnectException: Connection refused",
+    )) == 1
+    assert len(fingerprints("Error: getaddrinfo ENOTFOUND mail", "Error: getaddrinfo ENOTFOUND smtp.example.org")) == 1
+
+
+def test_identifiers_glued_to_words_and_helo_names_are_values():
+    assert len(fingerprints(
+        "550 Invalid Recipient - https://community.example.com/docs#550 [abcd123.us5]",
+        "550 Invalid Recipient - https://community.example.com/docs#550 [XX1PEPF0000ABCD.us77]",
+        "550 Invalid Recipient - https://community.example.com/docs#550 [qZt7.eu1]",
+    )) == 1
+    assert len(fingerprints(
+        "550 5.7.1 Service unavailable [BN8PEPF0000ABCD]", "550 5.7.1 Service unavailable [CY4PEPF00001F2E]",
+    )) == 1
+    helo = "NOQUEUE: reject: RCPT from unknown[198.51.100.3]: 554 5.7.1 <a@b.org>: Relay access denied; proto=ESMTP helo=<{}>"
+    assert len(fingerprints(*(helo.format(name) for name in ("localhost", "ip-10-1-2-3", "mail.example.org", "[192.0.2.1]")))) == 1
+    helo_first = "504 5.5.2 <{}>: Helo command rejected: need fully-qualified hostname"
+    assert len(fingerprints(helo_first.format("localhost"), helo_first.format("ip-10-1-2-3"), helo_first.format("WIN-7H2KQ9L"))) == 1
+    # an address slot still reads as an address
+    assert classify("The recipient address <john.doe> is not valid").pattern == "The recipient address <email> is not valid"
+
+
+@pytest.mark.parametrize("message,category", [
+    ("421 4.3.0 Temporary System Problem. Try again later.", "infrastructure"),
+    ("421 4.7.0 Temporary System Problem. Try again later.", "infrastructure"),
+    ("421 4.4.5 Server busy, try again later.", "infrastructure"),
+    ("451 4.7.0 Server busy, please retry", "infrastructure"),
+    ("530 5.7.0 Must issue a STARTTLS command first.", "validation"),
+    ("The SMTP server requires a secure connection or the client was not authenticated. The server response was: "
+     "5.7.0 Must issue a STARTTLS command first.", "validation"),
+    ("421 4.7.0 TLS required for RCPT domain, closing connection.", "validation"),
+    ("421 4.7.26 This mail has been rate limited because it is unauthenticated. Senders must authenticate with SPF or DKIM.", "sender_auth"),
+    ("421 4.7.0 Mail rejected: sender authentication level too low for this domain", "sender_auth"),
+    ("550 5.7.27 The sender's domain has an SPF policy that does not authorize the sending IP", "sender_auth"),
+    ("421 4.7.1 Too much mail from 192.0.2.1: excessive volume, try again later", "rate_limit"),
+    ("452 4.3.1 Relay limit exceeded for sender example.org", "rate_limit"),
+    ("421 4.7.0 Our system has detected an unusual rate of unsolicited mail", "reputation"),
+    ("Error: connect ECONNREFUSED 127.0.0.1:587", "infrastructure"),
+    ("Couldn't connect to host, port: mail, 25; timeout -1; nested exception is: java.net.ConnectException: Connection refused", "infrastructure"),
+    ("Error: Greeting never received", "infrastructure"),
+    ("Unable to read data from the transport connection: net_io_connectionclosed.", "infrastructure"),
+    ("** a@example.org: all hosts for 'example.org' have been failing for a long time (and retry time not reached)", "infrastructure"),
+    ("550 5.7.1 Message contains banned attachment type: invoice.scr", "content"),
+    ("554 5.7.1 Message rejected: spam URL in content", "content"),
+    ("421 Sender address blocked - https://community.example.com/docs#421", "reputation"),
+])
+def test_category_from_the_words_when_the_code_is_generic(message, category):
+    assert classify(message).category == category, classify(message).pattern
+
+
+def test_smtp_replies_that_link_documentation_are_not_http():
+    result = classify("550 Invalid Recipient - https://community.example.com/docs#550")
+    assert (result.category, result.retryable) == ("recipient", False)
+    assert classify("421 Unable to process connection at this time - https://example.com/docs#421").retryable is True
+
+
+def test_endpoint_and_frame_masking_keep_patterns_deterministic():
+    line = "Jan  5 10:22:33 mx1 postfix/smtp[123]: connect to mx.example.org[2001:db8::5]:25: Connection refused"
+    assert classify(line) == classify(line)
+    assert classify(line).pattern == "<ts> <host> postfix[<*>]: connect to <host>[<host>]:<*>: Connection refused"
