@@ -15,6 +15,8 @@ asyncio clients and their pipelines:
 - With `MAILSCOPE_QUEUE_ENVELOPE=json`, JSON-object payloads carry trace context
   and enqueue time in a `_mailscope` member, removed again on receive.
 
+Celery tasks (any broker) are queue operations too: see queue/celery.py.
+
 `processing(queue, message)` marks exact processing boundaries (see its doc).
 `strip_envelope(payload)` removes the envelope from a payload read some other way.
 """
@@ -84,6 +86,9 @@ class QueueInstrumentor(BaseInstrumentor):
 
     def _instrument(self, **kwargs):
         global _active
+        from mailscope.instrumentation.queue.celery import CeleryHook
+
+        self._celery = CeleryHook(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
         try:
             import redis  # noqa: F401
             import redis.asyncio.client  # noqa: F401
@@ -113,6 +118,10 @@ class QueueInstrumentor(BaseInstrumentor):
     def _uninstrument(self, **kwargs):
         global _active
         import importlib
+
+        celery = getattr(self, "_celery", None)
+        if celery is not None:
+            celery.stop()
 
         for module, name in getattr(self, "_wrapped", ()):
             owner, method = name.split(".")
