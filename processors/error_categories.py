@@ -64,7 +64,8 @@ _OVERRIDES = (
     (SENDER_AUTH, _rx(
         # a text that names SPF, DKIM or DMARC, or an authentication level, is about the sender's
         # authentication even under a 421 rate-limit or an x.7.0 `other security` code
-        r"\bspf\b(?![:=\s]*pass\b)", r"authentication level",
+        r"\bspf\b[^.;]{0,30}(?:check|fail|validation|record|violation|softfail|permerror|temperror|did not pass|"
+        r"polic|authori[sz]|align|=(?!pass))", r"authenticat[^.;]{0,30}\bspf\b", r"authentication level",
         r"sender policy framework", r"\bdkim\b", r"\bdmarc\b", r"domainkeys",
         r"unauthenticated (?:e-?mail|mail|messages?|senders?)", r"sender is unauthenticated",
         r"because it is unauthenticated", r"authenticate with either spf", r"\bptr record",
@@ -72,7 +73,7 @@ _OVERRIDES = (
         r"not (?:designated|permitted|allowed) to send mail from", r"is not allowed to send mail from",
     )),
     (VALIDATION, _rx(  # the client's own configuration: it must use TLS (not a credentials problem)
-        r"must issue (?:a )?starttls(?: command)?(?![^;]*authenticat)", r"\b(?:start)?tls (?:is )?required\b",
+        r"must issue (?:a )?starttls(?: command)?(?![^;]*authenticat)", r"\b(?:start)?tls (?:is )?required\b(?![^;)]*not offered)",
         r"unencrypted connection", r"encryption (?:is )?required", r"no recipients defined", r"\beenvelope\b",
         r"requires? (?:a )?(?:secure|encrypted|tls) (?:connection|channel)(?! or the client was not authenticated)",
     )),
@@ -104,15 +105,18 @@ _OVERRIDES = (
         r"message (?:has )?expired", r"expired after", r"delivery time expired", r"too long in (?:the )?queue",
         r"retry timeout exceeded",
     )),
-    (INFRASTRUCTURE, _rx(  # the connection itself failed: no reply came to say anything else
-        r"connection refused", r"econnrefused", r"actively refused", r"greeting never received",
-        r"unable to read data from the transport", r"have been failing", r"network is unreachable",
-        r"no route to host", r"connection reset", r"econnreset", r"forcibly closed",
-    )),
     (VALIDATION, _rx(
         r"not a valid rfc-?\s?5321", r"not a valid (?:e-?mail )?address", r"(?:address|e-?mail)[^.;]{0,30}not (?:properly |correctly )?formatted",
         r"(?:incorrectly|badly|improperly) formatted", r"malformed (?:e-?mail )?address", r"address syntax",
     )),
+)
+
+# the connection itself failed, and no reply came to say anything else (no reply code in the text):
+# infrastructure, whatever other words (`timeout -1` in JavaMail's connect error) are around it
+_CONNECTION_FAILED = _rx(
+    r"connection refused", r"econnrefused", r"actively refused", r"greeting never received",
+    r"unable to read data from the transport", r"have been failing", r"network is unreachable",
+    r"no route to host", r"connection reset", r"econnreset", r"forcibly closed",
 )
 
 # --- 2 and 4. enhanced status codes ---------------------------------------------------
@@ -374,6 +378,8 @@ def categorize(pattern: str, error_type: str | None = None) -> tuple[str, bool]:
         if rx.search(text):
             category = name
             break
+    if category is None and reply is None and enhanced is None and _CONNECTION_FAILED.search(text):
+        category = INFRASTRUCTURE
     fallback = None
     if category is None and enhanced is not None:
         category, fallback = _enhanced_category(subject, detail)
