@@ -234,3 +234,68 @@ def guarded(function, *args, fallback=None):
 
         internal_error("delivery tracking")
         return fallback
+
+
+# --- SMTP relays: a header the relay reads ----------------------------------------------------------
+# the providers' documented SMTP relay hosts (host glob, provider)
+RELAY_HOSTS = [
+    ("smtp.sendgrid.net", "sendgrid"),
+    ("smtp.mailgun.org", "mailgun"), ("smtp.eu.mailgun.org", "mailgun"),
+    ("smtp.postmarkapp.com", "postmark"), ("smtp-broadcasts.postmarkapp.com", "postmark"),
+    ("email-smtp.*.amazonaws.com", "ses"),
+]
+
+
+def relay_provider(host) -> str | None:
+    import fnmatch
+
+    if not isinstance(host, str) or not host:
+        return None
+    host = host.lower().rstrip(".")
+    return next((provider for glob, provider in RELAY_HOSTS if fnmatch.fnmatchcase(host, glob)), None)
+
+
+def relay_header(provider: str, tracking: str) -> tuple[str, str] | None:
+    """(name, value) of the header that carries the tracking value through `provider`'s relay."""
+    if provider == "sendgrid":
+        return "X-SMTPAPI", json.dumps({"unique_args": {KEY: tracking}})
+    if provider == "mailgun":
+        return "X-Mailgun-Variables", json.dumps({KEY: tracking})
+    if provider == "postmark":
+        return f"X-PM-Metadata-{KEY}", tracking
+    if provider == "ses":
+        return "X-SES-MESSAGE-TAGS", f"{KEY}={tracking}"
+    return None
+
+
+def with_relay_header(message, name: str, value: str):
+    """`message` (bytes or str, as handed to DATA) with `name: value` first, or None when its header
+    section already has that header (the app's own is never overwritten or doubled)."""
+    raw = message if isinstance(message, (bytes, bytearray)) else str(message).encode("utf-8", "surrogateescape")
+    head_end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0), default=len(raw))
+    lowered = b"\n" + raw[:head_end].lower()
+    if b"\n" + name.lower().encode("ascii") + b":" in lowered:
+        return None
+    first_line_end = raw.find(b"\n")
+    eol = b"\r\n" if first_line_end > 0 and raw[first_line_end - 1:first_line_end] == b"\r" else b"\n"
+    if first_line_end < 0:
+        eol = b"\r\n"
+    line = f"{name}: {value}".encode("ascii") + eol
+    if isinstance(message, (bytes, bytearray)):
+        return line + bytes(message)
+    return line.decode("ascii") + message
+
+
+def smtplib_data(instance, transaction, args, kwargs):
+    """smtplib's `data(msg)` arguments with the relay's tracking header, when the connected host is a
+    provider relay and a send span is in progress."""
+    provider = relay_provider(getattr(instance, "_host", None))
+    tracking = value_for(transaction.span) if provider is not None and transaction is not None else None
+    if tracking is None:
+        return args, kwargs
+    name, header_value = relay_header(provider, tracking)
+    message = args[0] if args else kwargs.get("msg")
+    new = with_relay_header(message, name, header_value) if message is not None else None
+    if new is None:
+        return args, kwargs
+    return ((new,) + tuple(args[1:]), kwargs) if args else (args, {**kwargs, "msg": new})

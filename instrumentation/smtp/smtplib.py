@@ -20,6 +20,7 @@ from wrapt import wrap_function_wrapper
 
 from mailscope._safety import internal_error
 from mailscope.instrumentation.common import send as common
+from mailscope.instrumentation.providers import tracking as delivery_tracking
 from mailscope.instrumentation.smtp.spans import SMTPTelemetry, current_transaction
 
 CONNECT_ERROR = common.type_name(smtplib.SMTPConnectError)
@@ -186,6 +187,10 @@ def make_wrappers(tel: SMTPTelemetry) -> dict:
         return transaction(wrapped, instance, args, kwargs, {"message": _arg(args, kwargs, 0, "msg")})
 
     def data(wrapped, instance, args, kwargs):
+        if delivery_tracking.enabled():  # a provider relay gets the send's context in a header
+            args, kwargs = delivery_tracking.guarded(delivery_tracking.smtplib_data, instance,
+                                                     current_transaction(instance), args, kwargs,
+                                                     fallback=(args, kwargs))
         result = wrapped(*args, **kwargs)
         code, text = _pair(result)
         tel.data_reply(instance, code, text)

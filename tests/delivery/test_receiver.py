@@ -23,69 +23,15 @@ from tests.support.smtp_server import Behaviour, SMTPTestServer
 from tests.support.smtp_telemetry import smtp_telemetry  # noqa: F401 (fixture)
 from tests.support.span_strings import exported_text
 
-RECIPIENT = "kim.lee@clients.example.org"
+RECIPIENT = de.RECIPIENT
 SENDER = "billing@shop.example.com"
-BOUNCE = "550 5.1.1 The email account that you tried to reach does not exist"
+BOUNCE = de.BOUNCE
 PROVIDERS = ("sendgrid", "mailgun", "postmark", "ses")
-
-
-class Keys:
-    def __init__(self):
-        self.sendgrid = de.SendGridSigner()
-        self.mailgun = de.MailgunSigner()
-        self.certs = de.CertificateServer().start()
-        self.sns = de.SNSSigner(self.certs)
-
-    def config(self, **drop):
-        env = {
-            "MAILSCOPE_WEBHOOK_SENDGRID_PUBLIC_KEY": self.sendgrid.public_key,
-            "MAILSCOPE_WEBHOOK_MAILGUN_SIGNING_KEY": self.mailgun.key,
-            "MAILSCOPE_WEBHOOK_POSTMARK_CREDENTIALS": "hooks:pm-webhook-secret",
-            "MAILSCOPE_WEBHOOK_SES_TOPIC_ARNS": "arn:aws:sns:*:123456789012:ses-events",
-            "MAILSCOPE_WEBHOOK_SES_CERT_ORIGINS": self.certs.url,
-        }
-        for name in drop:
-            env.pop(name)
-        return load_settings(env)
-
-    def request(self, provider, kind, message_id, tracking_value=None, at=None, **options):
-        """(body, headers) of one signed event: `kind` is delivered, bounced, deferred or complained."""
-        diagnostic = options.pop("diagnostic", BOUNCE)
-        if provider == "sendgrid":
-            name = {"delivered": "delivered", "bounced": "bounce", "deferred": "deferred",
-                    "complained": "spamreport"}[kind]
-            fields = {"reason": diagnostic, "status": diagnostic.split()[1]} if kind == "bounced" else {}
-            if kind == "deferred":
-                fields = {"response": diagnostic, "attempt": "1"}
-            event = de.sendgrid_event(name, RECIPIENT, message_id, tracking_value, at=at, **fields)
-            return self.sendgrid.post_args([event], **options)
-        if provider == "mailgun":
-            code, _, rest = diagnostic.partition(" ")
-            name = {"delivered": "delivered", "complained": "complained"}.get(kind, "failed")
-            severity = {"bounced": "permanent", "deferred": "temporary"}.get(kind)
-            data = de.mailgun_event(name, RECIPIENT, message_id, tracking_value, at=at, severity=severity,
-                                    code=int(code) if kind in ("bounced", "deferred") else 250,
-                                    message=rest if kind in ("bounced", "deferred") else "OK")
-            return self.mailgun.body(data, **options), {}
-        if provider == "postmark":
-            record = {"delivered": "Delivery", "complained": "SpamComplaint"}.get(kind, "Bounce")
-            bounce_type = "SoftBounce" if kind == "deferred" else "HardBounce"
-            body = de.postmark_event(record, RECIPIENT, message_id, tracking_value, at=at, bounce_type=bounce_type,
-                                     details=f"smtp;{diagnostic}")
-            import json
-
-            return json.dumps(body).encode(), options.get("auth", de.postmark_auth())
-        name = {"delivered": "Delivery", "bounced": "Bounce", "deferred": "DeliveryDelay",
-                "complained": "Complaint"}[kind]
-        status = diagnostic.split()[1]
-        event = de.ses_event(name, RECIPIENT, message_id, tracking_value, at=at, diagnostic=f"smtp; {diagnostic}",
-                             status=status)
-        return self.sns.body(event, **options), {"x-amz-sns-message-type": "Notification"}
 
 
 @pytest.fixture(scope="module")
 def keys():
-    found = Keys()
+    found = de.WebhookKeys()
     yield found
     found.certs.stop()
 

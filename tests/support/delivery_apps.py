@@ -14,9 +14,9 @@ import json
 from urllib.parse import parse_qsl
 
 from tests.support import provider_servers as ps
+from tests.support.delivery_events import RECIPIENT
 
 SENDER = "billing@shop.example.com"
-RECIPIENT = "kim.lee@clients.example.org"
 
 SEND_APP = r'''
 import json, sys

@@ -13,6 +13,9 @@
   2: SHA256withRSA) over the canonical string.
 - `sendgrid_event`, `mailgun_event`, `postmark_event`, `ses_event`: one event of a kind in the
   provider's documented shape, echoing the tracking value the send carried.
+- `WebhookKeys`: all four at once, as env vars (`env()`) or Settings (`config()`), and
+  `request(provider, kind, message_id, tracking)`: one signed delivered / bounced / deferred /
+  complained event in that provider's shape.
 - `post(url, body, headers)`: (status, body) of a POST with http.client.
 """
 
@@ -37,6 +40,8 @@ from cryptography.x509.oid import NameOID
 from tests.support.provider_servers import Answer, HTTPTestServer
 
 TRACKING_KEY = "mailscope"
+RECIPIENT = "kim.lee@clients.example.org"
+BOUNCE = "550 5.1.1 The email account that you tried to reach does not exist"
 
 
 def post(url: str, body: bytes, headers=None, timeout: float = 30.0) -> tuple[int, bytes]:
@@ -237,3 +242,61 @@ def ses_event(kind, recipient, message_id, tracking=None, at=None, diagnostic=No
     else:
         raise ValueError(kind)
     return event
+
+
+class WebhookKeys:
+    """Keys of the four providers (SNS: a certificate served on loopback), as env vars or Settings,
+    and `request()`: one signed event of a kind in each provider's shape."""
+
+    def __init__(self):
+        self.sendgrid = SendGridSigner()
+        self.mailgun = MailgunSigner()
+        self.certs = CertificateServer().start()
+        self.sns = SNSSigner(self.certs)
+
+    def env(self) -> dict:
+        return {
+            "MAILSCOPE_WEBHOOK_SENDGRID_PUBLIC_KEY": self.sendgrid.public_key,
+            "MAILSCOPE_WEBHOOK_MAILGUN_SIGNING_KEY": self.mailgun.key,
+            "MAILSCOPE_WEBHOOK_POSTMARK_CREDENTIALS": "hooks:pm-webhook-secret",
+            "MAILSCOPE_WEBHOOK_SES_TOPIC_ARNS": "arn:aws:sns:*:123456789012:ses-events",
+            # real SNS certificates come from https://sns.<region>.amazonaws.com; only loopback here
+            "MAILSCOPE_WEBHOOK_SES_CERT_ORIGINS": self.certs.url,
+        }
+
+    def config(self):
+        from mailscope.config import load_settings
+
+        return load_settings(self.env())
+
+    def request(self, provider, kind, message_id, tracking_value=None, at=None, **options):
+        """(body, headers) of one signed event: `kind` is delivered, bounced, deferred or complained."""
+        diagnostic = options.pop("diagnostic", BOUNCE)
+        if provider == "sendgrid":
+            name = {"delivered": "delivered", "bounced": "bounce", "deferred": "deferred",
+                    "complained": "spamreport"}[kind]
+            fields = {"reason": diagnostic, "status": diagnostic.split()[1]} if kind == "bounced" else {}
+            if kind == "deferred":
+                fields = {"response": diagnostic, "attempt": "1"}
+            event = sendgrid_event(name, RECIPIENT, message_id, tracking_value, at=at, **fields)
+            return self.sendgrid.post_args([event], **options)
+        if provider == "mailgun":
+            code, _, rest = diagnostic.partition(" ")
+            name = {"delivered": "delivered", "complained": "complained"}.get(kind, "failed")
+            severity = {"bounced": "permanent", "deferred": "temporary"}.get(kind)
+            data = mailgun_event(name, RECIPIENT, message_id, tracking_value, at=at, severity=severity,
+                                    code=int(code) if kind in ("bounced", "deferred") else 250,
+                                    message=rest if kind in ("bounced", "deferred") else "OK")
+            return self.mailgun.body(data, **options), {}
+        if provider == "postmark":
+            record = {"delivered": "Delivery", "complained": "SpamComplaint"}.get(kind, "Bounce")
+            bounce_type = "SoftBounce" if kind == "deferred" else "HardBounce"
+            body = postmark_event(record, RECIPIENT, message_id, tracking_value, at=at, bounce_type=bounce_type,
+                                     details=f"smtp;{diagnostic}")
+            return json.dumps(body).encode(), options.get("auth", postmark_auth())
+        name = {"delivered": "Delivery", "bounced": "Bounce", "deferred": "DeliveryDelay",
+                "complained": "Complaint"}[kind]
+        status = diagnostic.split()[1]
+        event = ses_event(name, RECIPIENT, message_id, tracking_value, at=at, diagnostic=f"smtp; {diagnostic}",
+                             status=status)
+        return self.sns.body(event, **options), {"x-amz-sns-message-type": "Notification"}
