@@ -64,7 +64,7 @@ class SpanDraft:
             return self._attributes
         view = self._view
         if view is None:
-            view = self._view = _span_attributes(self.span) if self._fast else plain_attributes(self.span)
+            view = self._view = span_attributes(self.span) if self._fast else plain_attributes(self.span)
         return view
 
     @property
@@ -178,7 +178,7 @@ class SpanDraft:
         if self._fast:
             # the fast read shares the span's own dict: copy it before the first write
             if view is None:
-                view = _span_attributes(self.span)
+                view = span_attributes(self.span)
             return view.copy()
         return view if view is not None else plain_attributes(self.span)
 
@@ -206,8 +206,7 @@ class SpanDraft:
         if type(span) is ReadableSpan and _new_readable is not None:
             # what the SDK hands to on_end: clone its fields (several times cheaper
             # than the constructor on the hot path), then apply the draft's changes
-            copy = _new_readable(ReadableSpan)
-            copy.__dict__.update(span.__dict__)
+            copy = clone(span)
             if self._name is not None:
                 copy._name = self._name
             if self._attributes is not None:
@@ -247,8 +246,19 @@ _FAST_READ = _READ_FIELDS <= _probe_fields and hasattr(BoundedAttributes(), "_di
 del _probe_fields
 
 
-def _span_attributes(span) -> dict:
-    """The finished SDK span's own attributes dict (shared: never write to it)."""
+def clone(span: ReadableSpan) -> ReadableSpan:
+    """A field-for-field copy of a finished SDK ReadableSpan (only when `CAN_CLONE`)."""
+    copy = _new_readable(ReadableSpan)
+    copy.__dict__.update(span.__dict__)
+    return copy
+
+
+CAN_CLONE = _new_readable is not None
+FAST_READ = _FAST_READ
+
+
+def span_attributes(span) -> dict:
+    """The finished SDK span's own attributes dict (shared: never write to it); FAST_READ spans only."""
     raw = span._attributes
     if type(raw) is BoundedAttributes:
         return raw._dict

@@ -115,13 +115,20 @@ class MemoryStage:
         table[span.context.span_id] = start
 
     def __call__(self, draft) -> None:
+        if self._open:
+            values = self.quick(draft.span, draft.name, None)
+            if values is not None:
+                draft.set_attributes(values, free_text=False)  # numbers only
+
+    def quick(self, span, name, attributes):
+        """The values to write on a finished span (None when it was not measured); also the
+        pipeline's fast path."""
         table = self._open
         if not table:
-            return
-        span = draft.span
+            return None
         start = table.pop(span.context.span_id, None)
         if start is None:
-            return
+            return None
         rss = self._read()
         if self._tracing:
             start_rss, start_alloc = start
@@ -134,12 +141,12 @@ class MemoryStage:
         else:
             delta = rss - start
             values = {attr.MEMORY_RSS_DELTA: delta, attr.MEMORY_RSS: rss}
-        draft.set_attributes(values, free_text=False)  # numbers only
         if delta > 0:
             histogram = self._histogram
             if histogram is None:
                 histogram = self._histogram = HotHistogram(instruments().memory_delta, MEMORY_BUCKETS_BYTES)
-            histogram.record(delta, {attr.LABEL_SPAN_NAME: self._labels(draft.name)})
+            histogram.record(delta, {attr.LABEL_SPAN_NAME: self._labels(name)})
+        return values
 
     def shutdown(self) -> None:
         self._closed = True

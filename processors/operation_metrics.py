@@ -37,7 +37,9 @@ class OperationMetricsStage:
         self._destination_cap = LabelCap(DESTINATION_LABELS_MAX)
 
     def labels(self, draft, operation: str) -> dict:
-        attributes = draft.attributes
+        return self._labels(draft.attributes, operation, draft.is_error)
+
+    def _labels(self, attributes, operation: str, is_error: bool) -> dict:
         labels = {attr.OPERATION: operation}
         if operation in _TEMPLATE_OPS:
             name = attributes.get(attr.TEMPLATE_NAME)
@@ -51,7 +53,7 @@ class OperationMetricsStage:
             destination = attributes.get(attr.MESSAGING_DESTINATION_NAME)
             if destination is not None:
                 labels[attr.MESSAGING_DESTINATION_NAME] = self._destination_cap(str(destination))
-        if draft.is_error:
+        if is_error:
             labels[attr.LABEL_OUTCOME] = attr.OUTCOME_ERROR
             category = attributes.get(attr.ERROR_CATEGORY)
             if category is not None:
@@ -61,9 +63,23 @@ class OperationMetricsStage:
         return labels
 
     def __call__(self, draft) -> None:
-        operation = draft.attributes.get(attr.OPERATION)
+        attributes = draft.attributes
+        operation = attributes.get(attr.OPERATION)
         if operation is None:
             return
-        if self._histogram is None:
-            self._histogram = HotHistogram(instruments().operation_duration, DURATION_BUCKETS_S)
-        self._histogram.record(draft.duration_ns / 1e9, self.labels(draft, str(operation)))
+        self._record(draft.duration_ns, self._labels(attributes, str(operation), draft.is_error))
+
+    def quick(self, span, name, attributes):
+        """The pipeline's fast path (a finished SDK span that did not fail): writes nothing."""
+        operation = attributes.get(attr.OPERATION)
+        if operation is not None:
+            start, end = span._start_time, span._end_time
+            duration = end - start if start is not None and end is not None else 0
+            self._record(duration, self._labels(attributes, str(operation), False))
+        return None
+
+    def _record(self, duration_ns: int, labels: dict) -> None:
+        histogram = self._histogram
+        if histogram is None:
+            histogram = self._histogram = HotHistogram(instruments().operation_duration, DURATION_BUCKETS_S)
+        histogram.record(duration_ns / 1e9, labels)

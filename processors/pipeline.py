@@ -15,6 +15,18 @@ is dropped rather than exported unredacted. A stage marked `failed_only` reads
 failures only (status ERROR or an exception event): the pipeline skips it on a
 span that has neither an ERROR status nor any event, without calling it.
 
+The fast path: most spans are healthy (no ERROR status, no event), have no link
+and carry no address, and no stage writes to them. For those the pipeline makes
+no draft: it asks each stage through `stage.quick(span, name, attributes)` (the
+finished SDK span, its name and its own attributes dict, read-only), which does
+the stage's work and returns the attributes to write (values that cannot hold
+text: numbers, flags, mailscope's constants) or None; the span is copied once,
+only when something was returned. The redaction stages take part through a check
+(`quick_check`) that the span has nothing they could rewrite: the same substring
+tests they use themselves. A span that fails any check, and every span when a
+healthy stage has neither `quick` nor a check, goes through the draft as above,
+so the result is the same either way.
+
 `EnrichingSpanProcessor` wraps an exporting processor (normally the SDK's
 BatchSpanProcessor): it hands the enriched copy on. The stages' `on_start` hooks
 must run once per span, however many exporters there are: the SDK wiring lets
@@ -30,8 +42,24 @@ import threading
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from opentelemetry.sdk.trace import ReadableSpan as _SdkReadableSpan
+from opentelemetry.trace import StatusCode
+
 from mailscope._safety import internal_error
-from mailscope.processors.draft import SpanDraft
+from mailscope.processors.draft import CAN_CLONE, FAST_READ, SpanDraft, clone, span_attributes
+from mailscope.processors.redact import EarlyRedactionStage, RedactionStage, _clean_attributes, _suspect
+
+_ERROR = StatusCode.ERROR
+
+
+def quick_check_for(stage):
+    """`check(name, attributes) -> True` when a redaction stage has nothing to rewrite on a
+    healthy span without links (None for other stages)."""
+    if type(stage) not in (EarlyRedactionStage, RedactionStage):
+        return None
+    if stage.mode == "off":
+        return lambda name, attributes: True
+    return lambda name, attributes: not _suspect(name) and _clean_attributes(attributes)
 
 
 class Pipeline:
@@ -39,6 +67,7 @@ class Pipeline:
         self.stages = tuple(stages)
         # what runs on a span with neither an ERROR status nor any event (most spans)
         self.healthy_stages = tuple(s for s in self.stages if not getattr(s, "failed_only", False))
+        self.quick_check, self.quick_stages = self._quick_plan()
         self.start_hooks = tuple(s.on_start for s in self.stages if getattr(s, "on_start", None))
         self._local = threading.local()
         self.wrappers = 0  # EnrichingSpanProcessors sharing this pipeline
@@ -50,6 +79,30 @@ class Pipeline:
         with self._claim_lock:
             claimed, self._start_hooks_claimed = self._start_hooks_claimed, True
             return not claimed
+
+    def _quick_plan(self):
+        """(check, (stage, quick) pairs) for the fast path, or (None, None) when a healthy stage
+        has neither a `quick` nor a check. The early and the last redaction run the same check."""
+        if not (FAST_READ and CAN_CLONE):
+            return None, None
+        checks, quick = {}, []
+        for stage in self.healthy_stages:
+            check = quick_check_for(stage)
+            if check is not None:
+                checks.setdefault(stage.mode, check)
+            elif getattr(stage, "quick", None) is not None:
+                quick.append((stage, stage.quick))
+            else:
+                return None, None
+        checks = tuple(checks.values())
+        if not checks:
+            check = None
+        elif len(checks) == 1:
+            check = checks[0]
+        else:
+            def check(name, attributes, checks=checks):
+                return all(c(name, attributes) for c in checks)
+        return check, tuple(quick)
 
     def enrich(self, span: ReadableSpan) -> ReadableSpan | None:
         """Return the span to export (possibly a copy), or None to drop it."""
@@ -66,6 +119,41 @@ class Pipeline:
         return self._run(span)
 
     def _run(self, span: ReadableSpan) -> ReadableSpan | None:
+        quick = self.quick_stages
+        if quick is not None and type(span) is _SdkReadableSpan:
+            status = span._status
+            if status.status_code is not _ERROR and not span._events and not span._links and not status.description:
+                name = span._name
+                attributes = span_attributes(span)
+                check = self.quick_check
+                try:
+                    plain = check is None or check(name, attributes)
+                except Exception:
+                    plain = False  # the draft path runs the stages under their guards
+                if plain:
+                    return self._run_quick(span, name, attributes, quick)
+        return self._run_draft(span)
+
+    @staticmethod
+    def _run_quick(span, name, attributes, quick) -> ReadableSpan:
+        writes = None
+        for stage, run in quick:
+            try:
+                values = run(span, name, attributes)
+            except Exception:
+                internal_error(f"stage {getattr(stage, 'name', type(stage).__name__)}")
+                continue
+            if values:
+                if writes is None:
+                    writes = attributes.copy()
+                writes.update(values)
+        if writes is None:
+            return span
+        copy = clone(span)
+        copy._attributes = writes
+        return copy
+
+    def _run_draft(self, span: ReadableSpan) -> ReadableSpan | None:
         draft = SpanDraft(span)
         result = span
         for stage in self.stages if draft.may_have_failed else self.healthy_stages:

@@ -76,7 +76,19 @@ class SlowStage:
             span = draft.span
             if span.start_time is None or span.end_time is None:
                 return
-        name = draft.name
+        values = self._judge(draft.name, duration)
+        if values is not None:
+            draft.set_attributes(values, free_text=False)  # flags, numbers and a reason constant
+
+    def quick(self, span, name, attributes):
+        """The pipeline's fast path (a finished SDK span): the values to write, or None."""
+        start, end = span._start_time, span._end_time
+        if start is None or end is None:
+            return None
+        return self._judge(name, end - start)
+
+    def _judge(self, name: str, duration: int):
+        """Observe one duration (ns) of `name`; the attributes of a slow span, else None."""
         duration_ms = duration / 1e6
         with self._lock:
             states = self._states
@@ -96,7 +108,7 @@ class SlowStage:
             recent = ((state.recent << 1) | slow) & _RECENT_MASK
             state.recent = recent
         if not slow:
-            return
+            return None
         if over_threshold:
             reason, limit = attr.SLOW_REASON_THRESHOLD, float(threshold)
         else:
@@ -109,11 +121,11 @@ class SlowStage:
         }
         if p95 is not None:
             values[attr.SLOW_BASELINE_P95_MS] = p95
-        draft.set_attributes(values, free_text=False)  # flags, numbers and a reason constant
         counter = self._counter
         if counter is None:
             counter = self._counter = instruments().slow_operations
         counter.add(1, {attr.LABEL_SPAN_NAME: self._labels(name), attr.SLOW_REASON: reason})
+        return values
 
     def _admit(self, name: str) -> _NameState:
         """New per-name state (caller holds the lock); the least recently seen name makes room."""
