@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 SYSTEM_DEPS_TEST := redis-server=redis-server prometheus=prometheus promtool=prometheus chromium=chromium docker-compose=docker-compose
 SYSTEM_DEPS_DEMO := redis-server=redis-server
 
-.PHONY: test demo bench install system-deps-test system-deps-demo clean
+.PHONY: test demo bench install system-deps-test system-deps-demo clean binaries stack
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,21 @@ system-deps-test:
 system-deps-demo:
 	@scripts/system-deps.sh $(SYSTEM_DEPS_DEMO)
 
-test: $(STAMP) system-deps-test
+# The Collector distribution and Jaeger v2, built from pinned Go modules (Go and the Go module
+# proxy are on these machines; the module and build caches make a second build fast). Each file
+# target depends on what pins it, so a second `make` rebuilds nothing. Cold: see docs/stack-run.md.
+COLLECTOR_PINS := otel-config/collector/builder-config.yaml otel-config/collector/go.mod otel-config/collector/go.sum
+JAEGER_PINS := otel-config/jaeger/go.mod otel-config/jaeger/go.sum
+
+build/otelcol-mailscope: $(COLLECTOR_PINS) scripts/build-collector.sh
+	scripts/build-collector.sh
+
+build/jaeger: $(JAEGER_PINS) scripts/build-jaeger.sh
+	scripts/build-jaeger.sh
+
+binaries: build/otelcol-mailscope build/jaeger
+
+test: $(STAMP) system-deps-test binaries
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The demo needs only the `demo` extra: a fresh clone installs in well under a minute.
@@ -44,3 +58,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) demo-output *.egg-info build
+
+# The production path on this host without Docker: Jaeger v2, two gateways and an agent from the
+# shipped configs, the demo through them; prints the Jaeger and Prometheus URLs; Ctrl-C stops it.
+stack: $(STAMP) system-deps-demo binaries
+	$(BIN)/python scripts/stack.py

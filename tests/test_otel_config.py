@@ -365,7 +365,12 @@ def test_compose_stack_has_every_service_pinned_and_wired():
     assert checks.compose_problems(compose, COMPOSE.parent) == []
     services = compose["services"]
     images = {name: svc.get("image", "") for name, svc in services.items()}
-    assert images["otel-agent"].startswith("otel/opentelemetry-collector-contrib:")
+    # both collector tiers run mailscope's own distribution, built from the builder config the tests build
+    for name in ("otel-agent", "otel-gateway"):
+        assert services[name]["build"]["dockerfile"] == "docker/Dockerfile.collector"
+        assert images[name].startswith("mailscope-otelcol:")
+    dockerfile = (REPO / "docker" / "Dockerfile.collector").read_text()
+    assert "scripts/build-collector.sh" in dockerfile and "otel-config/collector/builder-config.yaml" in dockerfile
     assert images["jaeger"].startswith("jaegertracing/all-in-one:")
     assert services["jaeger"]["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
     assert images["prometheus"].startswith("prom/prometheus:") and images["grafana"].startswith("grafana/grafana:")
