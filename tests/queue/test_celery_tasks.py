@@ -38,6 +38,13 @@ app.conf.task_default_queue = "email_queue"
 app.conf.broker_connection_retry_on_startup = True
 app.conf.worker_hijack_root_logger = False
 
+if os.environ.get("MAILSCOPE_AFTER_UPSTREAM"):
+    # re-instrument: mailscope's signal handlers now run after the upstream instrumentation's
+    from mailscope.instrumentation.queue import QueueInstrumentor
+
+    QueueInstrumentor().uninstrument()
+    QueueInstrumentor().instrument()
+
 
 def done(line):
     with open(os.environ["DONE_FILE"], "a") as out:
@@ -78,7 +85,7 @@ print("queued", flush=True)
 """
 
 
-def _run(tmp_path, broker_url: str, upstream: bool, pool: str = "solo"):
+def _run(tmp_path, broker_url: str, upstream: bool, pool: str = "solo", **extra):
     """Publish, then start a worker: (producer spans, worker spans, worker metric points, seconds in between)."""
     write_script(tmp_path, TASKS, "mail_tasks.py")
     done = tmp_path / "done.txt"
@@ -86,6 +93,7 @@ def _run(tmp_path, broker_url: str, upstream: bool, pool: str = "solo"):
                   PYTHONPATH=f"{tmp_path}:{queue_env(tmp_path, 'x')['PYTHONPATH']}")
     if not upstream:
         common["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"] = "celery"
+    common.update(extra)
     producer = run_instrumented(write_script(tmp_path, PRODUCER, "producer.py"), queue_env(tmp_path, "producer", **common))
     assert producer.returncode == 0, producer.stderr
     assert producer.stdout.strip() == "queued"
@@ -177,9 +185,12 @@ def _check(produced, worked, points, gap, upstream: bool):
     assert sum(counts.values()) == EXECUTIONS
 
 
-@pytest.mark.parametrize("upstream", [False, True], ids=["mailscope-span", "upstream-run-span"])
-def test_celery_tasks_on_redis(tmp_path, redis_server, upstream):  # noqa: F811
-    produced, worked, points, gap = _run(tmp_path, redis_server.url, upstream)
+@pytest.mark.parametrize("upstream, after_upstream", [(False, ""), (True, ""), (True, "1")],
+                         ids=["mailscope-span", "upstream-run-span", "upstream-run-span-mailscope-last"])
+def test_celery_tasks_on_redis(tmp_path, redis_server, upstream, after_upstream):  # noqa: F811
+    # by default mailscope's handlers run first (it connects when the upstream instrumentor imports
+    # celery); "mailscope-last" reverses the order, so both ways of finding Celery's run span are used
+    produced, worked, points, gap = _run(tmp_path, redis_server.url, upstream, MAILSCOPE_AFTER_UPSTREAM=after_upstream)
     _check(produced, worked, points, gap, upstream)
     publishes = [s for s in produced if s["attributes"].get(attr.MESSAGING_SYSTEM) == "celery"]
     if upstream:
