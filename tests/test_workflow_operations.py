@@ -160,3 +160,29 @@ def test_captured_values_keep_only_str_int_bool():
     assert len(captured_value("y" * 500, "domain")) == attr.CAPTURED_VALUE_MAX_CHARS
     for value in (1.5, None, b"bytes", ["a"], {"a": 1}, object()):
         assert captured_value(value, "domain") is None
+
+
+def test_entries_with_and_without_arguments_parse_and_bad_ones_invalidate_the_variable(caplog):
+    import logging
+
+    from mailscope.config import load_settings
+
+    good = load_settings({"MAILSCOPE_OPERATIONS": " send=app.ses:send , segment=app.a:pick( name = app.name ,n=app.n)"})
+    assert good.operations == (("send", "app.ses", "send"), ("segment", "app.a", "pick", (("name", "app.name"), ("n", "app.n"))))
+    bad_entries = [
+        "segment=app.a:pick(name=app.name",  # unbalanced
+        "segment=app.a:pick)name=app.name(",
+        "segment=app.a:pick()",
+        "segment=app.a:pick(name)",
+        "segment=app.a:pick(1name=app.name)",
+        "segment=app.a:pick(name=app.name,name=app.other)",
+        "segment=app.a:pick(name=mailscope.operation)",  # mailscope's own attributes stay mailscope's
+        "segment=app.a:pick(name=app.name)x",
+        "campaign=app.a:pick(name=app.name)",
+    ]
+    with caplog.at_level(logging.WARNING, logger="mailscope"):
+        for raw in bad_entries:
+            settings = load_settings({"MAILSCOPE_OPERATIONS": f"send=app.ses:send,{raw}"})
+            assert settings.operations == () and settings.invalid == ("MAILSCOPE_OPERATIONS",), raw
+    warnings = [r.getMessage() for r in caplog.records if "MAILSCOPE_OPERATIONS" in r.getMessage()]
+    assert len(warnings) == len(bad_entries), warnings
