@@ -119,6 +119,15 @@ _CONNECTION_FAILED = _rx(
     r"no route to host", r"connection reset", r"econnreset", r"forcibly closed",
 )
 
+_CONNECTION_HINTS = ("refused", "greeting", "transport", "failing", "unreachable", "route", "reset", "forcibly")
+# substrings without which an override group cannot match (the newer groups): a cheap skip
+_CONTENT_HINTS = ("spam url", "url in", "urls in", "attachment", "file")
+_CLIENT_CONFIG_HINTS = ("tls", "encrypt", "secure", "recipients defined", "eenvelope")
+_OVERRIDES_HINTED = tuple(
+    (name, rx, _CONTENT_HINTS if index == 0 else _CLIENT_CONFIG_HINTS if name == VALIDATION and index < 4 else None)
+    for index, (name, rx) in enumerate(_OVERRIDES)
+)
+
 # --- 2 and 4. enhanced status codes ---------------------------------------------------
 # subject.detail -> category; None = ambiguous: let the wording decide, then fall back
 _ENHANCED = {
@@ -374,11 +383,16 @@ def categorize(pattern: str, error_type: str | None = None) -> tuple[str, bool]:
         http = _HTTP_CONTEXT.search(text.replace("<url>", "")) is not None
 
     category = None
-    for name, rx in _OVERRIDES:
+    for name, rx, hints in _OVERRIDES_HINTED:
+        if hints is not None and not any(hint in text for hint in hints):
+            continue  # none of the words this group needs: skip its regex
         if rx.search(text):
             category = name
             break
-    if category is None and reply is None and enhanced is None and _CONNECTION_FAILED.search(text):
+    if (
+        category is None and reply is None and enhanced is None
+        and any(hint in text for hint in _CONNECTION_HINTS) and _CONNECTION_FAILED.search(text)
+    ):
         category = INFRASTRUCTURE
     fallback = None
     if category is None and enhanced is not None:
