@@ -575,8 +575,8 @@ def _mask_token(token: str) -> str:
     digit = _has_digit(t)
     if ":::" in t:
         t = t.replace(":::", HOST + ":", 1)  # the unspecified address with a port (netstat's :::25)
-    if "::" in t and not digit:
-        t = _IPV6.sub(HOST, t)  # ::, ::ffff:abcd
+    if not digit and ("::" in t or t.count(":") >= 7):
+        t = _IPV6.sub(HOST, t)  # ::, ::ffff:abcd, febf:ffff:ffff:ffff:ffff:ffff:ffff:fffa (no decimal digit at all)
     if digit:
         if ":" in t:
             t = _TS_NUM.sub(TS, t)

@@ -159,7 +159,7 @@ def test_sendmail_and_exim_lines_from_any_host_share_a_fingerprint():
     "System.Net.Sockets.SocketException: No connection could be made because the target machine actively refused it {endpoint}",
 ])
 def test_endpoints_mask_alike_in_every_notation(template):
-    endpoints = ["::1:2525", "[::1]:2525", "[2001:db8::5]:587", "2001:db8:0:0:0:0:0:5:587", "127.0.0.1:587",
+    endpoints = ["::1:2525", "[::1]:2525", "febf:ffff:ffff:ffff:ffff:ffff:ffff:fffa", "[2001:db8::5]:587", "2001:db8:0:0:0:0:0:5:587", "127.0.0.1:587",
                  "203.0.113.9", "::1", "localhost:1025", "smtp.example.org:465"]
     assert len(fingerprints(*(template.format(endpoint=e) for e in endpoints))) == 1
 
