@@ -235,7 +235,7 @@ class CeleryTelemetry:
                     self._wait.record(wait, {attr.MESSAGING_DESTINATION_NAME: self._wait_cap(queue)})
             if upstream_active():
                 self._remember(self._running, task_id, (None, attributes))
-                self._apply(task, task_id)
+                self._span(task, task_id)
                 return
             parent = extract(request, getter=_Getter())
             producer = trace.get_current_span(parent).get_span_context()
@@ -251,30 +251,21 @@ class CeleryTelemetry:
         except Exception:
             internal_error("celery task_prerun")
 
-    def _apply(self, task, task_id) -> None:
-        """Our attributes on the upstream run span, when it is open."""
+    def _span(self, task, task_id):
+        """(span, ours) of this execution, span None when it has none: ours, or the open upstream
+        run span, with our attributes applied to it again (the first time when its handler ran after ours)."""
         with self._lock:
             entry = self._running.get(task_id)
         if entry is None or entry[0] is not None:
-            return
+            return (entry[0], True) if entry is not None else (None, False)
         span = _upstream_span(task, task_id)
         if span is not None:
             span.set_attributes(entry[1])
-
-    def _span(self, task, task_id):
-        """The span of this execution: ours, or upstream's (attributes applied)."""
-        with self._lock:
-            entry = self._running.get(task_id)
-        if entry is None:
-            return None
-        if entry[0] is not None:
-            return entry[0]
-        self._apply(task, task_id)
-        return _upstream_span(task, task_id)
+        return span, False
 
     def retry(self, sender=None, request=None, reason=None, **kwargs):
         try:
-            span = self._span(sender, getattr(request, "id", None))
+            span, _ = self._span(sender, getattr(request, "id", None))
             if span is None:
                 return
             cause = getattr(reason, "exc", None)
@@ -286,27 +277,17 @@ class CeleryTelemetry:
 
     def failure(self, sender=None, task_id=None, exception=None, **kwargs):
         try:
-            with self._lock:
-                entry = self._running.get(task_id)
-            if entry is None:
-                return
-            if entry[0] is None:
-                self._apply(sender, task_id)  # upstream records the failure itself
-            elif isinstance(exception, Exception):
-                mark_failed(entry[0], exception)
+            span, ours = self._span(sender, task_id)
+            if span is not None and ours and isinstance(exception, Exception):
+                mark_failed(span, exception)  # the upstream instrumentation records failures itself
         except Exception:
             internal_error("celery task_failure")
 
     def postrun(self, task_id=None, task=None, **kwargs):
         try:
-            with self._lock:
-                entry = self._running.get(task_id)
-            if entry is None:
-                return
-            if entry[0] is None:
-                self._apply(task, task_id)
-            self._forget(self._running, task_id)
-            span, token = entry
+            self._span(task, task_id)
+            entry = self._forget(self._running, task_id)
+            span, token = entry if entry is not None else (None, None)
             if span is not None:
                 try:
                     context.detach(token)
