@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import json
 
+from mailscope.report import delivery
 from mailscope.report.text import fmt_bytes, fmt_duration_s, fmt_int, fmt_ms, fmt_pct
 
 MAX_CHART_OPERATIONS = 20
@@ -206,7 +207,8 @@ def _journey(r) -> str:
              _e(fmt_int(st["bottleneck_journeys"]))] for st in j["stages"]]
     most = _e(j["most_common_bottleneck"] or "-")
     return (f'<section id="journey"><h2>Email journey</h2><p>{fmt_int(j["journeys"])} traces with a send, '
-            f'{fmt_int(j["emails"])} emails. Most common bottleneck: <b>{most}</b></p>'
+            f'{fmt_int(j["emails"])} emails. Most common bottleneck: <b>{most}</b>'
+            f'{_e(". " + delivery.journey_figure(j.get("accepted_to_delivered")) if delivery.journey_figure(j.get("accepted_to_delivered")) else "")}</p>'
             '<svg id="chart-journey" role="img" aria-label="journey breakdown"></svg>'
             + _table(["stage", "share", "mean per journey", "total", "bottleneck in"], rows, numeric=range(1, 5))
             + "</section>")
@@ -284,6 +286,7 @@ def render(report: dict) -> str:
         + _slow(report)
         + _errors(report)
         + _templates(report)
+        + delivery.html_section(report)
         + f'</main><script type="application/json" id="report-data">{embedded_json(report)}</script>'
         f"<script>{script}</script></body></html>\n"
     )

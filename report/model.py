@@ -19,6 +19,7 @@ from collections import OrderedDict
 
 from mailscope import attributes as attr
 from mailscope.report import journey
+from mailscope.report.delivery import DeliveryTracker, findings as delivery_findings
 from mailscope.report.rules import (
     MEMORY_MIN_CORRELATION,
     MEMORY_MIN_DELTA_SHARE,
@@ -229,6 +230,7 @@ class ReportModel:
         self.timeline = TimeBuckets(TIMELINE_BUCKETS)
         self.growth: dict = {}
         self.journeys = journeys or journey.JourneyTracker()
+        self.delivery = DeliveryTracker()
 
     # --- ingest --------------------------------------------------------------
     def add(self, span: dict) -> None:
@@ -320,6 +322,8 @@ class ReportModel:
                 engine.cache_hits += hit
         elif op == attr.OP_PERSONALIZE:
             self._render(attrs)
+        elif op == attr.OP_DELIVERY:
+            self.delivery.add(attrs, trace_id, bool(span.get("parent_span_id")))
         elif op == attr.OP_QUEUE_RECEIVE:
             wait = _number(attrs.get(attr.QUEUE_WAIT))
             if wait is not None and wait > 0:
@@ -331,7 +335,8 @@ class ReportModel:
             role = journey.DB
         parent = span.get("parent_span_id")
         parent = parent if isinstance(parent, str) and parent else None
-        self.journeys.add(trace_id, span_id, parent, role, duration)
+        if op != attr.OP_DELIVERY:  # a provider's event, hours later: not a step of the send's journey
+            self.journeys.add(trace_id, span_id, parent, role, duration)
 
         # slow operations
         if attrs.get(attr.SLOW) is True:
@@ -651,6 +656,13 @@ class ReportModel:
             "templates": self._template_section(),
             "smtp": {"connects": self.smtp_connects, "sends": self.smtp_sends},
             "memory_growth": self._memory_growth(),
+            "delivery": self.delivery.result(),
         }
+        report["journey"]["accepted_to_delivered"] = report["delivery"]["accepted_to_delivered"]
         report["recommendations"] = recommendations(report)
+        if report["delivery"]["events"]:
+            from mailscope.report.rules import SEVERITY_ORDER
+
+            report["recommendations"] = sorted(report["recommendations"] + delivery_findings(report["delivery"]),
+                                              key=lambda f: SEVERITY_ORDER[f["severity"]])
         return report

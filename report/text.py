@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+from mailscope.report import delivery
+
 MAX_OTHER_SPAN_ROWS = 15
 MAX_PATTERN_ROWS = 15
 NAME_WIDTH = 40
@@ -169,6 +171,9 @@ def _operations(r: dict, style: Style) -> list[str]:
 def _journey(r: dict, style: Style) -> list[str]:
     j = r["journey"]
     out = [style.bold("EMAIL JOURNEY") + f"  {fmt_int(j['journeys'])} traces with a send, {fmt_int(j['emails'])} emails"]
+    figure = delivery.journey_figure(j.get("accepted_to_delivered"))
+    if figure:
+        out.append("  " + figure)
     if not j["journeys"]:
         out.append("  no trace contains a send")
         return out
@@ -266,6 +271,7 @@ def render(report: dict, colour: bool = False) -> str:
             _slow(report, style),
             _errors(report, style),
             _templates(report, style),
+            *([delivery.text_lines(report, style)] if report.get("delivery", {}).get("events") else []),
             _recommendations(report, style),
         ]
     return "\n\n".join("\n".join(s) for s in sections) + "\n"

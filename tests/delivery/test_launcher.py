@@ -14,6 +14,8 @@ With tracking off, what the app sent is byte for byte what it sends uninstrument
 
 import json
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -67,6 +69,13 @@ def send_all(tmp_path, servers, name, instrument=True, **env):
     assert result.returncode == 0, result.stderr
     line = next(l for l in result.stdout.splitlines() if l.startswith("IDS "))
     return json.loads(line[4:]), traces, result
+
+
+def mailscope_cli(*args) -> str:
+    result = subprocess.run([sys.executable, "-m", "mailscope", *map(str, args)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def signed_requests(keys, provider, message_id, value):
@@ -137,6 +146,24 @@ def test_events_land_in_the_send_traces(tmp_path, servers, kind):
     assert rejected == {tuple(sorted({attr.PROVIDER: p, attr.LABEL_REASON: "replayed"}.items())): 1 for p in PROVIDERS}
     latency = [p for (name, _), p in latest.items() if name == attr.METRIC_DELIVERY_LATENCY]
     assert sum(p["count"] for p in latency) == 3 * len(PROVIDERS)
+
+    # --- the report: a DELIVERY section, and the journey's accepted -> delivered figure ---------------
+    report = json.loads(mailscope_cli("report", app_traces, traces, "--json"))
+    delivery = report["delivery"]
+    assert (delivery["events"], delivery["in_send_trace"]) == (12, 12)
+    assert delivery["statuses"] == {"bounced": 4, "complained": 4, "delivered": 4}
+    assert delivery["bounce_rate"] == pytest.approx(0.5) and delivery["complaint_rate"] == pytest.approx(1.0)
+    assert [(r["provider"], r["domain"], r["events"]) for r in delivery["outcomes"]] == \
+        [(p, "clients.example.org", 3) for p in sorted(PROVIDERS)]
+    assert delivery["latency"]["count"] == 12
+    assert delivery["latency"]["p50_s"] == pytest.approx(LATENCY_S, rel=0.05)
+    assert report["journey"]["accepted_to_delivered"]["count"] == 4
+    (pattern,) = delivery["bounce_patterns"]
+    assert (pattern["count"], pattern["category"], pattern["retryable"]) == (4, "recipient", False)
+    assert pattern["pattern"] == classify(BOUNCE).pattern and pattern["suggested_action"]
+    text = mailscope_cli("report", app_traces, traces)
+    assert "DELIVERY  12 provider events, 12 in their send's trace" in text
+    assert "accepted -> delivered: p50 " in text and "bounce rate 50.00%, complaint rate 100.00%" in text
 
     everything = {"receiver traces": traces.read_bytes(), "receiver metrics": metrics.read_bytes(),
                   "receiver output": (out + err).encode(), "app traces": app_traces.read_bytes(),
