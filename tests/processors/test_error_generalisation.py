@@ -15,11 +15,9 @@ import pytest
 from mailscope import attributes as attr
 from mailscope.processors.errors import classify
 from tests.errors_corpus import GENERALISE, GENERALISE_NAMES, fill, grouping_accuracy, is_unseen, load_groups
-from tests.generic_logs import OTHER_SYSTEMS, drain_clusters
-from tests.generic_logs import fill as fill_log
+from tests.generic_logs import OTHER_SYSTEMS, compare_with_drain
 
 K = 6
-LOG_LINES = 1000
 
 
 def corpus(part: str):
@@ -48,22 +46,6 @@ def score(rows, k=K, seed=7):
         predicted.extend(result.fingerprint for result in results)
     n = len(rows)
     return category_ok / n, retry_ok / n, grouping_accuracy(truth, predicted), failures
-
-
-def compare_with_drain(systems, seed, lines=LOG_LINES):
-    """Mean GA of mailscope's fingerprints and of Drain's clusters over `systems`, same lines."""
-    rng = random.Random(seed)
-    ours, drain = {}, {}
-    for name, templates in systems.items():
-        weights = [rng.uniform(0.2, 3.0) for _ in templates]
-        truth, text = [], []
-        for _ in range(lines):
-            index = rng.choices(range(len(templates)), weights)[0]
-            truth.append(index)
-            text.append(fill_log(templates[index], rng))
-        ours[name] = grouping_accuracy(truth, [classify(line).fingerprint for line in text])
-        drain[name] = grouping_accuracy(truth, drain_clusters(text))
-    return sum(ours.values()) / len(ours), sum(drain.values()) / len(drain), ours, drain
 
 
 def log_family(part: str):
