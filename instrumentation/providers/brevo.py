@@ -11,7 +11,7 @@ object, or `messageVersions`: a list of versions each with its own `to`, `cc`,
 from __future__ import annotations
 
 from mailscope.instrumentation.providers.common import Outcome, Request
-from mailscope.instrumentation.providers.jsonapi import addresses, document, failed, string_headers
+from mailscope.instrumentation.providers.jsonapi import addresses, coded, document, failed, string_headers
 
 PROVIDER = "brevo"
 RECIPIENT_FIELDS = ("to", "cc", "bcc")
@@ -43,9 +43,7 @@ def describe_result(status: int, body, request: Request | None) -> Outcome:
     answer = document(body)
     answer = answer if isinstance(answer, dict) else {}
     if status >= 400:
-        text = answer.get("message")
-        code = answer.get("code")
-        return failed(status, f"{text} ({code})" if text and code else text or code)
+        return failed(status, coded(answer.get("message"), answer.get("code")))
     outcome = Outcome(status_code=status)
     if isinstance(answer.get("messageId"), str):
         outcome.message_ids.append(answer["messageId"])

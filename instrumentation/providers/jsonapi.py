@@ -64,6 +64,13 @@ def failed(status: int, text: str | None, error_type: str | None = None) -> Outc
     return outcome
 
 
+def coded(text, code) -> str | None:
+    """An error text with the API's error code after it: `text (code)`, or whichever is present."""
+    if text and code:
+        return f"{text} ({code})"
+    return str(text or code) if (text or code) else None
+
+
 def joined(*parts) -> str | None:
     """Non-empty parts joined by ': ' (None when there are none)."""
     found = [str(p) for p in parts if p not in (None, "")]

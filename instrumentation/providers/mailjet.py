@@ -18,7 +18,7 @@ message went out. A request-level error (401 bad key, ...) is one object
 from __future__ import annotations
 
 from mailscope.instrumentation.providers.common import Outcome, Request
-from mailscope.instrumentation.providers.jsonapi import addresses, document, failed, string_headers
+from mailscope.instrumentation.providers.jsonapi import addresses, coded, document, failed, string_headers
 
 PROVIDER = "mailjet"
 RECIPIENT_FIELDS = ("To", "Cc", "Bcc")
@@ -48,11 +48,7 @@ def describe_request(body, content_type=None) -> Request:
 
 
 def _error_text(error: dict) -> str | None:
-    text = error.get("ErrorMessage")
-    code = error.get("ErrorCode")
-    if text and code:
-        return f"{text} ({code})"
-    return text or code
+    return coded(error.get("ErrorMessage"), error.get("ErrorCode"))
 
 
 def describe_result(status: int, body, request: Request | None) -> Outcome:

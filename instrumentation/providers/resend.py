@@ -10,7 +10,7 @@ Request (JSON): `to` (a string or a list of up to 50), `cc`, `bcc` (the same),
 from __future__ import annotations
 
 from mailscope.instrumentation.providers.common import Outcome, Request
-from mailscope.instrumentation.providers.jsonapi import addresses, document, failed, string_headers
+from mailscope.instrumentation.providers.jsonapi import addresses, coded, document, failed, string_headers
 
 PROVIDER = "resend"
 RECIPIENT_FIELDS = ("to", "cc", "bcc")
@@ -36,9 +36,7 @@ def describe_result(status: int, body, request: Request | None) -> Outcome:
     answer = document(body)
     answer = answer if isinstance(answer, dict) else {}
     if status >= 400:
-        text = answer.get("message")
-        name = answer.get("name")
-        return failed(status, f"{text} ({name})" if text and name else text or name)
+        return failed(status, coded(answer.get("message"), answer.get("name")))
     outcome = Outcome(status_code=status)
     items = answer.get("data") if isinstance(answer.get("data"), list) else [answer]
     outcome.message_ids.extend(str(i["id"]) for i in items if isinstance(i, dict) and i.get("id"))

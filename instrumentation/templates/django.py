@@ -31,7 +31,7 @@ from __future__ import annotations
 from mailscope import attributes as attr
 from mailscope._safety import internal_error
 from mailscope.instrumentation.common import wrapper_layers
-from mailscope.instrumentation.templates.common import ACTIVE, INLINE_NAME, TemplateTelemetry, collecting, note_missing
+from mailscope.instrumentation.templates.common import ACTIVE, INLINE_NAME, collecting, note_missing
 
 ENGINE = attr.ENGINE_DJANGO
 LOADER = object()  # the owner of a django.template.loader.select_template call
@@ -116,28 +116,24 @@ class DjangoProbe(wrapper_layers.ImportProbe):
 
     def _loader_select_template(self, wrapped, _instance, args, kwargs):
         """django.template.loader.select_template(names, using=None): the backend Template found."""
-        telemetry = self.telemetry
         try:
             candidates = self._candidates(args[0] if args else kwargs.get("template_name_list"))
             traced = (bool(candidates) and not self._inside_load(LOADER)
-                      and any(telemetry.wants(n) for n in candidates))
-            started = telemetry.start_load(ENGINE, candidates[0], LOADER) if traced else None
+                      and any(self.telemetry.wants(n) for n in candidates))
         except Exception:
             internal_error("django loader select_template")
-            started = None
-        if started is None:
+            traced = False
+        if not traced:
             return wrapped(*args, **kwargs)
-        span, tokens = started
-        try:
-            found = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            telemetry.leave(tokens)
-            TemplateTelemetry.fail(span, exc, withhold=False, safe_messages=self._safe)
-            raise
-        telemetry.leave(tokens)
-        compiled = getattr(found, "template", found)  # the backend's wrapper holds the compiled Template
-        telemetry.finish_load(span, ENGINE, compiled, candidates[0], inline=False, name_from_result=True)
-        return found
+        found = []
+
+        def select(*a, **kw):  # the load span sees the compiled Template (cache hits), the app gets the backend's
+            found.append(wrapped(*a, **kw))
+            return getattr(found[0], "template", found[0])
+
+        self.telemetry.run_load(ENGINE, LOADER, candidates[0], select, args, kwargs, name_from_result=True,
+                                safe_messages=self._safe)
+        return found[0]
 
     # --- renders ----------------------------------------------------------------
     def _variables(self, context):

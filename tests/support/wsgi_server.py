@@ -1,7 +1,8 @@
 """A WSGI app served by a real server (gunicorn, one sync worker) under `opentelemetry-instrument`.
 
-    with serve_wsgi(app_dir, "module:app", env) as base_url:
-        urllib.request.urlopen(base_url + "/path")
+    with serve_wsgi(app_dir, "module:app", env) as served:
+        urllib.request.urlopen(served.base + "/path")
+    served.output  # what gunicorn and the app printed, once stopped
 
 gunicorn runs as users run it under the launcher: the master is instrumented and
 forks its worker. `wait_for_spans(path, predicate)` polls an OTLP JSON traces file
@@ -16,6 +17,7 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 from mailscope.exporters.otlp_file import read_spans
 from tests.support.launcher import INSTRUMENT, VENV_BIN, free_port
@@ -29,7 +31,8 @@ def serve_wsgi(app_dir: Path, target: str, env: dict, startup_timeout: float = 6
         [INSTRUMENT, str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "1",
          "--no-control-socket", "--graceful-timeout", "10", target],
         cwd=str(app_dir), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
+    served = SimpleNamespace(base=f"http://127.0.0.1:{port}", output="")
+    base = served.base
     try:
         deadline = time.monotonic() + startup_timeout
         while True:
@@ -42,14 +45,14 @@ def serve_wsgi(app_dir: Path, target: str, env: dict, startup_timeout: float = 6
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("gunicorn did not start:\n" + (process.communicate()[0] or ""))
                 time.sleep(0.1)
-        yield base
+        yield served
     finally:
         process.terminate()
         try:
-            process.output = process.communicate(timeout=30)[0]
+            served.output = process.communicate(timeout=30)[0]
         except subprocess.TimeoutExpired:
             process.kill()
-            process.communicate()
+            served.output = process.communicate()[0]
 
 
 def wait_for_spans(path: Path, predicate, timeout: float = 60.0) -> list:

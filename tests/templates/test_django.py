@@ -56,17 +56,6 @@ def context(**extra):
     return values
 
 
-@pytest.fixture
-def capture():
-    cap = Capture()
-    TemplateInstrumentor().instrument(**cap.providers)
-    try:
-        yield cap
-    finally:
-        TemplateInstrumentor().uninstrument()
-        cap.shutdown()
-
-
 @contextlib.contextmanager
 def paused(cap):
     TemplateInstrumentor().uninstrument()

@@ -25,17 +25,6 @@ TEMPLATES = {"emails/welcome.html": "Hi {{ name }}", "pages/index.html": "Index 
              "account/mail_settings.html": "Settings", "Newsletter_EMAIL.txt": "Hey {{ name }}"}
 
 
-@pytest.fixture
-def capture():
-    cap = Capture()
-    TemplateInstrumentor().instrument(**cap.providers)
-    try:
-        yield cap
-    finally:
-        TemplateInstrumentor().uninstrument()
-        cap.shutdown()
-
-
 def engines():
     env = jinja2.Environment(loader=jinja2.DictLoader(TEMPLATES))
     lenv = liquid.Environment(loader=liquid.DictLoader(TEMPLATES))
