@@ -159,9 +159,10 @@ class SpanReader:
                     if not isinstance(batch, list):
                         self.skipped_lines += 1
                         continue
-                    yield from self._spans(batch)
+                    yield from self.spans_of(batch)
 
-    def _spans(self, batch) -> Iterator[dict]:
+    def spans_of(self, batch) -> Iterator[dict]:
+        """The flattened spans of one `resourceSpans` list (a file line's, or a query API's answer)."""
         for rs in batch:
             try:
                 resource = key_values((rs.get("resource") or {}).get("attributes"))

@@ -55,12 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser(
         "report",
-        help="debugging report from OTLP JSON trace files",
+        help="debugging report from OTLP JSON trace files or Jaeger",
         description="Where the time went, what broke and what to fix first, from OTLP JSON-lines trace files "
-        "(streamed in bounded memory). Exit status: 0 (also when there are no spans), 1 for a missing or "
-        "unreadable path, 2 for a bad option value.",
+        "or from Jaeger's query API (streamed in bounded memory). Exit status: 0 (also when there are no "
+        "spans), 1 for a missing or unreadable path or a Jaeger that cannot be read, 2 for a bad option value.",
     )
-    report.add_argument("paths", nargs="+", metavar="PATH", help="OTLP JSON-lines files or folders of them")
+    report.add_argument("paths", nargs="*", metavar="PATH", help="OTLP JSON-lines files or folders of them")
+    report.add_argument("--jaeger", metavar="URL",
+                        help="read traces from Jaeger's query API at URL (e.g. http://localhost:16686) instead "
+                        "of files; without --since, the last 24 hours")
     report.add_argument("--json", action="store_true", help="machine-readable JSON output")
     report.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
     report.add_argument("--service", help="only spans of this service.name")

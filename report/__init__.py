@@ -1,14 +1,16 @@
-"""`mailscope report PATH...`: the debugging report from OTLP JSON trace files.
+"""`mailscope report PATH...` / `--jaeger URL`: the debugging report from OTLP JSON trace files or Jaeger.
 
 Reads OTLP JSON-lines files (the `otlp_json_file` exporter's output or an
 OpenTelemetry Collector file exporter's; folders are read file by file, `.gz`
 files are decompressed) as a stream, aggregates them in bounded memory
 (model), and prints the terminal view (text), or with `--json`
 the report document, and with `--html FILE` also writes a self-contained page
-(html).
+(html). With `--jaeger URL` the spans come from Jaeger's query API instead
+(jaeger.py), through the same model.
 
 Exit status: 0 on success, including input without spans (with a message on
-stderr); 1 when a path is missing or unreadable; 2 for an unusable option value.
+stderr); 1 when a path is missing or unreadable, or Jaeger cannot be read; 2 for
+an unusable option value.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 import sys
 
 from mailscope.exporters.otlp_file import SpanReader
+from mailscope.report.jaeger import JaegerError
 from mailscope.report.model import Filters, ReportModel
 
 EXIT_OK = 0
@@ -82,11 +85,41 @@ def build_report(paths, filters: Filters | None = None, thresholds=None) -> dict
     return model.result(inputs)
 
 
+def build_report_from_jaeger(url: str, filters: Filters, thresholds=None, progress=None, page_traces=None) -> dict:
+    """Read the filters' window from Jaeger and return the report document (raises JaegerError)."""
+    from mailscope.report.jaeger import PAGE_TRACES, JaegerSpans
+
+    source = JaegerSpans(url, filters.service, filters.since_ns, filters.until_ns, progress=progress,
+                         page_traces=page_traces or PAGE_TRACES)
+    model = ReportModel(filters, thresholds=thresholds)
+    add = model.add
+    for span in source:
+        add(span)
+    inputs = {
+        "paths": [],
+        "jaeger": source.client.base_url,
+        "window": {"since_unix_nano": source.since_ns, "until_unix_nano": source.until_ns},
+        "traces_read": source.traces,
+        "requests": source.requests,
+        "files": 0,
+        "lines": 0,
+        "skipped": {
+            "lines": 0,
+            "records": source.reader.skipped_records,
+            "spans": model.invalid_spans,
+            "total": source.reader.skipped_records + model.invalid_spans,
+        },
+    }
+    return model.result(inputs)
+
+
 def _empty_message(report: dict) -> str | None:
     inp = report["inputs"]
     if report["summary"]["spans"]:
         return None
     skipped = inp["skipped"]["total"]
+    if inp.get("jaeger"):
+        return f"mailscope report: no spans found in Jaeger at {inp['jaeger']} ({inp['traces_read']:,} traces read)"
     where = ", ".join(inp["paths"])
     if inp["spans_read"] and inp["spans_read"] > inp["skipped"]["spans"]:
         return f"mailscope report: no spans match the filters ({inp['spans_read']:,} spans read from {where})"
@@ -97,6 +130,10 @@ def _empty_message(report: dict) -> str | None:
 def run_report(args) -> int:
     err = sys.stderr
     out = sys.stdout
+    jaeger = getattr(args, "jaeger", None)
+    if bool(jaeger) == bool(args.paths):
+        err.write("mailscope report: give trace files or --jaeger URL, not both or neither\n")
+        return EXIT_USAGE
     problems = _check_paths(args.paths)
     if problems:
         for problem in problems:
@@ -115,9 +152,12 @@ def run_report(args) -> int:
         err.write(f"mailscope report: {exc}\n")
         return EXIT_USAGE
     try:
-        report = build_report(args.paths, filters)
+        report = build_report_from_jaeger(jaeger, filters, progress=err) if jaeger else build_report(args.paths, filters)
     except OSError as exc:
         err.write(f"mailscope report: cannot read {exc.filename or ''}: {exc.strerror or exc}\n")
+        return EXIT_INPUT
+    except JaegerError as exc:  # one line, never a traceback
+        err.write(f"mailscope report: {exc}\n")
         return EXIT_INPUT
 
     message = _empty_message(report)
