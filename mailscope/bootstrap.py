@@ -16,13 +16,14 @@ hand it:
 - exporter arguments the upstream exporters cannot read from the environment
   (the OTLP JSON-file exporters' paths, from MAILSCOPE_TRACES_FILE,
   MAILSCOPE_METRICS_FILE and MAILSCOPE_LOGS_FILE).
-Once the SDK is up, every reader of its MeterProvider is made to receive redacted
-collections (exporters/metric_redaction.py): metric labels never pass through
-the span pipeline.
+Every reader of the SDK's MeterProvider is made to receive redacted collections
+(exporters/metric_redaction.py) before the provider becomes the global one:
+metric labels never pass through the span pipeline.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -107,31 +108,53 @@ def build_sdk(auto_instrumentation_version: str | None = None, **setting_overrid
         # No span exporter: still run the pipeline so its metrics are recorded.
         span_processors.append(EnrichingSpanProcessor(pipeline, None, start_hooks=pipeline.claim_start_hooks()))
 
-    _initialize_components(
-        auto_instrumentation_version=auto_instrumentation_version,
-        resource_attributes=redacted_resource_attributes(
-            {attr.DISTRO_NAME: "mailscope", attr.DISTRO_VERSION: __version__}, config.redact
-        ),
-        id_generator=id_generator_for_sdk(),  # leaves the app's `random` alone (mailscope/ids.py)
-        exporter_args_map=exporter_args_map(config),
-        span_processors=span_processors,
-        export_span_processor=enriching_batch_processor(pipeline),
-        export_log_record_processor=redacting_log_processor(config.redact),
-    )
-    redact_metric_labels(config.redact)
+    with _redacting_meter_provider(config.redact):
+        _initialize_components(
+            auto_instrumentation_version=auto_instrumentation_version,
+            resource_attributes=redacted_resource_attributes(
+                {attr.DISTRO_NAME: "mailscope", attr.DISTRO_VERSION: __version__}, config.redact
+            ),
+            id_generator=id_generator_for_sdk(),  # leaves the app's `random` alone (mailscope/ids.py)
+            exporter_args_map=exporter_args_map(config),
+            span_processors=span_processors,
+            export_span_processor=enriching_batch_processor(pipeline),
+            export_log_record_processor=redacting_log_processor(config.redact),
+        )
+    from opentelemetry import metrics
+
+    redact_metric_labels(metrics.get_meter_provider(), config.redact)  # a no-op when already done
     from mailscope.forks import install as flush_forked_children
 
     flush_forked_children()  # multiprocessing children would otherwise exit with their spans unexported
     return pipeline
 
 
-def redact_metric_labels(mode: str) -> None:
-    """Wrap the readers of the MeterProvider the SDK just set; without it no metric is exported."""
-    from opentelemetry import metrics
+@contextlib.contextmanager
+def _redacting_meter_provider(mode: str):
+    """While the SDK sets up: its MeterProvider's readers are wrapped before it becomes the global one.
 
+    `_init_metrics` builds the readers and hands the provider to `set_meter_provider`; until
+    then no instrument can record into it, so no collection can carry an unredacted label.
+    """
+    import opentelemetry.sdk._configuration as sdk_configuration
+
+    real = sdk_configuration.set_meter_provider
+
+    def set_redacted(provider):
+        redact_metric_labels(provider, mode)
+        real(provider)
+
+    sdk_configuration.set_meter_provider = set_redacted
+    try:
+        yield
+    finally:
+        sdk_configuration.set_meter_provider = real
+
+
+def redact_metric_labels(provider, mode: str) -> None:
+    """Make every reader of `provider` receive redacted collections; without it nothing is exported."""
     from mailscope.exporters.metric_redaction import install
 
-    provider = metrics.get_meter_provider()
     try:
         install(provider, mode)
     except Exception:

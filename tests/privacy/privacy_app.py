@@ -20,7 +20,7 @@ from email.message import EmailMessage
 
 DOMAIN = "example.org"
 PLACES = (
-    "queue.key", "header.value", "log.message", "log.arg", "log.extra", "exception.text", "smtp.refused",
+    "queue.key", "queue.second", "header.value", "log.message", "log.arg", "log.extra", "exception.text", "smtp.refused",
     "sql.literal", "url.path", "url.query", "template.name", "baggage.value", "resource.attr", "app.metric",
     "span.link", "span.event",
 )
@@ -79,12 +79,13 @@ def main(redis_url: str, smtp_port: int) -> None:
         meter = metrics.get_meter("privacy.app")
         meter.create_counter("app.sends").add(1, {"recipient": a["app.metric"]})
 
-        # a per-recipient queue (Redis list), with one message left in it
+        # per-recipient queues (Redis lists) of one domain, with one message left in each
         client = redis.Redis.from_url(redis_url)
-        key = f"email_queue:{a['queue.key']}"
-        client.delete(key)
-        client.lpush(key, json.dumps({"n": 1}), json.dumps({"n": 2}))
-        client.rpop(key)
+        for place in ("queue.key", "queue.second"):
+            key = f"email_queue:{a[place]}"
+            client.delete(key)
+            client.lpush(key, json.dumps({"n": 1}), json.dumps({"n": 2}))
+            client.rpop(key)
 
         # SQL with an address literal (upstream sqlalchemy instrumentation)
         engine = sqlalchemy.create_engine("sqlite://")

@@ -34,11 +34,11 @@ REFUSED = ADDRESSES["smtp.refused"]
 
 # where each address must show up when nothing is redacted (mode `off`)
 EXPECTED_OFF = {
-    "traces": {"queue.key", "header.value", "exception.text", "smtp.refused", "sql.literal", "url.path",
+    "traces": {"queue.key", "queue.second", "header.value", "exception.text", "smtp.refused", "sql.literal", "url.path",
                "url.query", "template.name", "baggage.value", "resource.attr", "span.link", "span.event"},
-    "metrics": {"queue.key", "template.name", "app.metric", "resource.attr"},
+    "metrics": {"queue.key", "queue.second", "template.name", "app.metric", "resource.attr"},
     "logs": {"log.message", "log.arg", "log.extra", "exception.text", "smtp.refused", "resource.attr"},
-    "prometheus": {"queue.key", "template.name", "app.metric", "resource.attr"},
+    "prometheus": {"queue.key", "queue.second", "template.name", "app.metric", "resource.attr"},
 }
 
 
@@ -104,9 +104,14 @@ def _run(mode: str, transport: str, tmp_path, servers) -> dict[str, bytes]:
             exported = {signal: (tmp_path / f"{signal}.jsonl").read_bytes() for signal in ("traces", "metrics", "logs")}
         else:
             exported = {signal: b"\n".join(bodies) for signal, bodies in receiver.requests.items()}
-    exported["prometheus"] = b"\n".join(scrapes)
+    exported["prometheus"] = b"\n# EOF-SCRAPE\n".join(scrapes)
     exported["stderr"] = err.encode()
     return exported
+
+
+def _series(scrape: bytes) -> list[str]:
+    """The series of one Prometheus scrape: each sample line without its value."""
+    return [line.rsplit(" ", 1)[0] for line in scrape.decode().splitlines() if line and not line.startswith("#")]
 
 
 def _found(blob: bytes) -> set[str]:
@@ -129,3 +134,9 @@ def test_no_address_leaves_the_process_in_any_signal(mode, transport, tmp_path, 
     marker = b"<redacted>@example.org" if mode == "domain" else b"<redacted>@<redacted>"
     for signal in EXPECTED_OFF:  # the run is the one meant: addresses reached every signal, masked
         assert marker in exported[signal], f"{transport} {signal}: no redacted address at all"
+    # the two queues' series became one (a duplicate series would break the scrape)
+    for scrape in exported["prometheus"].split(b"\n# EOF-SCRAPE\n"):
+        series = _series(scrape)
+        assert len(series) == len(set(series)), sorted(s for s in series if series.count(s) > 1)
+        depth = [s for s in series if s.startswith("mailscope_queue_depth{") and "email_queue:" in s]
+        assert len(depth) == 1, depth
