@@ -324,7 +324,7 @@ class ReportModel:
             self._render(attrs)
         elif op == attr.OP_DELIVERY:
             self.delivery.add(attrs, trace_id, bool(span.get("parent_span_id")))
-        elif op == attr.OP_QUEUE_RECEIVE:
+        elif op == attr.OP_QUEUE_RECEIVE or op == attr.OP_QUEUE_PROCESS:  # Celery puts the wait on process
             wait = _number(attrs.get(attr.QUEUE_WAIT))
             if wait is not None and wait > 0:
                 self._queue_wait(span, trace_id, int(wait * 1e9))

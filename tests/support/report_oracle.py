@@ -95,7 +95,7 @@ def _journeys(spans):
     waits = Counter()
     for s in spans:
         w = s["attrs"].get(attr.QUEUE_WAIT)
-        if _op(s) == attr.OP_QUEUE_RECEIVE and isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0:
+        if _op(s) in (attr.OP_QUEUE_RECEIVE, attr.OP_QUEUE_PROCESS) and isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0:
             for target in (list(dict.fromkeys(s["links"])) or [s["trace"]]):
                 waits[target] += int(w * 1e9)
     for trace_id, tree in by_trace.items():
