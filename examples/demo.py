@@ -15,6 +15,13 @@ What it does:
 4. stops everything it started;
 5. prints `mailscope report` for the trace files and says where they are.
 
+Delivery feedback: the worker runs with MAILSCOPE_DELIVERY_TRACKING=on and the sink
+as a Mailgun relay (MAILSCOPE_DELIVERY_RELAYS), so each message carries its send's
+trace context in X-Mailgun-Variables; the sink then posts signed Mailgun events
+(delivered, late bounces, complaints) to `mailscope webhooks serve`, which the demo
+starts under opentelemetry-instrument before the sink and stops after it. The
+report's DELIVERY section shows them in the traces of their sends.
+
 With `--prometheus URL` (a Prometheus that scrapes --producer-port and
 --worker-port), it waits after each campaign until that Prometheus has scraped
 both processes, so the numbers of every campaign reach it.
@@ -30,7 +37,9 @@ import importlib.util
 import json
 import os
 import queue
+import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -58,6 +67,8 @@ DEMO_KNOBS = {
     "NEWSLETTER_MISSING_VARIABLE": "1",  # template v2 refers to referral_code, never supplied
     "NEWSLETTER_LEAK_KB": "512",  # the worker never frees a copy of each sent message
     "NEWSLETTER_MAX_ATTEMPTS": "3",
+    "NEWSLETTER_LATE_BOUNCE_SHARE": "0.04",  # accepted, then bounced by the receiving server (a webhook event)
+    "NEWSLETTER_COMPLAINT_SHARE": "0.05",  # delivered, then marked as spam (a webhook event)
 }
 
 # mailscope settings for the demo: queue wait and producer->worker traces through the JSON
@@ -70,6 +81,9 @@ DEMO_MAILSCOPE = {
     "MAILSCOPE_QUEUE_ENVELOPE": "json",
     "MAILSCOPE_SLOW_THRESHOLDS": "email.send=250,BRPOP=5000",
     "MAILSCOPE_HEADER_ATTRIBUTES": "X-Campaign-ID=email.campaign.id",
+    # the send's trace context travels to the sink, which plays a provider posting event webhooks
+    # (Mailgun-style) to `mailscope webhooks serve`: delivery events join the send traces
+    "MAILSCOPE_DELIVERY_TRACKING": "on",
 }
 
 
@@ -206,10 +220,31 @@ def child_env(name: str, *, redis_port: int, smtp_port: int, metrics_port: int, 
         SMTP_HOST="127.0.0.1",
         SMTP_PORT=str(smtp_port),
         NEWSLETTER_DATA_DIR=str(data),
+        MAILSCOPE_DELIVERY_RELAYS=f"127.0.0.1:{smtp_port}=mailgun",  # the sink is the provider's relay
         PYTHONUNBUFFERED="1",
         PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
     )
     return env
+
+
+def start_webhooks(instrument: str, env: dict, logs: Path, deadline: float) -> Service:
+    """`mailscope webhooks serve` under opentelemetry-instrument: the delivery-event receiver."""
+    port, key = free_port(), secrets.token_hex(16)
+    env = dict(env, MAILSCOPE_WEBHOOK_MAILGUN_SIGNING_KEY=key)
+    service = Service("webhooks", [instrument, str(BIN / "mailscope"), "webhooks", "serve", "--port", str(port)], env,
+                      logs / "webhooks.log")
+    service.port, service.key = port, key
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if service.proc.poll() is not None or time.monotonic() > deadline:
+                service.stop(lambda s: s.proc.kill())
+                raise DemoError(f"the webhooks receiver did not start; see {logs / 'webhooks.log'}") from None
+            time.sleep(0.1)
+    say(f"webhooks: opentelemetry-instrument mailscope webhooks serve --port {port} (POST /mailgun)")
+    return service
 
 
 def scrape_count(port: int) -> int:
@@ -339,7 +374,12 @@ def run(args) -> int:
         say(f"redis-server on 127.0.0.1:{redis_port} (no persistence)")
 
         smtp_port = free_port()
+        hooks = start_webhooks(instrument, child_env("webhooks", redis_port=redis_port, smtp_port=smtp_port,
+                                                     metrics_port=free_port(), traces=traces, data=data),
+                               logs, deadline)
+        stack.append(("webhooks receiver", lambda: hooks.stop(lambda s: s.proc.send_signal(signal.SIGINT))))
         env0 = child_env("sink", redis_port=redis_port, smtp_port=smtp_port, metrics_port=0, traces=traces, data=data)
+        env0.update(NEWSLETTER_WEBHOOK_URL=f"http://127.0.0.1:{hooks.port}/mailgun", NEWSLETTER_WEBHOOK_KEY=hooks.key)
         controller, handler = sink.start(newsletter_settings.load(env0), "127.0.0.1", smtp_port)
         stack.append(("SMTP sink", controller.stop))
         knobs = ", ".join(f"{k.removeprefix('NEWSLETTER_').lower()}={env0[k]}" for k in DEMO_KNOBS)
@@ -389,6 +429,10 @@ def run(args) -> int:
 
         served = {name: scrape_count(port) for name, port in ports.items()}
         say("Prometheus endpoints: " + ", ".join(f"{n} serves {c} mailscope_* samples" for n, c in served.items()))
+        if handler.events is not None:
+            handler.events.flush(max(1.0, deadline - time.monotonic()))
+            say("delivery events the sink posted to the receiver: "
+                + ", ".join(f"{k}: {v}" for k, v in sorted(handler.events.posted.items())))
         stats = handler.snapshot()
         say(
             "SMTP sink replies: "

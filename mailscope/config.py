@@ -135,6 +135,25 @@ def parse_cert_origins(raw: str) -> tuple[str, ...]:
 
 
 DEFAULT_SES_CERT_ORIGINS = ("https://sns.*.amazonaws.com", "https://sns.*.amazonaws.com.cn")
+DELIVERY_PROVIDERS = ("sendgrid", "mailgun", "postmark", "ses")
+
+
+def parse_delivery_relays(raw: str) -> tuple[tuple[str, int | None, str], ...]:
+    """`host-glob[:port]=provider,...` -> ((host glob, port or None, provider), ...)."""
+    items = []
+    for part in _split(raw):
+        target, sep, provider = part.rpartition("=")
+        provider, target = provider.strip().lower(), target.strip().lower()
+        if not sep or provider not in DELIVERY_PROVIDERS:
+            raise ConfigError(f"{part!r}: provider must be one of {', '.join(DELIVERY_PROVIDERS)}")
+        host, colon, port = target.partition(":")
+        if not host or " " in host or "/" in host or not is_valid_glob(host) or (colon and not port.isdigit()):
+            raise ConfigError(f"{part!r}: relay must be host[:port]=provider")
+        items.append((host, int(port) if colon else None, provider))
+    return tuple(items)
+
+
+# --- end of delivery webhooks
 
 
 def parse_globs(raw: str) -> tuple[str, ...]:
@@ -341,6 +360,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("MAILSCOPE_WEBHOOK_SES_CERT_ORIGINS", "webhook_ses_cert_origins", DEFAULT_SES_CERT_ORIGINS,
              parse_cert_origins, "`https://sns.*.amazonaws.com`, `https://sns.*.amazonaws.com.cn`",
              "`scheme://host[:port],...` an SNS SigningCertURL must start with (`*` = one DNS label)"),
+    Variable("MAILSCOPE_DELIVERY_RELAYS", "delivery_relays", (), parse_delivery_relays, "empty",
+             "`host-glob[:port]=provider,...`: SMTP hosts that are a provider's relay (`sendgrid`, `mailgun`, "
+             "`postmark`, `ses`) besides the providers' own relay hosts, for delivery tracking"),
 )
 
 
@@ -370,6 +392,7 @@ class Settings:
     webhook_postmark_credentials: str | None = field(default=None, repr=False)
     webhook_ses_topic_arns: tuple | None = None
     webhook_ses_cert_origins: tuple = DEFAULT_SES_CERT_ORIGINS
+    delivery_relays: tuple = ()
     # variables that were set but invalid (for diagnostics and tests)
     invalid: tuple = field(default=(), compare=False)
 

@@ -25,6 +25,13 @@ Failure knobs (all off by default; `make demo` turns them on):
     NEWSLETTER_LEAK_KB           the worker keeps this many KiB per sent message in a cache that
                                  never evicts (a memory leak)
     NEWSLETTER_MAX_ATTEMPTS      send attempts for transient (4xx) failures before giving up (3)
+
+Delivery events (the sink plays a provider that reports what happened after it accepted a message):
+    NEWSLETTER_WEBHOOK_URL       where the sink posts Mailgun-style event webhooks (unset: none)
+    NEWSLETTER_WEBHOOK_KEY       the signing key of those webhooks (HMAC-SHA256, as Mailgun signs)
+    NEWSLETTER_LATE_BOUNCE_SHARE share of accepted recipients the "receiving server" bounces later
+                                 (550 5.1.1, reported by a `failed` event instead of `delivered`)
+    NEWSLETTER_COMPLAINT_SHARE   share of delivered recipients who mark the email as spam
 """
 
 from __future__ import annotations
@@ -70,6 +77,10 @@ class Settings:
     strict_templates: bool
     leak_kb: int
     max_attempts: int
+    webhook_url: str = ""
+    webhook_key: str = ""
+    late_bounce_share: float = 0.0
+    complaint_share: float = 0.0
 
     @property
     def dead_letter_queue(self) -> str:
@@ -95,4 +106,8 @@ def load(environ=None) -> Settings:
         strict_templates=_flag(env, "NEWSLETTER_STRICT_TEMPLATES"),
         leak_kb=max(0, _int(env, "NEWSLETTER_LEAK_KB", 0)),
         max_attempts=max(1, _int(env, "NEWSLETTER_MAX_ATTEMPTS", 3)),
+        webhook_url=env.get("NEWSLETTER_WEBHOOK_URL") or "",
+        webhook_key=env.get("NEWSLETTER_WEBHOOK_KEY") or "",
+        late_bounce_share=_share(env, "NEWSLETTER_LATE_BOUNCE_SHARE"),
+        complaint_share=_share(env, "NEWSLETTER_COMPLAINT_SHARE"),
     )

@@ -8,7 +8,9 @@ after DATA), throttles (451 4.7.1, then 421 4.7.0 and a dropped connection for
 a client that keeps pushing), and takes its time over a share of messages. Which
 recipients are unknown or full is a deterministic function of the address, so
 every campaign meets the same ones. Accepted messages can be relayed to another
-SMTP server (Mailpit in the docker stack, for its web UI).
+SMTP server (Mailpit in the docker stack, for its web UI). With NEWSLETTER_WEBHOOK_URL set it
+also plays the provider's event webhooks (examples/newsletter/events.py): delivered, late
+bounces and complaints, posted signed as Mailgun signs them.
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ class RelayHandler:
         self._accepted_mail: deque = deque()  # times of accepted MAIL commands in the window
         self._rejects: deque = deque()  # times of throttled ones
         self._slow_credit = 0.0
+        self.events = None  # the provider's delivery events, when a webhook receiver is configured
+        if settings.webhook_url and settings.webhook_key:
+            from examples.newsletter.events import EventPoster
+
+            self.events = EventPoster(settings.webhook_url, settings.webhook_key, settings.late_bounce_share,
+                                      settings.complaint_share, address_fraction)
 
     def count(self, key: str) -> None:
         with self.lock:
@@ -106,6 +114,9 @@ class RelayHandler:
         if self.relay:
             await asyncio.get_running_loop().run_in_executor(None, self._relay, envelope)
         self.count("delivered")
+        if self.events is not None:
+            self.events.accepted(envelope.mail_from, list(envelope.rcpt_tos),
+                                 envelope.original_content or envelope.content)
         return "250 2.0.0 Ok: queued"
 
     def _relay(self, envelope) -> None:

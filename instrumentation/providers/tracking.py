@@ -246,13 +246,25 @@ RELAY_HOSTS = [
 ]
 
 
-def relay_provider(host) -> str | None:
+def relay_provider(host, port=None) -> str | None:
+    """The provider whose relay `host` (and `port`) is: MAILSCOPE_DELIVERY_RELAYS first, then the
+    providers' own relay hosts."""
     import fnmatch
 
     if not isinstance(host, str) or not host:
         return None
     host = host.lower().rstrip(".")
+    for glob, wanted_port, provider in settings().delivery_relays:
+        if fnmatch.fnmatchcase(host, glob) and (wanted_port is None or wanted_port == port):
+            return provider
     return next((provider for glob, provider in RELAY_HOSTS if fnmatch.fnmatchcase(host, glob)), None)
+
+
+def _peer_port(instance):
+    try:
+        return instance.sock.getpeername()[1]
+    except Exception:
+        return None
 
 
 def relay_header(provider: str, tracking: str) -> tuple[str, str] | None:
@@ -289,7 +301,7 @@ def with_relay_header(message, name: str, value: str):
 def smtplib_data(instance, transaction, args, kwargs):
     """smtplib's `data(msg)` arguments with the relay's tracking header, when the connected host is a
     provider relay and a send span is in progress."""
-    provider = relay_provider(getattr(instance, "_host", None))
+    provider = relay_provider(getattr(instance, "_host", None), _peer_port(instance))
     tracking = value_for(transaction.span) if provider is not None and transaction is not None else None
     if tracking is None:
         return args, kwargs

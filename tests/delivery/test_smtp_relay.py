@@ -108,3 +108,19 @@ def test_tracking_off_or_another_host_sends_the_apps_bytes(monkeypatch, smtp_tel
     assert relay.relay_provider("email-smtp.eu-west-1.amazonaws.com") == "ses"
     assert relay.relay_provider("smtp.sendgrid.net.") == "sendgrid"
     assert relay.relay_provider("smtp.example.com") is None
+
+
+def test_delivery_relays_names_more_relay_hosts(smtp_telemetry):  # noqa: F811
+    with SMTPTestServer() as server:
+        reload_settings(delivery_tracking="on", delivery_relays=f"{server.host}:{server.port}=postmark")
+        try:
+            with smtplib.SMTP(server.host, server.port) as client:
+                client.sendmail(SENDER, [RECIPIENT], MESSAGE)
+            reload_settings(delivery_tracking="on", delivery_relays=f"{server.host}:1=postmark")  # another port
+            with smtplib.SMTP(server.host, server.port) as client:
+                client.sendmail(SENDER, [RECIPIENT], MESSAGE)
+        finally:
+            reload_settings()
+    tracked, untouched = (m.content for m in server.handler.messages)
+    assert tracked.startswith(b"X-PM-Metadata-mailscope: 00-") and tracked.endswith(MESSAGE)
+    assert untouched == MESSAGE
