@@ -8,7 +8,9 @@ the same code.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from mailscope.instrumentation.templates import TemplateInstrumentor
 from tests.support.template_capture import Capture, exported_text
 
 TEMPLATE_DIR = Path(tempfile.mkdtemp(prefix="mailscope-django-templates-"))
+atexit.register(shutil.rmtree, TEMPLATE_DIR, True)
 FILES = {
     "emails/layout.html": "<html><body><h1>{% block title %}{% endblock %}</h1>{% block body %}{% endblock %}"
                           "<footer>{% include 'emails/footer.html' %}</footer></body></html>",
