@@ -304,13 +304,14 @@ class Progress:
             say("  " + self.line(expected))
 
 
-def print_report(traces: Path) -> None:
-    files = sorted(traces.glob("*.jsonl"))
+def print_report(traces: Path, *more: Path) -> None:
+    files = sorted(traces.glob("*.jsonl")) + [p for p in more if p.exists()]
     mailscope_cli = BIN / "mailscope"
     if importlib.util.find_spec("mailscope.report") is not None and mailscope_cli.exists():
         say(f"mailscope report {traces}")
         print(flush=True)
-        done = subprocess.run([str(mailscope_cli), "report", str(traces)], text=True, capture_output=True)
+        done = subprocess.run([str(mailscope_cli), "report", str(traces), *(str(p) for p in more if p.exists())],
+                              text=True, capture_output=True)
         if done.returncode == 0:
             print(done.stdout, end="" if done.stdout.endswith("\n") else "\n", flush=True)
             return
@@ -351,11 +352,12 @@ def run(args) -> int:
     deadline = started + args.timeout
     output = Path(args.output).resolve()
     traces = output / "traces"
+    delivery = output / "delivery"  # the webhooks receiver's traces: its events, in the send traces
     logs = output / "logs"
     data = output / "data"
-    for folder in (traces, data):
+    for folder in (traces, data, delivery):
         shutil.rmtree(folder, ignore_errors=True)
-    for folder in (traces, logs, data):
+    for folder in (traces, logs, data, delivery):
         folder.mkdir(parents=True, exist_ok=True)
 
     from examples.newsletter import settings as newsletter_settings
@@ -375,13 +377,13 @@ def run(args) -> int:
 
         smtp_port = free_port()
         hooks = start_webhooks(instrument, child_env("webhooks", redis_port=redis_port, smtp_port=smtp_port,
-                                                     metrics_port=free_port(), traces=traces, data=data),
+                                                     metrics_port=free_port(), traces=delivery, data=data),
                                logs, deadline)
-        stack.append(("webhooks receiver", lambda: hooks.stop(lambda s: s.proc.send_signal(signal.SIGINT))))
+        stop_hooks = lambda: hooks.stop(lambda s: s.proc.send_signal(signal.SIGINT))  # noqa: E731
         env0 = child_env("sink", redis_port=redis_port, smtp_port=smtp_port, metrics_port=0, traces=traces, data=data)
         env0.update(NEWSLETTER_WEBHOOK_URL=f"http://127.0.0.1:{hooks.port}/mailgun", NEWSLETTER_WEBHOOK_KEY=hooks.key)
         controller, handler = sink.start(newsletter_settings.load(env0), "127.0.0.1", smtp_port)
-        stack.append(("SMTP sink", controller.stop))
+        stack.append(("SMTP sink", lambda: (controller.stop(), stop_hooks())))  # its events' receiver with it
         knobs = ", ".join(f"{k.removeprefix('NEWSLETTER_').lower()}={env0[k]}" for k in DEMO_KNOBS)
         say(f"SMTP sink (aiosmtpd) on 127.0.0.1:{smtp_port}; knobs: {knobs}")
 
@@ -457,10 +459,14 @@ def run(args) -> int:
             return 1
     say(f"done in {time.monotonic() - started:.1f}s")
     print(flush=True)
-    print_report(traces)
+    delivery_traces = delivery / "webhooks.jsonl"
+    print_report(traces, delivery_traces)
     print(flush=True)
     say(f"trace files: {', '.join(str(p) for p in sorted(traces.glob('*.jsonl')))}")
-    say(f"again: {BIN / 'mailscope'} report {traces}   (logs in {logs})")
+    if delivery_traces.exists():
+        say(f"delivery events (webhooks receiver): {delivery_traces}")
+    more = f" {delivery_traces}" if delivery_traces.exists() else ""
+    say(f"again: {BIN / 'mailscope'} report {traces}{more}   (logs in {logs})")
     return 0
 
 

@@ -25,7 +25,9 @@ def test_the_demo_shows_delivery_events_in_their_send_traces(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     traces = output / "traces"
     sends = {s["span_id"]: s for s in read_spans(str(traces / "worker.jsonl")) if s["name"] == attr.SPAN_SEND}
-    deliveries = [s for s in read_spans(str(traces / "webhooks.jsonl")) if s["name"] == attr.SPAN_DELIVERY]
+    hooks = output / "delivery" / "webhooks.jsonl"  # the receiver's own file, next to the services' traces
+    assert sorted(p.name for p in traces.glob("*.jsonl")) == ["producer.jsonl", "worker.jsonl"]
+    deliveries = [s for s in read_spans(str(hooks)) if s["name"] == attr.SPAN_DELIVERY]
     assert deliveries
     statuses = {s["attributes"][attr.DELIVERY_STATUS] for s in deliveries}
     assert {"delivered", "bounced"} <= statuses
@@ -38,5 +40,6 @@ def test_the_demo_shows_delivery_events_in_their_send_traces(tmp_path):
     line = next(l for l in done.stdout.splitlines() if l.startswith("DELIVERY  "))
     assert line == f"DELIVERY  {len(deliveries)} provider events, {len(deliveries)} in their send's trace"
     assert "accepted -> delivered: p50 " in done.stdout
-    for exported in (traces / "webhooks.jsonl", output / "logs" / "webhooks.log"):
+    assert f"[demo] delivery events (webhooks receiver): {hooks}" in done.stdout
+    for exported in (hooks, output / "logs" / "webhooks.log"):
         assert ADDRESS.findall(exported.read_bytes()) == [], exported
