@@ -241,3 +241,28 @@ def test_sns_certificates_come_only_from_allowed_origins():
                 "https://sns.eu-west-1.amazonaws.com/x.pem?redirect=1",
                 "https://sns.eu-west-1.amazonaws.com/x.txt"):
         assert not default.allowed(url), url
+
+
+ODD_DOCUMENTS = [None, 0, "x", [], {}, [None], [[]], [{"event": ["bounce"], "email": {"a": 1}, "timestamp": "soon"}],
+                 [{"event": "bounce", "email": "no-at-sign", "timestamp": 1e300, "reason": None, "status": 5}],
+                 [{"event": "deferred", "mailscope": "00-" + "0" * 32 + "-" + "0" * 16 + "-01_1"}],
+                 [{"event": "delivered", "mailscope": "00-" + "f" * 32 + "-" + "f" * 16 + "-01_" + "9" * 16}],
+                 [{"event": "dropped", "sg_message_id": ["x"], "sg_event_id": {"y": 1}}] * 3]
+
+
+def test_signed_but_odd_payloads_never_crash_the_receiver(served, keys):
+    """Whatever a verified request holds, the answer is 200 or 400, never a 500."""
+    url = served.url("sendgrid")
+    for document in ODD_DOCUMENTS:
+        body, headers = keys.sendgrid.post_args(document)
+        status, answer = de.post(url, body, headers)
+        assert status in (200, 400), (document, status, answer)
+    for data in (None, [], {"event": "failed", "delivery-status": "x", "message": [], "user-variables": 3},
+                 {"event": "failed", "severity": "temporary", "delivery-status": {"code": "550", "message": 7},
+                  "recipient": 12, "timestamp": "2026-13-45"}):
+        status, answer = de.post(served.url("mailgun"), keys.mailgun.body(data), {})
+        assert status in (200, 400), (data, status, answer)
+    for message in ("not json", "[]", '{"eventType": "Bounce", "bounce": {"bouncedRecipients": [1, null, {}]}}',
+                    '{"notificationType": "Delivery", "mail": {"tags": {"mailscope": "bad"}}, "delivery": []}'):
+        status, answer = de.post(served.url("ses"), keys.sns.body(message), {})
+        assert status in (200, 400), (message, status, answer)

@@ -197,9 +197,10 @@ class SNSSigner:
         server.files[path] = certificate.public_bytes(serialization.Encoding.PEM)
         self.cert_url = server.url + path
 
-    def message(self, ses_event: dict, version: int = 2, timestamp=None, message_id=None, cert_url=None) -> dict:
+    def message(self, ses_event, version: int = 2, timestamp=None, message_id=None, cert_url=None) -> dict:
+        """A signed Notification; `ses_event` is the SES event (a dict), or a str sent as it is."""
         message = {"Type": "Notification", "MessageId": message_id or str(uuid.uuid4()), "TopicArn": self.topic,
-                   "Message": json.dumps(ses_event), "Timestamp": iso(time.time() if timestamp is None else timestamp),
+                   "Message": ses_event if isinstance(ses_event, str) else json.dumps(ses_event), "Timestamp": iso(time.time() if timestamp is None else timestamp),
                    "SignatureVersion": str(version), "SigningCertURL": cert_url or self.cert_url,
                    "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe"}
         fields = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
