@@ -130,7 +130,11 @@ def test_no_address_leaves_the_process_in_any_signal(mode, transport, tmp_path, 
             assert not missing, f"{transport} {signal}: with redaction off these addresses should be exported: {missing}"
         return
     found = leaks(ADDRESSES.values(), exported)
-    assert not found, sorted({(where, address) for where, address, _ in found})
+    if found:  # where, and the bytes around the first hit
+        where, _, form = found[0]
+        at = exported[where].find(form)
+        context = exported[where][max(0, at - 300): at + 200]
+        pytest.fail(f"{sorted({(w, a) for w, a, _ in found})}\nfirst in {where}: ...{context!r}...")
     marker = b"<redacted>@example.org" if mode == "domain" else b"<redacted>@<redacted>"
     for signal in EXPECTED_OFF:  # the run is the one meant: addresses reached every signal, masked
         assert marker in exported[signal], f"{transport} {signal}: no redacted address at all"
