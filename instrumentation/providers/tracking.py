@@ -41,13 +41,18 @@ def value(send) -> str | None:
 
 
 # --- SendGrid: custom_args ---------------------------------------------------------------------
-def sendgrid_body(data, tracking: str):
-    """A Mail Send body (bytes or str of JSON) with custom_args.mailscope, or None."""
-    document = sendgrid_document(json.loads(data), tracking)
+def _json_body(data, of_document, tracking: str):
+    """A JSON body (bytes or str) rewritten by `of_document`, in the same type, or None."""
+    document = of_document(json.loads(data), tracking)
     if document is None:
         return None
     out = json.dumps(document, ensure_ascii=False)
     return out.encode("utf-8") if isinstance(data, (bytes, bytearray)) else out
+
+
+def sendgrid_body(data, tracking: str):
+    """A Mail Send body (bytes or str of JSON) with custom_args.mailscope, or None."""
+    return _json_body(data, sendgrid_document, tracking)
 
 
 def sendgrid_document(document, tracking: str):
@@ -88,11 +93,7 @@ def postmark_document(document, tracking: str):
 
 
 def postmark_body(data, tracking: str):
-    found = postmark_document(json.loads(data), tracking)
-    if found is None:
-        return None
-    out = json.dumps(found, ensure_ascii=False)
-    return out.encode("utf-8") if isinstance(data, (bytes, bytearray)) else out
+    return _json_body(data, postmark_document, tracking)
 
 
 # --- Mailgun: v:mailscope ------------------------------------------------------------------------
