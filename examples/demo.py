@@ -22,6 +22,12 @@ trace context in X-Mailgun-Variables; the sink then posts signed Mailgun events
 starts under opentelemetry-instrument before the sink and stops after it. The
 report's DELIVERY section shows them in the traces of their sends.
 
+With `--otlp ENDPOINT` (an agent Collector's OTLP gRPC endpoint, e.g.
+http://127.0.0.1:4317), both processes send traces and metrics there instead:
+OTEL_TRACES_EXPORTER=otlp and OTEL_METRICS_EXPORTER=otlp, no trace files, no
+/metrics endpoints, no report at the end (the traces are in the Collector's
+backend). `make stack` and tests/stack run the demo this way.
+
 With `--prometheus URL` (a Prometheus that scrapes --producer-port and
 --worker-port), it waits after each campaign until that Prometheus has scraped
 both processes, so the numbers of every campaign reach it.
@@ -199,7 +205,9 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen, int]:
             time.sleep(0.05)
 
 
-def child_env(name: str, *, redis_port: int, smtp_port: int, metrics_port: int, traces: Path, data: Path) -> dict:
+def child_env(
+    name: str, *, redis_port: int, smtp_port: int, metrics_port: int, traces: Path, data: Path, otlp: str | None = None
+) -> dict:
     env = dict(os.environ)
     for key, value in DEMO_KNOBS.items():
         env.setdefault(key, value)
@@ -224,6 +232,16 @@ def child_env(name: str, *, redis_port: int, smtp_port: int, metrics_port: int, 
         PYTHONUNBUFFERED="1",
         PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
     )
+    if otlp:  # the production path: everything over OTLP gRPC to an agent Collector
+        for key in ("MAILSCOPE_TRACES_FILE", "OTEL_EXPORTER_PROMETHEUS_HOST", "OTEL_EXPORTER_PROMETHEUS_PORT"):
+            env.pop(key)
+        env.update(
+            OTEL_TRACES_EXPORTER="otlp",
+            OTEL_METRICS_EXPORTER="otlp",
+            OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+            OTEL_EXPORTER_OTLP_ENDPOINT=otlp,
+        )
+        env.setdefault("OTEL_METRIC_EXPORT_INTERVAL", "2000")
     return env
 
 
@@ -390,17 +408,19 @@ def run(args) -> int:
         services = {}
         for name in ("worker", "producer"):
             env = child_env(
-                name, redis_port=redis_port, smtp_port=smtp_port, metrics_port=ports[name], traces=traces, data=data
+                name, redis_port=redis_port, smtp_port=smtp_port, metrics_port=ports[name], traces=traces, data=data,
+                otlp=args.otlp,
             )
             module = f"examples.newsletter.{name}"
             extra = ["--stdin", "--seed", str(args.subscribers)] if name == "producer" else []
             services[name] = Service(
                 name, [instrument, sys.executable, "-m", module, *extra], env, logs / f"{name}.log", stdin=name == "producer"
             )
-            say(
-                f"{name}: opentelemetry-instrument python -m {module} "
-                f"(metrics on http://127.0.0.1:{ports[name]}/metrics, traces to {traces / (name + '.jsonl')})"
+            where = (
+                f"traces and metrics over OTLP to {args.otlp}" if args.otlp
+                else f"metrics on http://127.0.0.1:{ports[name]}/metrics, traces to {traces / (name + '.jsonl')}"
             )
+            say(f"{name}: opentelemetry-instrument python -m {module} ({where})")
         producer, worker = services["producer"], services["worker"]
         stack.append(("worker", lambda: worker.stop(lambda s: s.proc.terminate())))
         stack.append(("producer", lambda: producer.stop(lambda s: (s.send_line("quit"), s.proc.stdin.close()))))
@@ -429,8 +449,9 @@ def run(args) -> int:
                 if not wait_for_prometheus(args.prometheus, list(ports.values()), done_at, deadline):
                     say(f"warning: {args.prometheus} did not scrape both services in time")
 
-        served = {name: scrape_count(port) for name, port in ports.items()}
-        say("Prometheus endpoints: " + ", ".join(f"{n} serves {c} mailscope_* samples" for n, c in served.items()))
+        if not args.otlp:
+            served = {name: scrape_count(port) for name, port in ports.items()}
+            say("Prometheus endpoints: " + ", ".join(f"{n} serves {c} mailscope_* samples" for n, c in served.items()))
         if handler.events is not None:
             handler.events.flush(max(1.0, deadline - time.monotonic()))
             say("delivery events the sink posted to the receiver: "
@@ -458,6 +479,9 @@ def run(args) -> int:
             say(f"{name} exited with code {code}; see {logs / (name + '.log')}")
             return 1
     say(f"done in {time.monotonic() - started:.1f}s")
+    if args.otlp:
+        say(f"traces and metrics went over OTLP to {args.otlp} (logs in {logs})")
+        return 0
     print(flush=True)
     delivery_traces = delivery / "webhooks.jsonl"
     print_report(traces, delivery_traces)
@@ -477,6 +501,7 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default=str(ROOT / "demo-output"))
     parser.add_argument("--producer-port", type=int, default=0, help="producer's Prometheus endpoint (0: a free one)")
     parser.add_argument("--worker-port", type=int, default=0, help="worker's Prometheus endpoint (0: a free one)")
+    parser.add_argument("--otlp", help="send traces and metrics over OTLP gRPC to this endpoint (an agent Collector)")
     parser.add_argument("--prometheus", help="URL of a Prometheus scraping both ports: wait for its scrapes")
     parser.add_argument("--timeout", type=float, default=100.0, help="give up after this many seconds")
     try:
