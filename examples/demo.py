@@ -261,7 +261,9 @@ def start_webhooks(instrument: str, env: dict, logs: Path, deadline: float) -> S
                 service.stop(lambda s: s.proc.kill())
                 raise DemoError(f"the webhooks receiver did not start; see {logs / 'webhooks.log'}") from None
             time.sleep(0.1)
-    say(f"webhooks: opentelemetry-instrument mailscope webhooks serve --port {port} (POST /mailgun)")
+    metrics = env.get("OTEL_EXPORTER_PROMETHEUS_PORT")
+    where = f", metrics on http://127.0.0.1:{metrics}/metrics" if metrics else ""
+    say(f"webhooks: opentelemetry-instrument mailscope webhooks serve --port {port} (POST /mailgun{where})")
     return service
 
 
@@ -395,7 +397,8 @@ def run(args) -> int:
 
         smtp_port = free_port()
         hooks = start_webhooks(instrument, child_env("webhooks", redis_port=redis_port, smtp_port=smtp_port,
-                                                     metrics_port=free_port(), traces=delivery, data=data),
+                                                     metrics_port=args.webhooks_port or free_port(),
+                                                     traces=delivery, data=data, otlp=args.otlp),
                                logs, deadline)
         stop_hooks = lambda: hooks.stop(lambda s: s.proc.send_signal(signal.SIGINT))  # noqa: E731
         env0 = child_env("sink", redis_port=redis_port, smtp_port=smtp_port, metrics_port=0, traces=traces, data=data)
@@ -502,6 +505,8 @@ def main(argv=None) -> int:
     parser.add_argument("--producer-port", type=int, default=0, help="producer's Prometheus endpoint (0: a free one)")
     parser.add_argument("--worker-port", type=int, default=0, help="worker's Prometheus endpoint (0: a free one)")
     parser.add_argument("--otlp", help="send traces and metrics over OTLP gRPC to this endpoint (an agent Collector)")
+    parser.add_argument("--webhooks-port", type=int, default=0,
+                        help="the delivery-event receiver's Prometheus endpoint (0: a free one)")
     parser.add_argument("--prometheus", help="URL of a Prometheus scraping both ports: wait for its scrapes")
     parser.add_argument("--timeout", type=float, default=100.0, help="give up after this many seconds")
     try:
