@@ -299,16 +299,28 @@ def with_relay_header(message, name: str, value: str):
     return line.decode("ascii") + message
 
 
-def smtplib_data(instance, transaction, args, kwargs):
-    """smtplib's `data(msg)` arguments with the relay's tracking header, when the connected host is a
-    provider relay and a send span is in progress."""
-    provider = relay_provider(getattr(instance, "_host", None), _peer_port(instance))
+def relay_data(host, port, transaction, args, kwargs, name_of_message: str):
+    """A client's `data(message)` arguments with the relay's tracking header, when `host` is a
+    provider relay and a send span is in progress (the originals otherwise)."""
+    provider = relay_provider(host, port)
     tracking = value_for(transaction.span) if provider is not None and transaction is not None else None
     if tracking is None:
         return args, kwargs
     name, header_value = relay_header(provider, tracking)
-    message = args[0] if args else kwargs.get("msg")
+    message = args[0] if args else kwargs.get(name_of_message)
     new = with_relay_header(message, name, header_value) if message is not None else None
     if new is None:
         return args, kwargs
-    return ((new,) + tuple(args[1:]), kwargs) if args else (args, {**kwargs, "msg": new})
+    return ((new,) + tuple(args[1:]), kwargs) if args else (args, {**kwargs, name_of_message: new})
+
+
+def smtplib_data(instance, transaction, args, kwargs):
+    """smtplib's `data(msg)`: the host it connected to, the peer's port."""
+    return relay_data(getattr(instance, "_host", None), _peer_port(instance), transaction, args, kwargs, "msg")
+
+
+def aiosmtplib_data(instance, transaction, args, kwargs):
+    """aiosmtplib's `data(message, timeout=...)`."""
+    port = getattr(instance, "port", None)
+    return relay_data(getattr(instance, "hostname", None), port if isinstance(port, int) else None, transaction,
+                      args, kwargs, "message")

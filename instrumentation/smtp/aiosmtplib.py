@@ -20,10 +20,12 @@ from wrapt import wrap_function_wrapper
 
 from mailscope._safety import internal_error
 from mailscope.instrumentation.common import send as common
+from mailscope.instrumentation.providers import tracking as delivery_tracking
 from mailscope.instrumentation.smtp.spans import SMTPTelemetry, current_transaction
 
-# no `data`: sendmail returns the final reply's text, and raises unless its code is 250
-CLIENT_METHODS = ("connect", "ehlo", "helo", "starttls", "login", "sendmail", "send_message", "close")
+# `data` only for delivery tracking's relay header (sendmail returns the final reply's text, and
+# raises unless its code is 250)
+CLIENT_METHODS = ("connect", "ehlo", "helo", "starttls", "login", "sendmail", "send_message", "close", "data")
 COMPLETED = 250
 SEND_FUNCTION_HOMES = (aiosmtplib, aiosmtplib.api)
 
@@ -188,6 +190,13 @@ def make_wrappers(tel: SMTPTelemetry, dialect: AiosmtplibDialect) -> dict:
         tel.setup_over(instance)
         return wrapped(*args, **kwargs)
 
+    def data(wrapped, instance, args, kwargs):  # returns the client's own coroutine
+        if delivery_tracking.enabled():  # a provider relay gets the send's context in a header
+            args, kwargs = delivery_tracking.guarded(delivery_tracking.aiosmtplib_data, instance,
+                                                     current_transaction(instance), args, kwargs,
+                                                     fallback=(args, kwargs))
+        return wrapped(*args, **kwargs)
+
     async def send(wrapped, instance, args, kwargs):
         message = args[0] if args else kwargs.get("message")
         tx = tel.send_started(None, message=None if isinstance(message, (str, bytes)) else message)
@@ -203,7 +212,7 @@ def make_wrappers(tel: SMTPTelemetry, dialect: AiosmtplibDialect) -> dict:
 
     return {
         "connect": connect, "ehlo": ehlo, "helo": setup, "login": setup, "starttls": starttls,
-        "sendmail": sendmail, "send_message": send_message, "close": close, "send": send,
+        "sendmail": sendmail, "send_message": send_message, "close": close, "send": send, "data": data,
     }
 
 

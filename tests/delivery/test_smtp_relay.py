@@ -124,3 +124,30 @@ def test_delivery_relays_names_more_relay_hosts(smtp_telemetry):  # noqa: F811
     tracked, untouched = (m.content for m in server.handler.messages)
     assert tracked.startswith(b"X-PM-Metadata-mailscope: 00-") and tracked.endswith(MESSAGE)
     assert untouched == MESSAGE
+
+
+def test_aiosmtplib_sends_carry_the_header_too(smtp_telemetry):  # noqa: F811
+    import asyncio
+
+    import aiosmtplib
+
+    async def send(server):
+        client = aiosmtplib.SMTP(hostname=server.host, port=server.port, start_tls=False)
+        await client.connect()
+        try:
+            await client.sendmail(SENDER, [RECIPIENT], MESSAGE)
+        finally:
+            await client.quit()
+
+    with SMTPTestServer() as server:
+        reload_settings(delivery_tracking="on", delivery_relays=f"{server.host}=ses")
+        try:
+            asyncio.run(send(server))
+        finally:
+            reload_settings()
+        asyncio.run(send(server))  # tracking off again: the app's bytes
+    tracked, untouched = (m.content for m in server.handler.messages)
+    name, _, value = tracked.partition(b"\r\n")[0].decode().partition(": ")
+    assert name == "X-SES-MESSAGE-TAGS" and tracked.endswith(MESSAGE) and untouched == MESSAGE
+    send_span = smtp_telemetry.spans(attr.SPAN_SEND)[0]
+    assert tracking_of("ses", value).startswith(f"00-{send_span.context.trace_id:032x}-{send_span.context.span_id:016x}-")
