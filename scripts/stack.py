@@ -25,11 +25,15 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.jaeger import JaegerQuery  # noqa: E402
 from tests.support.prometheus_server import PrometheusServer, prometheus_binary  # noqa: E402
-from tests.support.stack import ALERTS_YML, PROMETHEUS_YML, LocalStack  # noqa: E402
+from tests.support.stack import LocalStack  # noqa: E402
 
 
 def say(message: str) -> None:
     print(f"[stack] {message}", flush=True)
+
+
+def _interrupt(*_args):
+    raise KeyboardInterrupt
 
 
 def main(argv=None) -> int:
@@ -48,10 +52,7 @@ def main(argv=None) -> int:
         say(f"Jaeger v2 (query API {stack.jaeger_url}), agent (OTLP {stack.agent_otlp}), "
             f"{len(stack.gateways)} gateways: running")
         if prometheus_binary():
-            prom_dir = workdir / "prometheus"
-            stack.prometheus_targets(prom_dir)
-            (prom_dir / "alerts.yml").symlink_to(ALERTS_YML)
-            prom = PrometheusServer(prom_dir, config_text=PROMETHEUS_YML.read_text())
+            prom = PrometheusServer(workdir / "prometheus", config_text=stack.prometheus_folder(workdir / "prometheus"))
         else:
             say("prometheus is not installed (apt-get install prometheus): no Prometheus")
         started = time.time()
@@ -85,7 +86,7 @@ def main(argv=None) -> int:
             say(f"Prometheus (gateway exporter, alert rules): {prom.url}")
         say(f"report: {ROOT / '.venv/bin/mailscope'} report --jaeger {stack.jaeger_url} --service newsletter-worker")
         say("running until Ctrl-C")
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        signal.signal(signal.SIGTERM, _interrupt)
         while all(s.running() for s in stack.services):
             time.sleep(1)
         say("a service exited; see the logs in " + str(workdir))

@@ -27,7 +27,7 @@ import pytest
 from tests.support.collector import scrape_totals
 from tests.support.jaeger import JaegerQuery, file_spans
 from tests.support.prometheus_server import PrometheusServer
-from tests.support.stack import ALERTS_YML, PROMETHEUS_YML, LocalStack
+from tests.support.stack import LocalStack
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLING_PERCENTAGE = 25
@@ -115,9 +115,8 @@ def stack_run(tmp_path_factory):
     prom = None
     try:
         prom_dir = tmp / "prometheus"
-        stack.prometheus_targets(prom_dir, scrape_interval="1s")
-        (prom_dir / "alerts.yml").symlink_to(ALERTS_YML)
-        prom = PrometheusServer(prom_dir, config_text=PROMETHEUS_YML.read_text())  # the shipped file, unedited
+        shipped = stack.prometheus_folder(prom_dir, scrape_interval="1s")
+        prom = PrometheusServer(prom_dir, config_text=shipped)  # prometheus.yml as shipped, unedited
         started = time.time()
         demo = subprocess.Popen(
             [sys.executable, "-m", "examples.demo", "--subscribers", str(SUBSCRIBERS), "--campaigns", str(CAMPAIGNS),

@@ -33,8 +33,13 @@ AGENT_YAML = OTEL / "collector" / "agent.yaml"
 GATEWAY_YAML = OTEL / "collector" / "gateway.yaml"
 JAEGER_YAML = OTEL / "jaeger" / "config.yaml"
 PROMETHEUS_YML = OTEL / "prometheus" / "prometheus.yml"
-ALERTS_YML = OTEL / "prometheus" / "alerts.yml"
 HOST = "127.0.0.1"
+
+
+def shipped_rule_files() -> list[Path]:
+    """The rule files the shipped prometheus.yml loads (paths relative to it)."""
+    config = yaml.safe_load(PROMETHEUS_YML.read_text())
+    return [PROMETHEUS_YML.parent / name for name in config.get("rule_files") or []]
 
 
 def _addr(port: int) -> str:
@@ -154,6 +159,16 @@ class LocalStack:
         collectors = [_addr(self.agent_ports["telemetry"])] + [_addr(p["telemetry"]) for p in self.gateway_ports]
         (targets / "otel-gateway-exporter.json").write_text(json.dumps([{"targets": exporters, "labels": labels}]))
         (targets / "otel-collector.json").write_text(json.dumps([{"targets": collectors, "labels": labels}]))
+
+    def prometheus_folder(self, folder: Path, scrape_interval: str | None = None) -> str:
+        """A folder for the shipped prometheus.yml: its rule files linked beside it, and the target
+        files. Returns the text to start Prometheus with: prometheus.yml as shipped."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for rule_file in shipped_rule_files():
+            (folder / rule_file.name).symlink_to(rule_file)
+        self.prometheus_targets(folder, scrape_interval)
+        return PROMETHEUS_YML.read_text()
 
     def stop(self) -> None:
         for service in reversed(self.services):  # the agent first, Jaeger last: everything drains forward
