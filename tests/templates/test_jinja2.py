@@ -245,7 +245,7 @@ def test_exception_inside_a_render_is_the_same_object_and_its_message_is_withhel
     assert traceback.extract_tb(excinfo.value.__traceback__)[-1].name == "explode"
     span = capture.one(attr.SPAN_PERSONALIZE)
     assert span.status.status_code == StatusCode.ERROR
-    assert span.attributes[attr.ERROR_TYPE].endswith("test_templates_jinja2.Refused")
+    assert span.attributes[attr.ERROR_TYPE].endswith("templates.test_jinja2.Refused")
     event = span.events[0]
     assert event.attributes[attr.EXCEPTION_MESSAGE] == WITHHELD
     assert "explode" in event.attributes[attr.EXCEPTION_STACKTRACE]
