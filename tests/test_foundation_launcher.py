@@ -109,7 +109,7 @@ GARBAGE = {
     "MAILSCOPE_TRACES_FILE": "   ",
     "MAILSCOPE_METRICS_FILE": "",
     "MAILSCOPE_LOGS_FILE": "\t",
-    "MAILSCOPE_PROVIDER_ENDPOINTS": "sendgrid=api.sendgrid.com/v3/mail/send",
+    "MAILSCOPE_PROVIDER_ENDPOINTS": "postal=api.postal.example/send",  # not a provider mailscope reads
 }
 
 
