@@ -91,19 +91,25 @@ class ReplayGuard:
     def _key(value: str) -> bytes:
         return hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()[:16]
 
-    def seen(self, values) -> bool:
+    def claim(self, values) -> bool:
+        """Remember `values`, unless one of them is remembered already (then False, nothing changes):
+        one check-and-mark, so two copies of a request arriving together cannot both pass."""
         keys = [self._key(v) for v in values]
         with self._lock:
-            return any(k in self._ids for k in keys)
+            if any(k in self._ids for k in keys):
+                return False
+            for key in keys:
+                self._ids[key] = None
+            while len(self._ids) > self.limit:
+                self._ids.popitem(last=False)
+            return True
 
-    def remember(self, values) -> None:
+    def release(self, values) -> None:
+        """Forget `values` again (their request failed: the provider's retry must pass)."""
         keys = [self._key(v) for v in values]
         with self._lock:
             for key in keys:
-                self._ids[key] = None
-                self._ids.move_to_end(key)
-            while len(self._ids) > self.limit:
-                self._ids.popitem(last=False)
+                self._ids.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -183,14 +189,17 @@ class Receiver:
             return self.reject(provider, result)
         events, keys = result
         keys = [f"{provider}:{k}" for k in keys if k] + [f"{provider}:event:{e.event_id}" for e in events if e.event_id]
-        if keys and self.replays.seen(keys):
+        if keys and not self.replays.claim(keys):
             return self.reject(provider, verify.REPLAYED)
         handled = 0
-        for event in events:
-            if event.status is not None:
-                self.record(event)
-                handled += 1
-        self.replays.remember(keys)
+        try:
+            for event in events:
+                if event.status is not None:
+                    self.record(event)
+                    handled += 1
+        except BaseException:
+            self.replays.release(keys)
+            raise
         return Answer(200, f"ok {handled}")
 
     def _fresh(self, signed_at) -> bool:
@@ -267,7 +276,9 @@ class Receiver:
         message_id = str(message.get("MessageId") or "")
         if message["Type"] == "SubscriptionConfirmation":
             url = message.get("SubscribeURL")
-            if not self.certificates.origin_allowed(url) or not self.confirm_subscription(url):
+            if not self.certificates.origin_allowed(url):
+                return verify.BAD_SIGNATURE  # SNS's own URLs are at the origins its certificates come from
+            if not self.confirm_subscription(url):
                 raise RuntimeError("SNS subscription not confirmed")  # 500: SNS sends it again
             return [], ["sns:" + message_id]
         if message["Type"] != "Notification":

@@ -266,3 +266,39 @@ def test_signed_but_odd_payloads_never_crash_the_receiver(served, keys):
                     '{"notificationType": "Delivery", "mail": {"tags": {"mailscope": "bad"}}, "delivery": []}'):
         status, answer = de.post(served.url("ses"), keys.sns.body(message), {})
         assert status in (200, 400), (message, status, answer)
+
+
+def test_an_sns_subscription_is_confirmed_at_an_allowed_origin_only(served, keys):
+    path = "/?Action=ConfirmSubscription&TopicArn=ses-events&Token=2336412f37fb687f5d51e6e2425"
+    keys.certs.files[path] = b"<ConfirmSubscriptionResponse/>"
+    before = keys.certs.fetched.count(path)
+    status, _ = de.post(served.url("ses"), keys.sns.confirmation(keys.certs.url + path), {})
+    assert status == 200 and keys.certs.fetched.count(path) == before + 1  # the receiver confirmed it
+    elsewhere = "https://sns.us-east-1.amazonaws.com.example.net" + path
+    assert de.post(served.url("ses"), keys.sns.confirmation(elsewhere), {}) == (401, b"bad_signature")
+    assert keys.certs.fetched.count(path) == before + 1
+
+
+def test_the_replay_guard_is_bounded_and_claims_atomically():
+    import threading
+
+    from mailscope.delivery.receiver import ReplayGuard
+
+    guard = ReplayGuard(limit=3)
+    assert all(guard.claim([f"id-{n}"]) for n in range(5))
+    assert len(guard) == 3 and guard.claim(["id-0"]) and not guard.claim(["id-4"])  # the oldest were forgotten
+    guard.release(["id-4"])
+    assert guard.claim(["id-4", "id-new"])
+    wins = []
+    barrier = threading.Barrier(8)
+
+    def claim():
+        barrier.wait()
+        wins.append(guard.claim(["same-request"]))
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(wins) == [False] * 7 + [True]

@@ -173,12 +173,12 @@ class CertificateServer(HTTPTestServer):
     def __init__(self):
         super().__init__()
         self.files: dict = {}
-        self.fetches = 0
+        self.fetched: list = []  # paths served, in order
 
     def handle(self, method, path, headers, body):
         if method == "GET" and path in self.files:
             with self.lock:
-                self.fetches += 1
+                self.fetched.append(path)
             return Answer(200, self.files[path], {"Content-Type": "application/x-x509-ca-cert"})
         return Answer(404, b"not found")
 
@@ -209,8 +209,19 @@ class SNSSigner:
         message["Signature"] = base64.b64encode(self.key.sign(canonical, padding.PKCS1v15(), algorithm)).decode()
         return message
 
-    def body(self, ses_event: dict, **options) -> bytes:
+    def body(self, ses_event, **options) -> bytes:
         return json.dumps(self.message(ses_event, **options)).encode()
+
+    def confirmation(self, subscribe_url: str) -> bytes:
+        """A signed SubscriptionConfirmation (what SNS sends when an HTTPS endpoint subscribes)."""
+        message = {"Type": "SubscriptionConfirmation", "MessageId": str(uuid.uuid4()), "Token": "2336412f37fb687f5d51e6e2425",
+                   "TopicArn": self.topic, "Message": f"You have chosen to subscribe to the topic {self.topic}.",
+                   "SubscribeURL": subscribe_url, "Timestamp": iso(time.time()), "SignatureVersion": "2",
+                   "SigningCertURL": self.cert_url}
+        fields = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type")
+        canonical = "".join(f"{k}\n{message[k]}\n" for k in fields).encode()
+        message["Signature"] = base64.b64encode(self.key.sign(canonical, padding.PKCS1v15(), hashes.SHA256())).decode()
+        return json.dumps(message).encode()
 
 
 def ses_event(kind, recipient, message_id, tracking=None, at=None, diagnostic=None, status="5.1.1") -> dict:
