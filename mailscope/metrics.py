@@ -33,7 +33,13 @@ MEMORY_BUCKETS_BYTES = (
 
 
 class LabelCap:
-    """Admit the first `limit` distinct values of a label; later ones become `other`."""
+    """Admit the first `limit` distinct values of a label; later ones become `other`.
+
+    A value holding an email address is counted, and returned, in its redacted form
+    (MAILSCOPE_REDACT), so per-recipient values (`email_queue:<address>`) share one slot
+    instead of using up the cap before collection-time redaction would merge them.
+    Only such values pay for the redaction, on each call: the cap never remembers them.
+    """
 
     __slots__ = ("limit", "_seen", "_lock")
 
@@ -45,6 +51,15 @@ class LabelCap:
     def __call__(self, value):
         if value in self._seen:
             return value
+        if isinstance(value, str):
+            from mailscope.processors.redact import might_contain_address, redact
+
+            if might_contain_address(value):
+                from mailscope.config import settings
+
+                value = redact(value, settings().redact)
+                if value in self._seen:
+                    return value
         with self._lock:
             if value in self._seen:
                 return value

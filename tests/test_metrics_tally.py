@@ -40,3 +40,22 @@ def test_tally_exports_cumulative_monotonic_sums_and_caps_label_sets():
     assert points[(("engine", attr.LABEL_OVERFLOW), ("hit", attr.LABEL_OVERFLOW))] == 2
     assert points[(("engine", "jinja2"), ("hit", True))] == 2000  # cumulative: still there
     provider.shutdown()
+
+
+def test_label_cap_counts_per_recipient_values_once_in_their_redacted_form(monkeypatch):
+    from mailscope.config import reload_settings
+    from mailscope.metrics import LabelCap
+
+    monkeypatch.setenv("MAILSCOPE_REDACT", "domain")
+    reload_settings()
+    cap = LabelCap(3)
+    got = [cap(f"email_queue:user{i}@shop.example") for i in range(50)]
+    assert len(set(got)) == 1 and "user" not in got[0] and got[0].endswith("@shop.example")
+    # the cap still has room for real queues, and still overflows to `other`
+    assert [cap("digest"), cap("alerts"), cap("billing")] == ["digest", "alerts", "other"]
+    assert len(cap) == 3
+    monkeypatch.setenv("MAILSCOPE_REDACT", "off")
+    reload_settings()
+    assert LabelCap(3)("email_queue:a@shop.example") == "email_queue:a@shop.example"
+    monkeypatch.delenv("MAILSCOPE_REDACT")
+    reload_settings()
