@@ -18,7 +18,7 @@ from mailscope.config import load_settings
 from mailscope.delivery import asgi_app, tracking, wsgi_app
 from mailscope.delivery.receiver import MAX_BODY_BYTES
 from tests.support import delivery_events as de
-from tests.support.delivery_receiver import Served
+from tests.support.delivery_receiver import HOST, Served
 from tests.support.smtp_server import Behaviour, SMTPTestServer
 from tests.support.smtp_telemetry import smtp_telemetry  # noqa: F401 (fixture)
 from tests.support.span_strings import exported_text
@@ -302,3 +302,26 @@ def test_the_replay_guard_is_bounded_and_claims_atomically():
     for thread in threads:
         thread.join()
     assert sorted(wins) == [False] * 7 + [True]
+
+
+def test_mounted_in_a_flask_app_next_to_its_own_routes(keys, smtp_telemetry):  # noqa: F811
+    from flask import Flask
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    shop = Flask("shop")
+
+    @shop.get("/health")
+    def health():
+        return "ok"
+
+    receiver = wsgi_app(config=keys.config(), tracer_provider=smtp_telemetry.tracer_provider,
+                        meter_provider=smtp_telemetry.meter_provider)
+    app = DispatcherMiddleware(shop.wsgi_app, {"/hooks": receiver})
+    with Served(app, "wsgi", mount=False) as server:
+        body, headers = keys.request("postmark", "delivered", "m-flask")
+        assert de.post(server.url("postmark"), body, headers) == (200, b"ok 1")
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://{HOST}:{server.port}/health", timeout=10) as answer:
+            assert answer.read() == b"ok"
+    assert len(smtp_telemetry.spans(attr.SPAN_DELIVERY)) == 1

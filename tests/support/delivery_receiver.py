@@ -43,8 +43,9 @@ def _mounted_wsgi(app):
 
 
 class Served:
-    def __init__(self, app, kind: str):
-        self.app, self.kind = app, kind
+    def __init__(self, app, kind: str, mount: bool = True):
+        """`mount=False`: `app` does its own routing below /hooks (a Flask app with the receiver mounted)."""
+        self.app, self.kind, self.mount = app, kind, mount
         self.port = None
         self._server = None
         self._thread = None
@@ -54,7 +55,8 @@ class Served:
 
     def __enter__(self):
         if self.kind == "wsgi":
-            self._server = make_server(HOST, 0, _mounted_wsgi(self.app), server_class=_Server, handler_class=_Quiet)
+            app = _mounted_wsgi(self.app) if self.mount else self.app
+            self._server = make_server(HOST, 0, app, server_class=_Server, handler_class=_Quiet)
             self.port = self._server.server_port
             self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                             daemon=True)
