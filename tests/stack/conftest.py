@@ -31,10 +31,13 @@ from tests.support.stack import LocalStack
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLING_PERCENTAGE = 25
-DECISION_WAIT_S = 8
-SUBSCRIBERS = 60
-CAMPAIGNS = 6
-FAULT_AFTER_CAMPAIGN = 3  # gateway-0 stops once campaign 3 is queued
+# A trace's spans must all reach its gateway within decision_wait of its first span. An email's
+# trace lasts as long as it waits in the queue: small campaigns keep that short (about 2 s here),
+# many campaigns give enough traces for the sampled share.
+DECISION_WAIT_S = 10
+SUBSCRIBERS = 30
+CAMPAIGNS = 12
+FAULT_AFTER_CAMPAIGN = 6  # gateway-0 stops once campaign 6 is queued
 OUTAGE_S = 5
 # the agent's own counters that say what an outage cost (the Collector's :8888 telemetry)
 AGENT_LOSS_METRICS = (
@@ -67,6 +70,11 @@ class StackRun:
         first = min(s["start_ns"] for s in spans.values()) / 1e9
         last = max(s["end_ns"] for s in spans.values()) / 1e9
         return last >= self.stop_at - DECISION_WAIT_S - 5 and first <= self.restart_at + 2
+
+    def longest(self, traces: dict) -> float:
+        """The longest of these traces, first span start to last span end, in seconds."""
+        return max(((max(s["end_ns"] for s in spans.values()) - min(s["start_ns"] for s in spans.values())) / 1e9
+                    for spans in traces.values()), default=0.0)
 
     def considered(self) -> dict:
         return {t: spans for t, spans in self.truth.items() if not self.outage_affected(spans)}

@@ -17,6 +17,7 @@ import yaml
 from tests.stack.conftest import (
     AGENT_LOSS_METRICS,
     CAMPAIGNS,
+    DECISION_WAIT_S,
     SAMPLING_PERCENTAGE,
     SUBSCRIBERS,
     demo_outcomes,
@@ -100,8 +101,11 @@ def test_every_error_and_slow_trace_is_in_jaeger_complete(stack_run):
         t: (len(spans), len(stack_run.kept.get(t, {})))
         for t, spans in must_keep.items() if set(stack_run.kept.get(t, {})) != set(spans)
     }
-    assert incomplete == {}, f"{len(incomplete)} of {len(must_keep)} error/slow traces missing or incomplete " \
-                             f"(spans in the file, in Jaeger): {list(incomplete.items())[:10]}"
+    assert incomplete == {}, (
+        f"{len(incomplete)} of {len(must_keep)} error/slow traces missing or incomplete (spans in the file, in "
+        f"Jaeger): {list(incomplete.items())[:10]}; the longest of them lasted "
+        f"{stack_run.longest({t: must_keep[t] for t in incomplete}):.1f}s (decision_wait {DECISION_WAIT_S}s)"
+    )
 
 
 def test_traces_started_after_the_restart_arrive_complete(stack_run):
