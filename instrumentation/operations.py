@@ -50,7 +50,7 @@ from collections.abc import Sized
 
 import wrapt
 from opentelemetry import context, trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from mailscope.instrumentation.common.base import MailscopeInstrumentor
 from opentelemetry.trace import SpanKind
 
 from mailscope import attributes as attr
@@ -299,7 +299,7 @@ class OperationSpan:
         return result
 
 
-class OperationsInstrumentor(BaseInstrumentor):
+class OperationsInstrumentor(MailscopeInstrumentor):
     _patches: list = []
     _active = None
 

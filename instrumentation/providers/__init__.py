@@ -17,7 +17,7 @@ by the operation_metrics stage.
 from __future__ import annotations
 
 from opentelemetry import trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from mailscope.instrumentation.common.base import MailscopeInstrumentor
 
 from mailscope.instrumentation.common import wrapper_layers
 from mailscope.instrumentation.providers.common import ProviderTelemetry
@@ -25,7 +25,7 @@ from mailscope.instrumentation.common.send import RecipientsMetric
 from mailscope.version import __version__
 
 
-class ProviderInstrumentor(BaseInstrumentor):
+class ProviderInstrumentor(MailscopeInstrumentor):
     _probes: list = []
 
     def instrumentation_dependencies(self):

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from typing import Collection
 
 from opentelemetry import trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from mailscope.instrumentation.common.base import MailscopeInstrumentor
 from opentelemetry.instrumentation.utils import unwrap
 
 from mailscope._safety import internal_error
@@ -80,7 +80,7 @@ def _targets(wrappers):
     return targets
 
 
-class QueueInstrumentor(BaseInstrumentor):
+class QueueInstrumentor(MailscopeInstrumentor):
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
 

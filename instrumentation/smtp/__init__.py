@@ -14,7 +14,7 @@ from the spans by the operation_metrics stage.
 from __future__ import annotations
 
 from opentelemetry import trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from mailscope.instrumentation.common.base import MailscopeInstrumentor
 
 from mailscope._safety import internal_error
 from mailscope.instrumentation.smtp import smtplib as smtp_sync
@@ -31,7 +31,7 @@ def _aiosmtplib():
     return smtp_async
 
 
-class SMTPInstrumentor(BaseInstrumentor):
+class SMTPInstrumentor(MailscopeInstrumentor):
     def instrumentation_dependencies(self):
         return ()  # smtplib is in the standard library; aiosmtplib is used when present
 

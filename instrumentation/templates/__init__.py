@@ -16,7 +16,7 @@ the last overrides MAILSCOPE_TEMPLATES for programmatic use.
 from __future__ import annotations
 
 from opentelemetry import trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from mailscope.instrumentation.common.base import MailscopeInstrumentor
 
 from mailscope.instrumentation.common import wrapper_layers
 from mailscope.config import settings
@@ -24,7 +24,7 @@ from mailscope import attributes as attr
 from mailscope.metrics import tally_for
 from mailscope.version import __version__
 
-class TemplateInstrumentor(BaseInstrumentor):
+class TemplateInstrumentor(MailscopeInstrumentor):
     _probes: list = []
 
     def instrumentation_dependencies(self):
