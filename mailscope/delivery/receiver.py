@@ -62,6 +62,9 @@ WINDOW_S = 300.0  # signed times further than this from now are refused
 REPLAY_IDS_MAX = 50_000
 MAX_DIAGNOSTIC_CHARS = 1000
 DELIVERY_ERROR_TYPE = "smtplib.SMTPRecipientsRefused"
+# the latency histogram measures delivery: the receiving server's verdict, not when a person
+# opened, clicked or complained (hours later; those spans still carry their latency)
+DELIVERY_OUTCOMES = (attr.DELIVERY_DELIVERED, *attr.DELIVERY_FAILURES)
 
 _STATUS_FOR = {
     verify.UNSIGNED: 401, verify.BAD_SIGNATURE: 401, verify.STALE: 401, verify.REPLAYED: 401,
@@ -335,7 +338,7 @@ class Receiver:
             if text is not None:
                 labels[attr.ERROR_CATEGORY] = category_of(text, values)
             self.metrics.events.add(1, labels)
-            if latency is not None:
+            if latency is not None and event.status in DELIVERY_OUTCOMES:
                 self.metrics.latency.record(latency, {attr.PROVIDER: event.provider})
         except Exception:
             internal_error("delivery metrics")
