@@ -69,7 +69,7 @@ class DeliveryTracker:
         self.delivered_latency = LogHistogram()
         self.patterns: dict = {}  # (category, pattern) -> [count, retryable, example trace, statuses]
 
-    def add(self, attrs: dict, trace_id: str, has_parent: bool) -> None:
+    def add(self, attrs: dict, trace_id: str, has_parent: bool, end_ns: int = 0) -> None:
         status = attrs.get(attr.DELIVERY_STATUS)
         if status not in attr.DELIVERY_STATUSES:
             status = OVERFLOW
@@ -102,9 +102,12 @@ class DeliveryTracker:
             entry = self.patterns.get(key)
             if entry is None:
                 retryable = attrs.get(attr.ERROR_RETRYABLE)
-                entry = self.patterns[key] = [0, retryable if isinstance(retryable, bool) else None, trace_id, {}]
+                entry = self.patterns[key] = [0, retryable if isinstance(retryable, bool) else None, trace_id, {},
+                                              end_ns]
             entry[0] += 1
             entry[3][status] = entry[3].get(status, 0) + 1
+            if (end_ns, trace_id) < (entry[4], entry[2]):  # the earliest one is the example, in any input order
+                entry[2], entry[4] = trace_id, end_ns
 
     def accepted_to_delivered(self) -> dict:
         """The email journey's figure: send accepted -> provider says delivered."""

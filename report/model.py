@@ -323,7 +323,7 @@ class ReportModel:
         elif op == attr.OP_PERSONALIZE:
             self._render(attrs)
         elif op == attr.OP_DELIVERY:
-            self.delivery.add(attrs, trace_id, bool(span.get("parent_span_id")))
+            self.delivery.add(attrs, trace_id, bool(span.get("parent_span_id")), end)
         elif op == attr.OP_QUEUE_RECEIVE or op == attr.OP_QUEUE_PROCESS:  # Celery puts the wait on process
             wait = _number(attrs.get(attr.QUEUE_WAIT))
             if wait is not None and wait > 0:
