@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from mailscope._safety import internal_error
+from mailscope.locks import owned_lock
 
 logger = logging.getLogger("mailscope")
 
@@ -78,7 +78,7 @@ class GuardedExporter(SpanExporter):
         self.exported = 0
         self.outages = 0
         self._failing = False
-        self._lock = threading.Lock()
+        self._lock = owned_lock(self)
         self.repeat_filter = RepeatFilter()
         self._loggers = []
         for name in (type(exporter).__module__, *_SHARED_EXPORTER_LOGGERS):

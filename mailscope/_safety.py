@@ -11,14 +11,14 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import threading
+from mailscope.locks import module_lock
 import traceback
 
 logger = logging.getLogger("mailscope")
 
 _MAX_KEYS = 1024
 _seen: set[str] = set()
-_lock = threading.Lock()
+_lock = module_lock()
 _FALLBACK_ADDRESS = re.compile(r"[^\s@'\"<>(),;:]+@[^\s@'\"<>(),;:]+")
 
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
 from dataclasses import dataclass, field, fields
 from typing import Callable, Mapping
 
 from mailscope import attributes as attr
 from mailscope.globs import is_valid_glob
+from mailscope.locks import module_lock
 
 logger = logging.getLogger("mailscope")
 
@@ -447,7 +447,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides) -> Sett
 
 
 _current: Settings | None = None
-_lock = threading.Lock()
+_lock = module_lock()
 
 
 def settings() -> Settings:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import threading
+from mailscope.locks import owned_lock
 
 
 def is_valid_glob(pattern: str) -> bool:
@@ -51,14 +51,14 @@ class GlobList:
 class GlobMap:
     """First matching glob wins; results cached per name (bounded)."""
 
-    __slots__ = ("items", "_compiled", "_cache", "_cache_max", "_lock")
+    __slots__ = ("items", "_compiled", "_cache", "_cache_max", "_lock", "__weakref__")
 
     def __init__(self, items, cache_max: int = 4096):
         self.items = tuple(items)
         self._compiled = tuple((re.compile(fnmatch.translate(g)), v) for g, v in self.items)
         self._cache: dict = {}
         self._cache_max = cache_max
-        self._lock = threading.Lock()
+        self._lock = owned_lock(self)
 
     def lookup(self, name: str, default=None):
         try:

@@ -30,7 +30,6 @@ through the SDK's record again and the series is admitted anew.
 from __future__ import annotations
 
 import math
-import threading
 import weakref
 from bisect import bisect_left
 from time import time_ns
@@ -39,6 +38,7 @@ from opentelemetry.context import get_current
 from opentelemetry.trace import get_current_span
 
 from mailscope._safety import internal_error
+from mailscope.locks import module_lock, owned_lock
 
 try:  # the SDK internals the merge relies on, checked once
     from opentelemetry.sdk.metrics._internal.aggregation import _ExplicitBucketHistogramAggregation
@@ -104,7 +104,7 @@ class HotHistogram:
         self._buckets = len(self.boundaries) + 1
         self._series: dict = {}
         self._retired: list = []  # series replaced since the last flush (a new SDK or reader set)
-        self._lock = threading.Lock()
+        self._lock = owned_lock(self)
         with _registry_lock:
             _histograms.add(self)
 
@@ -239,7 +239,7 @@ def _merge(aggregation, counts, total, low, high) -> None:
 
 # --- the collection hook ---------------------------------------------------------------
 _histograms: "weakref.WeakSet[HotHistogram]" = weakref.WeakSet()
-_registry_lock = threading.Lock()
+_registry_lock = module_lock()
 _hooked: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # consumers with the hook (bounded by providers)
 
 

@@ -8,13 +8,13 @@ first `limit` distinct values and maps the rest to `other`.
 
 from __future__ import annotations
 
-import threading
 import weakref
 
 from opentelemetry import metrics
 
 from mailscope import attributes as attr
 from mailscope.version import __version__
+from mailscope.locks import module_lock, owned_lock
 
 # caps for labels that are not configured by a contract variable
 TEMPLATE_NAME_LABELS_MAX = 200
@@ -41,12 +41,12 @@ class LabelCap:
     Only such values pay for the redaction, on each call: the cap never remembers them.
     """
 
-    __slots__ = ("limit", "_seen", "_lock")
+    __slots__ = ("limit", "_seen", "_lock", "__weakref__")
 
     def __init__(self, limit: int):
         self.limit = max(1, int(limit))
         self._seen: set = set()
-        self._lock = threading.Lock()
+        self._lock = owned_lock(self)
 
     def __call__(self, value):
         if value in self._seen:
@@ -86,7 +86,7 @@ class Tally:
     def __init__(self, meter, name: str, description: str = "", unit: str = "", limit: int = 64):
         self.limit = limit
         self._totals: dict = {}
-        self._lock = threading.Lock()
+        self._lock = owned_lock(self)
         meter.create_observable_counter(name, callbacks=[self._observe], unit=unit, description=description)
 
     def add(self, amount, attributes=None) -> None:
@@ -115,7 +115,7 @@ _TALLY_DESCRIPTIONS = {
 # later instrument() calls: the SDK hands a re-registered observable instrument back with its
 # first callback, so a second Tally would count into the void.
 _provider_tallies: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # bounded by live providers
-_provider_tallies_lock = threading.Lock()
+_provider_tallies_lock = module_lock()
 
 
 def tally_for(meter_provider, name: str) -> Tally:
@@ -155,7 +155,7 @@ class DeliveryInstruments:
 
 
 _delivery: dict = {}  # meter provider (None: the global one) -> DeliveryInstruments
-_delivery_lock = threading.Lock()
+_delivery_lock = module_lock()
 
 
 def delivery_instruments(meter_provider=None) -> DeliveryInstruments:
@@ -213,7 +213,7 @@ class Instruments:
 
 
 _instruments: Instruments | None = None
-_lock = threading.Lock()
+_lock = module_lock()
 
 
 def instruments() -> Instruments:

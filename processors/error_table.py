@@ -8,17 +8,17 @@ again at 1 if it comes back), so a flood of distinct errors cannot grow memory.
 
 from __future__ import annotations
 
-import threading
+from mailscope.locks import owned_lock
 from collections import OrderedDict
 
 
 class OccurrenceTable:
-    __slots__ = ("capacity", "_counts", "_lock", "evicted")
+    __slots__ = ("capacity", "_counts", "_lock", "evicted", "__weakref__")
 
     def __init__(self, capacity: int):
         self.capacity = max(1, int(capacity))
         self._counts: OrderedDict[str, int] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = owned_lock(self)
         self.evicted = 0
 
     def seen(self, fingerprint: str) -> int:

@@ -39,7 +39,6 @@ permanent setting.
 
 from __future__ import annotations
 
-import threading
 import tracemalloc
 
 from opentelemetry.attributes import BoundedAttributes
@@ -50,6 +49,7 @@ from mailscope.histograms import HotHistogram
 from mailscope.metrics import MEMORY_BUCKETS_BYTES, LabelCap, instruments
 from mailscope.processors.draft import plain_attributes
 from mailscope.processors.rss import RssReader
+from mailscope.locks import owned_lock
 
 MAX_OPEN_SPANS = 10_000
 
@@ -72,7 +72,7 @@ class MemoryStage:
         self._read = self._reader.read
         self.max_open = max_open
         self._open: dict[int, object] = {}
-        self._evict_lock = threading.Lock()
+        self._evict_lock = owned_lock(self)
         self._labels = LabelCap(config.max_tracked_names)
         self._histogram = HotHistogram(histogram, MEMORY_BUCKETS_BYTES) if histogram is not None else None
         self._tracing = self.mode == "tracemalloc"

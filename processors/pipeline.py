@@ -48,6 +48,7 @@ from opentelemetry.trace import StatusCode
 from mailscope._safety import internal_error
 from mailscope.processors.draft import CAN_CLONE, FAST_READ, SpanDraft, clone, span_attributes
 from mailscope.processors.redact import EarlyRedactionStage, RedactionStage, _clean_attributes, _suspect
+from mailscope.locks import owned_lock
 
 _ERROR = StatusCode.ERROR
 
@@ -72,7 +73,7 @@ class Pipeline:
         self._local = threading.local()
         self.wrappers = 0  # EnrichingSpanProcessors sharing this pipeline
         self._start_hooks_claimed = False
-        self._claim_lock = threading.Lock()
+        self._claim_lock = owned_lock(self)
 
     def claim_start_hooks(self) -> bool:
         """True exactly once: for the processor that is to run the start hooks."""

@@ -24,13 +24,13 @@ guards the table and the baselines; everything after the decision runs outside i
 
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
 
 from mailscope import attributes as attr
 from mailscope.globs import GlobMap
 from mailscope.metrics import LabelCap, instruments
 from mailscope.processors.baseline import Baseline
+from mailscope.locks import owned_lock
 
 RECENT = 20  # spans remembered per name for the consistent flag
 CONSISTENT_MIN = 5  # slow spans among them that make a name consistently slow
@@ -56,7 +56,7 @@ class SlowStage:
         self._generation = generation
         self.max_names = int(config.max_tracked_names)
         self._states: OrderedDict[str, _NameState] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = owned_lock(self)
         self._labels = LabelCap(self.max_names)
         self._counter = counter
 

@@ -23,7 +23,6 @@ Celery tasks (any broker) are queue operations too: see queue/celery.py.
 
 from __future__ import annotations
 
-import threading
 from contextlib import contextmanager
 from typing import Collection
 
@@ -37,12 +36,13 @@ from mailscope.globs import GlobList
 from mailscope.instrumentation.queue import envelope
 from mailscope.instrumentation.queue import process
 from mailscope.version import __version__
+from mailscope.locks import module_lock
 
 _instruments = ("redis >= 4.2.0",)
 
 _active = None  # QueueTelemetry while instrumented
 _gauges: dict = {}  # meter provider key -> (provider, instruments, QueueGauges)
-_gauges_lock = threading.Lock()
+_gauges_lock = module_lock()
 
 
 def _gauges_for(meter_provider, globs, redis_url):

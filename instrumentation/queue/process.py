@@ -33,6 +33,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from mailscope._safety import internal_error
+from mailscope.locks import module_lock, owned_lock
 
 MAX_OPEN = 1024  # open process spans (one per busy thread or task)
 MAX_RECENT = 1024  # recently received messages remembered for processing()
@@ -82,7 +83,7 @@ class _Registry:
         self._open: OrderedDict[int, Scope] = OrderedDict()
         self._recent: OrderedDict[tuple, Scope] = OrderedDict()
         # reentrant: a thread-exit finaliser may end a scope on a thread that holds it
-        self._lock = threading.RLock()
+        self._lock = owned_lock(self, threading.RLock)
 
     def add(self, scope: Scope) -> None:
         evicted = []
@@ -155,7 +156,7 @@ _threads = threading.local()
 # asyncio task -> its open Scope, or None between messages. The key stays until the task
 # is done, so each task gets exactly one done-callback however many messages it handles.
 _tasks: dict = {}
-_tasks_lock = threading.Lock()
+_tasks_lock = module_lock()
 
 
 def _current_task():

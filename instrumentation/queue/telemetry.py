@@ -20,7 +20,6 @@ Parentage, following the messaging conventions:
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from mailscope.instrumentation.queue import envelope
 from mailscope.instrumentation.queue import process
 from mailscope.instrumentation.queue.commands import key_text
 from mailscope.metrics import DESTINATION_LABELS_MAX, LabelCap
+from mailscope.locks import owned_lock
 
 SYSTEM = "redis"
 FUTURE_LIMIT_S = 300.0  # enqueue times further in the future than this are unusable
@@ -126,7 +126,7 @@ class QueueTelemetry:
         self._wait_cap = LabelCap(DESTINATION_LABELS_MAX)
         self._matches: dict = {}
         self._moved: OrderedDict = OrderedDict()
-        self._moved_lock = threading.Lock()
+        self._moved_lock = owned_lock(self)
 
     # --- keys -----------------------------------------------------------------------
     def queue_of(self, key):
