@@ -60,7 +60,12 @@ class WSGIApp:
             headers["content-type"] = environ["CONTENT_TYPE"]
         try:
             stream = environ["wsgi.input"]
-            body = stream.read(length) if length is not None else stream.read(MAX_BODY_BYTES + 1)
+            if length is not None:
+                body = stream.read(length)
+            elif environ.get("wsgi.input_terminated"):  # a chunked body the server ends for us (gunicorn)
+                body = stream.read(MAX_BODY_BYTES + 1)
+            else:  # no length: PEP 3333 says read nothing (reading on would wait for the client)
+                body = b""
         except Exception:
             body = None
         return self.receiver.handle(path, method, headers, body)

@@ -326,3 +326,51 @@ def test_mounted_in_a_flask_app_next_to_its_own_routes(keys, smtp_telemetry):  #
         with urllib.request.urlopen(f"http://{HOST}:{server.port}/health", timeout=10) as answer:
             assert answer.read() == b"ok"
     assert len(smtp_telemetry.spans(attr.SPAN_DELIVERY)) == 1
+
+
+def post_chunked(url, body, headers):
+    from http.client import HTTPConnection
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    connection = HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        connection.request("POST", parts.path, body=iter([body[:100], body[100:]]), encode_chunked=True,
+                           headers={"Content-Type": "application/json", **headers})
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
+def test_under_gunicorn_a_chunked_request_is_read_and_wsgiref_does_not_wait_for_one(tmp_path, keys, served):
+    import subprocess
+
+    from tests.support.launcher import VENV_BIN, base_env, free_port
+
+    port = free_port()
+    gunicorn = subprocess.Popen([str(VENV_BIN / "gunicorn"), "--bind", f"{HOST}:{port}", "--workers", "1",
+                                 "mailscope.delivery:wsgi_app()"], env=base_env(**keys.env()), cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        import socket
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection((HOST, port), timeout=1).close()
+                break
+            except OSError:
+                assert gunicorn.poll() is None and time.monotonic() < deadline, gunicorn.stdout.read()
+                time.sleep(0.1)
+        body, headers = keys.request("mailgun", "delivered", "m-chunked")
+        assert post_chunked(f"http://{HOST}:{port}/mailgun", body, headers) == (200, b"ok 1")
+    finally:
+        gunicorn.terminate()
+        gunicorn.communicate(timeout=30)
+    if served.kind == "wsgi":  # wsgiref passes no length and no terminated stream: nothing is read
+        body, headers = keys.request("mailgun", "delivered", "m-chunked-2")
+        assert post_chunked(served.url("mailgun"), body, headers) == (400, b"malformed")
+    else:  # uvicorn reads chunked bodies for the ASGI app
+        body, headers = keys.request("mailgun", "delivered", "m-chunked-2")
+        assert post_chunked(served.url("mailgun"), body, headers) == (200, b"ok 1")
