@@ -128,7 +128,7 @@ def stack_run(tmp_path_factory):
         started = time.time()
         demo = subprocess.Popen(
             [sys.executable, "-m", "examples.demo", "--subscribers", str(SUBSCRIBERS), "--campaigns", str(CAMPAIGNS),
-             "--output", str(tmp / "demo"), "--otlp", stack.agent_otlp, "--timeout", "400"],
+             "--output", str(tmp / "demo"), "--otlp", stack.agent_otlp, "--timeout", "300"],
             cwd=REPO, env=_demo_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         lines = []

@@ -12,6 +12,7 @@ import re
 import sqlite3
 import time
 
+import pytest
 import yaml
 
 from tests.stack.conftest import (
@@ -25,6 +26,9 @@ from tests.stack.conftest import (
 from tests.support.dashboard_queries import run_dashboard
 from tests.support.jaeger import file_spans
 from tests.support.stack import OTEL, shipped_rule_files
+
+# the first test also pays for the shared run (about a minute here; more on a loaded machine)
+pytestmark = pytest.mark.timeout(600)
 
 DASHBOARD = OTEL / "grafana" / "dashboards" / "email-pipeline.json"
 # the dashboard panels that only a direct scrape of the services can fill: prometheus_client's
