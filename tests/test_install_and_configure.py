@@ -54,6 +54,8 @@ PUBLIC_PATHS = [
     "mailscope.processors.errors:classify",
     "mailscope.cli:main",
     "mailscope.report:run_report",
+    "mailscope.delivery:wsgi_app",
+    "mailscope.delivery:asgi_app",
 ]
 ENTRY_POINT_GROUPS = ("opentelemetry_distro", "opentelemetry_configurator", "opentelemetry_instrumentor")
 
