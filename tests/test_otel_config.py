@@ -186,7 +186,7 @@ def test_prometheus_yml_scrapes_the_demo_services_and_the_collectors():
     ]
     for target in jobs["otel-collector"]["static_configs"][0]["targets"]:
         assert target.split(":")[0] in compose["services"]
-    assert config["rule_files"] == ["alerts.yml"]
+    assert config["rule_files"] == ["alerts.yml", "alerts-delivery.yml"]
 
 
 # --- OpenTelemetry Collector ---------------------------------------------------------------------
