@@ -14,7 +14,11 @@ MODE is how telemetry is set up before the job starts:
   both exporting OTLP JSON to /dev/null) plus the upstream jinja2 and redis
   instrumentors, done here in code;
 - `mailscope`: nothing here; the parent runs this module under
-  `opentelemetry-instrument` with mailscope, exporting the same way.
+  `opentelemetry-instrument` with mailscope, exporting the same way;
+- `upstream_spans` (a reference): `upstream`, and the job itself wraps its steps in
+  the four spans mailscope adds to upstream's per email (`send {queue}`,
+  `receive {queue}`, `process {queue}`, `email.send`, with their names, kinds and
+  attributes), bare SDK spans: what that many spans cost without mailscope.
 
 After a warm-up (template compiled, connections open, first spans exported) the
 timed part runs EMAILS emails and then flushes traces and metrics, so the work
@@ -90,10 +94,15 @@ def flush() -> None:
 
 
 class Job:
-    def __init__(self, redis_url: str, smtp_port: int, queue: str):
+    def __init__(self, redis_url: str, smtp_port: int, queue: str, spans: bool = False):
         import jinja2
         import redis
 
+        self.spans = spans
+        if spans:
+            from opentelemetry import trace
+
+            self.tracer = trace.get_tracer("bench.reference")
         self.env = jinja2.Environment(loader=jinja2.DictLoader({"newsletter.html": TEMPLATE}), autoescape=True)
         self.redis = redis.Redis.from_url(redis_url)
         self.queue = queue
@@ -113,9 +122,15 @@ class Job:
         }
         html = self.env.get_template("newsletter.html").render(**context)
         text = f"Hello Alex Reader{n}, here are your weekly picks: https://shop.example.com/weekly"
-        self.redis.lpush(self.queue, json.dumps({"to": to, "subject": context["subject"], "html": html, "text": text}))
+        payload = json.dumps({"to": to, "subject": context["subject"], "html": html, "text": text})
+        if self.spans:
+            self._with_reference_spans(payload)
+            return
+        self.redis.lpush(self.queue, payload)
         _, raw = self.redis.brpop(self.queue, timeout=10)
-        job = json.loads(raw)
+        self.send(json.loads(raw))
+
+    def send(self, job: dict) -> None:
         message = EmailMessage()
         message["From"] = SENDER
         message["To"] = job["to"]
@@ -125,14 +140,43 @@ class Job:
         message.add_alternative(job["html"], subtype="html")
         self.smtp.send_message(message)
 
+    def _with_reference_spans(self, payload: str) -> None:
+        from opentelemetry.trace import SpanKind
+
+        queue = {"messaging.system": "redis", "messaging.destination.name": self.queue}
+        start = self.tracer.start_as_current_span
+        with start(f"send {self.queue}", kind=SpanKind.PRODUCER, attributes={
+            "mailscope.operation": "queue.publish", "messaging.operation.type": "send", **queue,
+        }):
+            self.redis.lpush(self.queue, payload)
+        _, raw = self.redis.brpop(self.queue, timeout=10)
+        with start(f"receive {self.queue}", kind=SpanKind.CONSUMER, attributes={
+            "mailscope.operation": "queue.receive", "messaging.operation.type": "receive", **queue,
+        }):
+            pass
+        with start(f"process {self.queue}", kind=SpanKind.CONSUMER, attributes={
+            "mailscope.operation": "queue.process", "messaging.operation.type": "process", **queue,
+        }):
+            job = json.loads(raw)
+            with start("email.send", kind=SpanKind.CLIENT, attributes={
+                "mailscope.operation": "send", "server.address": "127.0.0.1", "server.port": self.smtp.sock.getpeername()[1],
+                "email.provider": "smtp", "email.recipients.count": 1, "email.recipients.domains": ("inbox.example.org",),
+                "email.message.id_hash": "0123456789abcdef",
+            }) as span:
+                self.send(job)
+                span.set_attributes({
+                    "email.message.bytes": 2612, "smtp.response.code": 250, "smtp.response.enhanced_status": "2.0.0",
+                    "email.recipients.refused": 0,
+                })
+
 
 def main(argv: list[str]) -> int:
     mode, redis_url, smtp_port, emails = argv[0], argv[1], int(argv[2]), int(argv[3])
-    if mode == "upstream":
+    if mode in ("upstream", "upstream_spans"):
         setup_upstream()
     import os
 
-    job = Job(redis_url, smtp_port, f"email:queue:{mode}:{os.getpid()}")
+    job = Job(redis_url, smtp_port, f"email:queue:{mode}:{os.getpid()}", spans=mode == "upstream_spans")
     for n in range(max(20, emails // 10)):  # warm-up
         job.email(n)
     flush()

@@ -93,14 +93,18 @@ class MemoryStage:
         return _has_operation(span)
 
     def on_start(self, span) -> None:
-        if self._closed:
-            return
         globs = self._globs
         if globs is None:
             # inline of measures(): this runs for every span the process starts
-            if not _has_operation(span):
+            raw = getattr(span, "_attributes", None)
+            if type(raw) is BoundedAttributes:
+                if attr.OPERATION not in raw._dict:
+                    return
+            elif not _has_operation(span):
                 return
         elif not globs.matches(span.name):
+            return
+        if self._closed:
             return
         if self._tracing:
             start = (self._read(), tracemalloc.get_traced_memory()[0])

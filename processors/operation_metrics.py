@@ -25,6 +25,13 @@ from mailscope.metrics import (
 _TEMPLATE_OPS = (attr.OP_TEMPLATE_LOAD, attr.OP_PERSONALIZE)
 _SEND_OPS = (attr.OP_SEND, attr.OP_SMTP_CONNECT)
 _QUEUE_OPS = (attr.OP_QUEUE_PUBLISH, attr.OP_QUEUE_RECEIVE, attr.OP_QUEUE_PROCESS)
+# the one attribute each operation's labels are made from (see _labels)
+_LABEL_KEYS = {
+    **{op: attr.TEMPLATE_NAME for op in _TEMPLATE_OPS},
+    **{op: attr.PROVIDER for op in _SEND_OPS},
+    **{op: attr.MESSAGING_DESTINATION_NAME for op in _QUEUE_OPS},
+}
+OK_LABELS_CACHE = 1024
 
 
 class OperationMetricsStage:
@@ -35,6 +42,7 @@ class OperationMetricsStage:
         self._template_cap = LabelCap(TEMPLATE_NAME_LABELS_MAX)
         self._provider_cap = LabelCap(PROVIDER_LABELS_MAX)
         self._destination_cap = LabelCap(DESTINATION_LABELS_MAX)
+        self._ok_labels: dict = {}  # (operation, label attribute value) -> labels of a healthy span
 
     def labels(self, draft, operation: str) -> dict:
         return self._labels(draft.attributes, operation, draft.is_error)
@@ -75,7 +83,18 @@ class OperationMetricsStage:
         if operation is not None:
             start, end = span._start_time, span._end_time
             duration = end - start if start is not None and end is not None else 0
-            self._record(duration, self._labels(attributes, str(operation), False))
+            # the labels of a healthy span depend on its operation and one attribute: remembered
+            # (bounded; the LabelCaps decide once per value, as they would again)
+            cache_key = (operation, attributes.get(_LABEL_KEYS.get(operation)))
+            try:
+                labels = self._ok_labels.get(cache_key)
+            except TypeError:  # an unhashable value: not remembered
+                labels = cache_key = None
+            if labels is None:
+                labels = self._labels(attributes, str(operation), False)
+                if cache_key is not None and len(self._ok_labels) < OK_LABELS_CACHE:
+                    self._ok_labels[cache_key] = labels
+            self._record(duration, labels)
         return None
 
     def _record(self, duration_ns: int, labels: dict) -> None:

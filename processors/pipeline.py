@@ -234,11 +234,18 @@ class EnrichingSpanProcessor(SpanProcessor):
         self.start_hooks = start_hooks
         # the SDK's BatchSpanProcessor does nothing in on_start: skip the call
         self._forward_start = downstream is not None and type(downstream) is not BatchSpanProcessor
+        # the common chain has one start hook (the memory stage's): call it directly
+        hooks = pipeline.start_hooks if start_hooks else ()
+        self._hook = hooks[0] if len(hooks) == 1 else (pipeline.on_start if hooks else None)
         pipeline.wrappers += 1
 
     def on_start(self, span, parent_context=None) -> None:
-        if self.start_hooks:
-            _run_start_hooks(self.pipeline, span)
+        hook = self._hook
+        if hook is not None:
+            try:
+                hook(span)
+            except Exception:
+                internal_error(f"stage start hook {getattr(hook, '__qualname__', hook)}")
         if self._forward_start:
             self.downstream.on_start(span, parent_context=parent_context)
 
