@@ -123,6 +123,9 @@ def build_sdk(auto_instrumentation_version: str | None = None, **setting_overrid
     from opentelemetry import metrics
 
     redact_metric_labels(metrics.get_meter_provider(), config.redact)  # a no-op when already done
+    from mailscope.metrics import observe_process_memory
+
+    observe_process_memory()  # process.memory.usage: the dashboard's memory panel, in every deployment
     from mailscope.forks import install as flush_forked_children
 
     flush_forked_children()  # multiprocessing children would otherwise exit with their spans unexported

@@ -212,6 +212,37 @@ class Instruments:
         return self._meter.create_observable_gauge(name, callbacks=callbacks, unit=unit, description=description)
 
 
+# The process's resident memory, under its semantic-convention name: Prometheus sees
+# process_memory_usage_bytes whether it scrapes the service or a Collector's exporter, so the
+# dashboard's memory panel and alert work in both deployments (prometheus_client's own
+# process_resident_memory_bytes exists only on a service's /metrics).
+PROCESS_MEMORY_USAGE = "process.memory.usage"
+_process_memory = None
+
+
+def observe_process_memory() -> None:
+    """Register the `process.memory.usage` gauge once per process, read at each collection."""
+    global _process_memory
+    with _lock:
+        if _process_memory is not None:
+            return
+        from mailscope.processors.rss import RssReader
+
+        reader = RssReader()
+
+        def observe(_options=None):
+            try:
+                return [metrics.Observation(reader.read())]
+            except Exception:
+                return []
+
+        meter = metrics.get_meter("mailscope", __version__)
+        _process_memory = meter.create_observable_gauge(
+            PROCESS_MEMORY_USAGE, callbacks=[observe], unit="By",
+            description="The amount of physical memory in use (resident set size)",
+        )
+
+
 _instruments: Instruments | None = None
 _lock = module_lock()
 

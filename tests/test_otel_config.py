@@ -91,7 +91,7 @@ def test_the_seven_starting_alerts_exist_with_their_thresholds():
         "EmailQueueBacklogGrowing": ["> 1000", "deriv(mailscope_queue_depth[10m])"],
         "EmailQueueOldestMessageTooOld": ["mailscope_queue_oldest_age_seconds", "> 900"],
         "EmailOperationConsistentlySlow": ["mailscope_slow_operations_total"],
-        "EmailServiceMemoryGrowing": ["process_resident_memory_bytes", "* 3600 > 100e6"],
+        "EmailServiceMemoryGrowing": ["process_memory_usage_bytes", "* 3600 > 100e6"],
         "EmailTemplateCacheHitRatioLow": ['email_template_cache_hit="true"', "< 0.5"],
         "EmailErrorFingerprintSurge": ["mailscope_error_fingerprint", "mailscope_errors_total"],
     }
@@ -296,7 +296,7 @@ def test_dashboard_has_the_pipeline_panels_with_correct_units():
         "Memory deltas by operation"
     )
     assert memory["fieldConfig"]["overrides"][0]["properties"][0] == {"id": "unit", "value": "bytes"}
-    assert unit("Process RSS") == "bytes" and "process_resident_memory_bytes" in exprs("Process RSS")
+    assert unit("Process RSS") == "bytes" and "process_memory_usage_bytes" in exprs("Process RSS")
     for panel in panels.values():
         for target in panel.get("targets", []):
             if 'job=~"$service"' not in target["expr"]:

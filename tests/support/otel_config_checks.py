@@ -47,9 +47,10 @@ CONTRACT_SERIES = (
     | _prom(attr.METRIC_ERRORS, "counter")
     | _prom(attr.METRIC_MEMORY_DELTA, "histogram", "By")
 )
-# what else a service's /metrics serves: prometheus_client's process collector, the OTel
-# exporter's target_info, and what a scrape adds
-OTHER_SERIES = {"process_resident_memory_bytes", "target_info", "up"}
+# what else a service's /metrics serves: the process's resident memory under its semantic-convention
+# name (mailscope exports it, so it also arrives through a Collector), prometheus_client's process
+# collector, the OTel exporter's target_info, and what a scrape adds
+OTHER_SERIES = {"process_memory_usage_bytes", "process_resident_memory_bytes", "target_info", "up"}
 
 CONTRACT_LABELS = {
     key.replace(".", "_")
