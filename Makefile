@@ -29,7 +29,7 @@ system-deps-demo:
 
 # The Collector distribution and Jaeger v2, built from pinned Go modules (Go and the Go module
 # proxy are on these machines; the module and build caches make a second build fast). Each file
-# target depends on what pins it, so a second `make` rebuilds nothing. Cold: see docs/stack-run.md.
+# target depends on what pins it, so a second `make` rebuilds nothing. Cold build times: docs/stack.md.
 COLLECTOR_PINS := otel-config/collector/builder-config.yaml otel-config/collector/go.mod otel-config/collector/go.sum
 JAEGER_PINS := otel-config/jaeger/go.mod otel-config/jaeger/go.sum
 
