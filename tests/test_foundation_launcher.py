@@ -110,16 +110,28 @@ GARBAGE = {
     "MAILSCOPE_METRICS_FILE": "",
     "MAILSCOPE_LOGS_FILE": "\t",
     "MAILSCOPE_PROVIDER_ENDPOINTS": "postal=api.postal.example/send",  # not a provider mailscope reads
+    "MAILSCOPE_DELIVERY_TRACKING": "yes",
+    "MAILSCOPE_WEBHOOK_SENDGRID_PUBLIC_KEY": "not-a-key",
+    "MAILSCOPE_WEBHOOK_SES_TOPIC_ARNS": "arn:aws:sns:[",
+    "MAILSCOPE_WEBHOOK_SES_CERT_ORIGINS": "sns.us-east-1.amazonaws.com",
+    "MAILSCOPE_DELIVERY_RELAYS": "smtp.relay.example=postal",
+}
+# Secrets are taken as given and never warned about: a warning would print them. A wrong one
+# shows when the receiver refuses the provider's requests.
+SECRETS = {
+    "MAILSCOPE_WEBHOOK_MAILGUN_SIGNING_KEY": "garbage-mailgun-key-1234",
+    "MAILSCOPE_WEBHOOK_POSTMARK_CREDENTIALS": "garbage-postmark-credentials",
 }
 
 
 def test_every_variable_is_covered_by_the_garbage_table():
-    assert set(GARBAGE) == {v.env for v in VARIABLES}
+    assert set(GARBAGE) | set(SECRETS) == {v.env for v in VARIABLES}
+    assert not set(GARBAGE) & set(SECRETS)
 
 
 def test_bad_config_warns_once_per_variable_and_the_app_still_exports(tmp_path):
     traces = tmp_path / "traces.jsonl"
-    env = base_env(OTEL_TRACES_EXPORTER="otlp_json_file", OTEL_METRICS_EXPORTER="none", **GARBAGE)
+    env = base_env(OTEL_TRACES_EXPORTER="otlp_json_file", OTEL_METRICS_EXPORTER="none", **GARBAGE, **SECRETS)
     # The traces-file variable is garbage too, so point the exporter at the file by
     # other means: run from tmp_path and let stdout carry the JSON lines.
     result = run_instrumented(write_script(tmp_path, APP), env)
@@ -129,6 +141,8 @@ def test_bad_config_warns_once_per_variable_and_the_app_still_exports(tmp_path):
         lines = [line for line in result.stderr.splitlines() if f"ignoring {variable}=" in line]
         assert len(lines) == 1, (variable, result.stderr)
         assert repr(value) in lines[0] and "using the default" in lines[0]
+    for variable, value in SECRETS.items():
+        assert variable not in result.stderr and value not in result.stderr + result.stdout
     # and the spans were still exported (to stdout, the default destination)
     exported = [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"resourceSpans"')]
     traces.write_text("\n".join(json.dumps(d) for d in exported))
