@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 # command=Debian package, installed with apt-get when missing and running as root
-SYSTEM_DEPS_TEST := redis-server=redis-server prometheus=prometheus promtool=prometheus chromium=chromium docker-compose=docker-compose
+SYSTEM_DEPS_TEST := redis-server=redis-server prometheus=prometheus promtool=prometheus chromium=chromium docker-compose=docker-compose rabbitmq-server=rabbitmq-server
 SYSTEM_DEPS_DEMO := redis-server=redis-server
 
 .PHONY: test demo bench install system-deps-test system-deps-demo clean binaries stack

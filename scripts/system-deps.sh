@@ -18,7 +18,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 status=$?
 # Debian starts services it installs; the tests start their own on free ports.
-for svc in redis-server prometheus; do
+for svc in redis-server prometheus rabbitmq-server; do
   command -v service >/dev/null 2>&1 && service "$svc" stop >/dev/null 2>&1 || true
 done
 exit $status
