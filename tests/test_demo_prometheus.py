@@ -13,7 +13,6 @@ a before and an after), then stops everything and prints the report. Then:
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import sqlite3
@@ -26,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from mailscope import attributes as attr
-from tests.support import otel_config_checks as checks
+from tests.support.dashboard_queries import run_dashboard
 from tests.support.launcher import free_port
 from tests.support.prometheus_server import PrometheusServer, prometheus_binary
 
@@ -96,58 +95,13 @@ def test_demo_runs_end_to_end_and_prints_the_report(demo):
     assert re.search(r"\[warning\] process \S+: resident memory grew", out)
 
 
-def _regex_literal(value: str) -> str:
-    """A value as a regex inside a PromQL string literal (as Grafana formats multi-value variables)."""
-    return re.sub(r"([\\^$.|?*+()\[\]{}])", r"\\\\\1", value)
-
-
-def _variable_values(prom: PrometheusServer, dashboard: dict, chosen: dict) -> dict:
-    values = {}
-    for variable in dashboard["templating"]["list"]:
-        query = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", variable["definition"])
-        selector, label = query.group(1), query.group(2)
-        for name, value in chosen.items():
-            selector = selector.replace(f"${name}", value)
-        found = prom.label_values(label, match=selector)
-        values[variable["name"]] = found
-        chosen[variable["name"]] = "(" + "|".join(_regex_literal(v) for v in found) + ")" if found else "^$"
-    return values
-
-
-def _finite(series: list) -> bool:
-    for item in series:
-        points = item.get("values") or [item.get("value")]
-        if any(point and math.isfinite(float(point[1])) for point in points):
-            return True
-    return False
-
-
 def test_every_dashboard_query_returns_data_from_the_demo(demo):
     assert demo.done.returncode == 0, demo.done.stdout + demo.done.stderr
-    prom = demo.prom
     dashboard = json.loads(DASHBOARD.read_text())
-    chosen: dict = {}
-    values = _variable_values(prom, dashboard, chosen)
+    empty, evaluated, values = run_dashboard(demo.prom, dashboard, demo.started, demo.last_up(), step="2s")
     # the variable queries find the demo's two services and its queue
     assert set(JOBS) <= set(values["service"]), values
     assert QUEUE in values["queue"], values
-
-    end = demo.last_up()
-    window = f"{int(end - demo.started) + 10}s"  # $__rate_interval / $__range: the whole run
-    empty = []
-    evaluated = 0
-    for panel, target in checks.prometheus_targets(dashboard):
-        expr = target["expr"].replace("$__rate_interval", window).replace("$__range", window)
-        for name, value in chosen.items():
-            expr = expr.replace(f'"${name}"', f'"{value}"')
-        assert "$" not in expr, expr
-        if target.get("instant"):
-            result = prom.query(expr, at=end)
-        else:
-            result = prom.query_range(expr, demo.started, end, step="2s")
-        evaluated += 1
-        if not _finite(result):
-            empty.append(f"{panel['title']} [{target['refId']}]: {expr}")
     assert evaluated >= 15
     assert empty == [], "panels without data:\n" + "\n".join(empty)
 

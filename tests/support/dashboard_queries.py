@@ -41,7 +41,7 @@ def finite(series: list) -> bool:
     return False
 
 
-def run_dashboard(prom, dashboard: dict, start: float, end: float) -> tuple[list[str], int, dict]:
+def run_dashboard(prom, dashboard: dict, start: float, end: float, step: str = "5s") -> tuple[list[str], int, dict]:
     chosen: dict = {}
     values = variable_values(prom, dashboard, chosen)
     window = f"{int(end - start) + 10}s"
@@ -50,10 +50,11 @@ def run_dashboard(prom, dashboard: dict, start: float, end: float) -> tuple[list
         expr = target["expr"].replace("$__rate_interval", window).replace("$__range", window)
         for name, value in chosen.items():
             expr = expr.replace(f'"${name}"', f'"{value}"')
+        assert "$" not in expr, expr  # every variable was substituted
         if target.get("instant"):
             result = prom.query(expr, at=end)
         else:
-            result = prom.query_range(expr, start, end, step="5s")
+            result = prom.query_range(expr, start, end, step=step)
         evaluated += 1
         if not finite(result):
             empty.append(f"{panel['title']} [{target['refId']}]: {expr}")
