@@ -12,32 +12,14 @@ import random
 import pytest
 
 from mailscope.processors.errors import classify
-from tests.errors_corpus import grouping_accuracy
-from tests.generic_logs import SYSTEMS, UNSEEN_SYSTEMS, drain_clusters, fill
+from tests.generic_logs import SYSTEMS, UNSEEN_SYSTEMS, compare_with_drain, fill
 
 LINES = 1000
 
 
-def compare(systems, seed):
-    rng = random.Random(seed)
-    ours, drain = {}, {}
-    for name, templates in systems.items():
-        weights = [rng.uniform(0.2, 3.0) for _ in templates]
-        truth, lines = [], []
-        for _ in range(LINES):
-            index = rng.choices(range(len(templates)), weights)[0]
-            truth.append(index)
-            lines.append(fill(templates[index], rng))
-        ours[name] = grouping_accuracy(truth, [classify(line).fingerprint for line in lines])
-        drain[name] = grouping_accuracy(truth, drain_clusters(lines))
-    return ours, drain
-
-
 @pytest.mark.parametrize("systems,seed", [(SYSTEMS, 3), (UNSEEN_SYSTEMS, 11)], ids=["tuned", "unseen"])
 def test_grouping_is_at_least_as_good_as_drain(systems, seed):
-    ours, drain = compare(systems, seed)
-    mean_ours = sum(ours.values()) / len(ours)
-    mean_drain = sum(drain.values()) / len(drain)
+    mean_ours, mean_drain, ours, drain = compare_with_drain(systems, seed, LINES)
     assert mean_ours >= mean_drain, (ours, drain)
     assert mean_ours >= 0.9, ours
 
