@@ -13,32 +13,17 @@ to their stderr) and the demo's output (which includes `mailscope report`).
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import subprocess
 import sys
 import threading
-import urllib.parse
 import urllib.request
 
 from tests.support.launcher import REPO, free_port
+from tests.support.address_forms import address_forms
 
 SUBSCRIBERS = 1000
-
-
-def _forms(address: str) -> set[bytes]:
-    local = address.split("@")[0]
-    forms = {
-        address,
-        urllib.parse.quote(address, safe=""),
-        urllib.parse.quote_plus(address),
-        json.dumps(address)[1:-1],
-        address.replace("@", "\\u0040"),
-        local + "@",
-        local + "%40",
-    }
-    return {f.encode() for f in forms} | {f.lower().encode() for f in forms}
 
 
 def test_no_subscriber_address_leaves_the_process(tmp_path):
@@ -80,7 +65,7 @@ def test_no_subscriber_address_leaves_the_process(tmp_path):
     assert len(addresses) == SUBSCRIBERS
     # the search finds these addresses where they legitimately are: the app's own database
     database = (out / "data" / "newsletter.db").read_bytes()
-    assert all(any(form in database for form in _forms(a)) for a in addresses[:50])
+    assert all(any(form in database for form in address_forms(a)) for a in addresses[:50])
 
     traces = sorted((out / "traces").glob("*.jsonl"))
     logs = sorted((out / "logs").glob("*.log"))
@@ -97,7 +82,7 @@ def test_no_subscriber_address_leaves_the_process(tmp_path):
     exported["demo output"] = demo.stdout + demo.stderr
     leaks = []
     for address in addresses:
-        for form in _forms(address):
+        for form in address_forms(address):
             for where, blob in exported.items():
                 if form in blob:
                     leaks.append((where, form))
