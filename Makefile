@@ -53,7 +53,7 @@ $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 demo: $(DEMO_STAMP) system-deps-demo
 	$(BIN)/python -m examples.demo
 
-bench: $(STAMP)
+bench: $(STAMP) system-deps-demo
 	$(BIN)/python -m benchmarks
 
 clean:
