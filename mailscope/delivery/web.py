@@ -134,6 +134,21 @@ def asgi_app(**options) -> ASGIApp:
     return ASGIApp(**options)
 
 
+def _stop_on_signals() -> None:
+    """SIGTERM (docker stop, systemd) and SIGINT end the server the same way: a normal exit, so the
+    launcher's exit handlers flush the last events' spans. SIGINT is handled even when the parent
+    left it ignored, as a shell does for a background job."""
+    import signal
+    import threading
+
+    def stop(_signum, _frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, stop)
+
+
 def serve(host: str = "127.0.0.1", port: int = 8787) -> int:
     """`mailscope webhooks serve`: the WSGI app on a threaded wsgiref server, until interrupted."""
     from socketserver import ThreadingMixIn
@@ -147,6 +162,7 @@ def serve(host: str = "127.0.0.1", port: int = 8787) -> int:
             pass
 
     app = wsgi_app()
+    _stop_on_signals()
     with make_server(host, port, app, server_class=Server, handler_class=Quiet) as server:
         print(f"mailscope webhooks: listening on http://{host}:{server.server_port}/"
               "{mailgun,sendgrid,postmark,ses}", flush=True)
