@@ -163,11 +163,11 @@ def serve(host: str = "127.0.0.1", port: int = 8787) -> int:
 
     app = wsgi_app()
     _stop_on_signals()
-    with make_server(host, port, app, server_class=Server, handler_class=Quiet) as server:
-        print(f"mailscope webhooks: listening on http://{host}:{server.server_port}/"
-              "{mailgun,sendgrid,postmark,ses}", flush=True)
-        try:
+    try:  # a stop signal may come at any point from here on, the listening line included
+        with make_server(host, port, app, server_class=Server, handler_class=Quiet) as server:
+            print(f"mailscope webhooks: listening on http://{host}:{server.server_port}/"
+                  "{mailgun,sendgrid,postmark,ses}", flush=True)
             server.serve_forever()
-        except KeyboardInterrupt:
-            pass
+    except KeyboardInterrupt:
+        pass
     return 0
