@@ -330,18 +330,25 @@ def test_mounted_in_a_flask_app_next_to_its_own_routes(keys, smtp_telemetry):  #
 
 
 def post_chunked(url, body, headers):
-    from http.client import HTTPConnection
+    """POST `body` in two chunks (Transfer-Encoding: chunked, no Content-Length); (status, body).
+
+    The whole request goes out in one write: a server that answers without reading a body it
+    cannot frame (wsgiref) then finds nothing unread at close. Sent chunk by chunk, the second
+    write raced that close and failed with a broken pipe, or the answer was lost to the reset."""
+    import socket
+    from http.client import HTTPResponse
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    connection = HTTPConnection(parts.hostname, parts.port, timeout=30)
-    try:
-        connection.request("POST", parts.path, body=iter([body[:100], body[100:]]), encode_chunked=True,
-                           headers={"Content-Type": "application/json", **headers})
-        answer = connection.getresponse()
+    head = (f"POST {parts.path} HTTP/1.1\r\nHost: {parts.hostname}:{parts.port}\r\n"
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
+            + "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n")
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in (body[:100], body[100:]) if c) + b"0\r\n\r\n"
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.sendall(head.encode("latin-1") + chunks)
+        answer = HTTPResponse(sock)
+        answer.begin()
         return answer.status, answer.read()
-    finally:
-        connection.close()
 
 
 def test_under_gunicorn_a_chunked_request_is_read_and_wsgiref_does_not_wait_for_one(tmp_path, keys, served):
