@@ -15,6 +15,8 @@ from opentelemetry import metrics
 from mailscope import attributes as attr
 from mailscope.version import __version__
 from mailscope.locks import module_lock, owned_lock
+from mailscope.processors.redact import might_contain_address, redact
+from mailscope.config import settings
 
 # caps for labels that are not configured by a contract variable
 TEMPLATE_NAME_LABELS_MAX = 200
@@ -51,15 +53,10 @@ class LabelCap:
     def __call__(self, value):
         if value in self._seen:
             return value
-        if isinstance(value, str):
-            from mailscope.processors.redact import might_contain_address, redact
-
-            if might_contain_address(value):
-                from mailscope.config import settings
-
-                value = redact(value, settings().redact)
-                if value in self._seen:
-                    return value
+        if isinstance(value, str) and might_contain_address(value):
+            value = redact(value, settings().redact)
+            if value in self._seen:
+                return value
         with self._lock:
             if value in self._seen:
                 return value
@@ -192,8 +189,6 @@ class Instruments:
         # one add per slow or failed span: Tallies keep an incident (an error storm, a slowdown
         # of everything) from costing an SDK Counter.add per span; room for every label set the
         # stages' LabelCaps admit, so the caps' `other` is what overflows
-        from mailscope.config import settings
-
         config = settings()
         self.slow_operations = Tally(
             m, attr.METRIC_SLOW_OPERATIONS, description="Spans marked slow",
