@@ -103,5 +103,7 @@ def receiver_process(kind: str, env: dict, port: int) -> subprocess.Popen:
             socket.create_connection((HOST, port), timeout=1).close()
             return process
         except OSError:
-            assert time.monotonic() < deadline, "receiver did not start"
+            if time.monotonic() >= deadline:
+                process.kill()
+                raise AssertionError(f"receiver did not start: {process.communicate()}")
             time.sleep(0.1)
