@@ -308,6 +308,9 @@ SLOTS.update({
 
 GENERALISE = Path(__file__).parent / "data"
 GENERALISE_NAMES = ("generalise_providers", "generalise_mta_logs", "generalise_clients")
+# the second wave (issue 18 §1, later): providers, filters and sending services, and MTAs and client
+# libraries that the first wave did not draw on; split by the same hash, committed before any score
+WAVE2_NAMES = ("generalise_wave2_providers", "generalise_wave2_senders")
 
 
 @dataclass(frozen=True)
