@@ -38,7 +38,9 @@ import re
 
 from opentelemetry.trace import Link, Status
 
-from mailscope.processors.draft import make_event
+from mailscope.locks import module_lock
+from mailscope.processors.draft import FAST_READ, make_event
+from opentelemetry.attributes import BoundedAttributes
 
 MASK = "<redacted>"
 MODES = ("domain", "full", "off")
@@ -222,16 +224,82 @@ def redact(text: str, mode: str = "domain") -> str:
     return text
 
 
+# --- remembered texts --------------------------------------------------------------
+# Failures repeat: an error storm ends thousands of spans with the same exception message,
+# stack trace and status description, and each holds the same address. The last stage
+# remembers what `redact` made of those texts (events, status, links), so a repeat costs a
+# dict lookup instead of a scan. `redact` is a pure function of (text, mode): a remembered
+# result is the result. The table is bounded three ways (entries, characters held, the
+# longest text remembered) and forgets the oldest first; it holds original texts in this
+# process's memory only, as the spans being processed do.
+_TEXTS_MAX = 512
+_TEXT_MAX_CHARS = 16384
+_TEXTS_BUDGET = 1 << 20  # characters of keys and rewritten values held at once
+_SAME = object()  # remembered: `redact` returned the text unchanged
+_MISS = object()
+_texts = {"domain": {}, "full": {}}  # mode -> {text: redacted text or _SAME}
+_texts_chars = 0
+_texts_lock = module_lock()
+
+
+def _held(text: str, result) -> int:
+    return len(text) if result is _SAME else len(text) + len(result)
+
+
+def _remember_text(table: dict, text: str, result) -> None:
+    global _texts_chars
+    size = _held(text, result)
+    with _texts_lock:
+        if text in table:
+            return
+        try:
+            while table and (len(table) >= _TEXTS_MAX or _texts_chars + size > _TEXTS_BUDGET):
+                old = next(iter(table))
+                _texts_chars -= _held(old, table.pop(old))
+        except (StopIteration, KeyError, RuntimeError):  # pragma: no cover - defensive
+            table.clear()
+            _texts_chars = sum(_held(k, v) for t in _texts.values() for k, v in t.items())
+        table[text] = result
+        _texts_chars += size
+
+
+def _redact_text(text: str, mode: str) -> str:
+    """`redact(text, mode)` for a text that may contain an address, remembered for repeats."""
+    table = _texts.get(mode)
+    if table is None:
+        return redact(text, mode)
+    hit = table.get(text, _MISS)
+    if hit is _SAME:
+        return text
+    if hit is not _MISS:
+        return hit
+    result = redact(text, mode)
+    if len(text) <= _TEXT_MAX_CHARS:
+        _remember_text(table, text, _SAME if result == text else result)
+    return result
+
+
+def forget_texts() -> None:
+    """Empty the table of remembered texts (tests)."""
+    global _texts_chars
+    with _texts_lock:
+        for table in _texts.values():
+            table.clear()
+        _texts_chars = 0
+
+
 # --- the stage -------------------------------------------------------------------
-def _redact_value(value, mode: str):
+def _redact_value(value, mode: str, remember: bool = False):
     """A redacted attribute value, or the same object when nothing changed."""
     if isinstance(value, str):
-        return redact(value, mode) if might_contain_address(value) else value
+        if not might_contain_address(value):
+            return value
+        return _redact_text(value, mode) if remember else redact(value, mode)
     if isinstance(value, (tuple, list)):
         changed = False
         out = []
         for item in value:
-            new = _redact_value(item, mode) if isinstance(item, str) else item
+            new = _redact_value(item, mode, remember) if isinstance(item, str) else item
             changed = changed or new is not item
             out.append(new)
         return tuple(out) if changed else value
@@ -263,13 +331,18 @@ def _clean_attributes(attributes) -> bool:
     return True
 
 
-def _redact_mapping(attributes, mode: str):
-    """A new dict when something changed, else None."""
-    if not attributes or _clean_attributes(attributes):
+def _redact_mapping(attributes, mode: str, remember: bool = False):
+    """A new dict when something changed, else None. `remember`: string values go through the
+    table of remembered texts (event and link attributes, where failures repeat)."""
+    if not attributes:
+        return None
+    if _PLAIN_DICT and type(attributes) is BoundedAttributes and attributes._immutable:
+        attributes = attributes._dict  # the same items, without the Mapping methods' overhead
+    if _clean_attributes(attributes):
         return None
     changed = None
     for key, value in attributes.items():
-        new_value = _redact_value(value, mode)
+        new_value = _redact_value(value, mode, remember)
         new_key = redact(key, mode) if might_contain_address(key) else key
         if new_value is not value or new_key is not key:
             if changed is None:
@@ -285,6 +358,10 @@ def _redact_mapping(attributes, mode: str):
         else:
             out[key] = value
     return out
+
+
+# BoundedAttributes keeps its items in a plain `_dict`, final once immutable (an event's, a link's)
+_PLAIN_DICT = FAST_READ and hasattr(BoundedAttributes(), "_immutable")
 
 
 def redact_attributes(attributes, mode: str = "domain"):
@@ -372,8 +449,8 @@ class RedactionStage:
         if events:
             new_events = None
             for index, event in enumerate(events):
-                event_attrs = _redact_mapping(event.attributes, mode)
-                event_name = redact(event.name, mode) if might_contain_address(event.name) else event.name
+                event_attrs = _redact_mapping(event.attributes, mode, remember=True)
+                event_name = _redact_text(event.name, mode) if might_contain_address(event.name) else event.name
                 if event_attrs is not None or event_name is not event.name:
                     if new_events is None:
                         new_events = list(events)
@@ -388,7 +465,7 @@ class RedactionStage:
         status = draft.status
         description = status.description
         if description and might_contain_address(description):
-            new_description = redact(description, mode)
+            new_description = _redact_text(description, mode)
             if new_description != description:
                 draft.set_status(Status(status.status_code, new_description))
 
@@ -396,7 +473,7 @@ class RedactionStage:
         if links:
             new_links = None
             for index, link in enumerate(links):
-                link_attrs = _redact_mapping(link.attributes, mode)
+                link_attrs = _redact_mapping(link.attributes, mode, remember=True)
                 if link_attrs is not None:
                     if new_links is None:
                         new_links = list(links)

@@ -1,0 +1,123 @@
+"""The last redaction stage remembers what it made of repeated failure texts: invisibly.
+
+An error storm repeats the same exception message, stack trace and status description;
+the stage looks a repeat up instead of scanning it again. A remembered result must be
+exactly what `redact` returns for that text and mode, and the table must stay bounded.
+"""
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Link, Status, StatusCode
+
+from mailscope.config import load_settings
+from mailscope.processors import redact as redaction
+from mailscope.processors.chain import build_stages
+from mailscope.processors.pipeline import EnrichingSpanProcessor, Pipeline, StartProcessor
+from mailscope.processors.redact import _redact_text, forget_texts, redact
+from tests.processors.test_redact import MASKED, UNTOUCHED
+from tests.support.span_strings import exported_text
+
+
+@pytest.fixture(autouse=True)
+def _empty_table():
+    forget_texts()
+    yield
+    forget_texts()
+
+
+def _held_chars():
+    return sum(len(k) + (0 if v is redaction._SAME else len(v)) for t in redaction._texts.values() for k, v in t.items())
+
+
+@pytest.mark.parametrize("mode", ["domain", "full"])
+def test_a_remembered_text_gives_what_redact_gives(mode):
+    texts = [t for t, _ in MASKED] + UNTOUCHED
+    first = [_redact_text(t, mode) for t in texts]
+    again = [_redact_text(t, mode) for t in texts]  # from the table this time
+    assert first == again == [redact(t, mode) for t in texts]
+    assert all(t in redaction._texts[mode] for t in texts)
+
+
+def test_the_modes_do_not_share_results():
+    text = "550 5.1.1 <john.doe@gmail.com>: Recipient address rejected"
+    assert _redact_text(text, "domain") == "550 5.1.1 <<redacted>@gmail.com>: Recipient address rejected"
+    assert _redact_text(text, "full") == "550 5.1.1 <<redacted>@<redacted>>: Recipient address rejected"
+    assert _redact_text(text, "domain") == "550 5.1.1 <<redacted>@gmail.com>: Recipient address rejected"
+
+
+def test_an_unchanged_text_comes_back_as_the_same_object():
+    """The stage tells a rewritten value by identity: a text with nothing to mask must not
+    come back as another (equal) object, or every repeat would rebuild the event."""
+    text = "".join(["https://user", "@example.com/path"])  # a fresh object each call
+    assert _redact_text(text, "domain") is text
+    again = "".join(["https://user", "@example.com/path"])
+    assert _redact_text(again, "domain") is again
+
+
+def test_the_table_is_bounded_in_entries(monkeypatch):
+    monkeypatch.setattr(redaction, "_TEXTS_MAX", 8)
+    for i in range(100):
+        assert _redact_text(f"user{i}@example.org refused", "domain") == "<redacted>@example.org refused"
+    assert len(redaction._texts["domain"]) == 8
+    assert "user99@example.org refused" in redaction._texts["domain"]  # the newest stay
+    assert "user0@example.org refused" not in redaction._texts["domain"]
+
+
+def test_the_table_is_bounded_in_characters(monkeypatch):
+    monkeypatch.setattr(redaction, "_TEXTS_BUDGET", 1000)
+    for i in range(200):
+        _redact_text(f"user{i}@example.org " + "x" * 80, "domain")
+        _redact_text(f"user{i}@example.org " + "y" * 80, "full")
+    assert 0 < _held_chars() <= 1000
+    assert redaction._texts_chars == _held_chars()
+
+
+def test_a_long_text_is_redacted_but_not_remembered():
+    text = "trace " * 5000 + "jane@example.org"
+    assert len(text) > redaction._TEXT_MAX_CHARS
+    assert _redact_text(text, "domain") == redact(text, "domain")
+    assert text not in redaction._texts["domain"]
+
+
+def _error_storm(tracer, n=3):
+    linked = tracer.start_span("linked")
+    linked.end()
+    for _ in range(n):
+        link = Link(linked.get_span_context(), {"peer": "jane@example.org"})
+        with tracer.start_as_current_span("email.send", links=[link]) as span:
+            try:
+                raise ValueError("refused {'jane@example.org': (550, b'5.1.1 <jane@example.org> unknown')}")
+            except ValueError as exc:
+                span.record_exception(exc)
+            span.add_event("bounce jane@example.org", {"who": "jane@example.org"})
+            span.set_status(Status(StatusCode.ERROR, "could not deliver to jane@example.org"))
+
+
+def _failure_text(span):
+    events = [(e.name, sorted(e.attributes.items())) for e in span.events]
+    links = [sorted(link.attributes.items()) for link in span.links]
+    return repr((events, span.status.description, links))
+
+
+@pytest.mark.parametrize("mode", ["domain", "full"])
+def test_repeated_error_spans_export_the_same_redacted_text(mode):
+    """The first span of a storm fills the table, the others read it: all export the same."""
+    pipeline = Pipeline(build_stages(load_settings(environ={"MAILSCOPE_REDACT": mode})))
+    provider = TracerProvider()
+    out = InMemorySpanExporter()
+    provider.add_span_processor(StartProcessor(pipeline))
+    provider.add_span_processor(EnrichingSpanProcessor(pipeline, SimpleSpanProcessor(out)))
+    _error_storm(provider.get_tracer("t"))
+    provider.shutdown()
+    spans = [s for s in out.get_finished_spans() if s.name == "email.send"]
+    assert len(spans) == 3
+    assert all("jane@" not in exported_text(s) for s in spans)
+    texts = [_failure_text(s) for s in spans]
+    assert texts[0] == texts[1] == texts[2]
+    first = spans[0]
+    assert first.status.description == redact("could not deliver to jane@example.org", mode)
+    assert first.events[1].name == redact("bounce jane@example.org", mode)
+    assert first.links[0].attributes["peer"] == redact("jane@example.org", mode)
+    assert "could not deliver to jane@example.org" in redaction._texts[mode]  # the repeats were looked up
