@@ -60,6 +60,9 @@ _OVERRIDES = (
     (RECIPIENT, _rx(
         r"marked as inactive", r"inactive (?:addresses|recipients?)", r"suppress(?:ed|ion) (?:list|sending)",
         r"has suppressed", r"previously bounced", r"^bounced address", r"history of bouncing",
+        # sending services' suppression: `Not delivering to unsubscribed address`, `recipient address suppressed`
+        r"not delivering to(?![^.;]*(?:spam|complain))", r"unsubscribed (?:address|recipient|user|contact)",
+        r"(?:address|recipient)e?s? (?:is |was |has been )?suppressed", r"suppressed (?:address|recipient)",
     )),
     (SENDER_AUTH, _rx(
         # a text that names SPF, DKIM or DMARC, or an authentication level, is about the sender's
@@ -76,14 +79,19 @@ _OVERRIDES = (
         r"must issue (?:a )?starttls(?: command)?(?![^;]*authenticat)", r"\b(?:start)?tls (?:is )?required\b(?![^;)]*not offered)",
         r"unencrypted connection", r"encryption (?:is )?required", r"no recipients defined", r"\beenvelope\b",
         r"requires? (?:a )?(?:secure|encrypted|tls) (?:connection|channel)(?! or the client was not authenticated)",
+        r"already (?:using|negotiated|started|running|established) (?:tls|ssl|starttls)", r"\b(?:tls|ssl) (?:is )?already\b",
     )),
     (AUTHENTICATION, _rx(
         r"relay(?:ing)? (?:access )?(?:denied|not permitted|not allowed|prohibited)", r"unable to relay",
         r"not permitted to relay", r"relay not permitted", r"we do not relay", r"account is locked", r"locked out",
+        r"\brcpthosts\b",
     )),
     (REPUTATION, _rx(
         r"unsolicited", r"bad outbound sender", r"blocked senders?\b", r"sender (?:address |ip )?blocked", r"outbound spam", r"banned sender", r"gr[ae]ylist",
         r"deferred due to (?:unexpected volume or )?(?:excessive )?user complaints",
+        r"dynamic(?:ally)?[- ](?:assigned )?ip", r"dynamic ip", r"residential (?:ip|space|address)",
+        r"(?:outgoing|outbound)(?: e-?mail| mail| messages?)? (?:is |has been )?(?:blocked|disabled|suspended|restricted)",
+        r"(?:unusual|suspicious|abnormal) (?:sending )?activity",
     )),
     (RATE_LIMIT, _rx(
         r"receiving mail (?:at|too) (?:a )?(?:rate|quickly|fast)", r"receiving mail too quickly",
@@ -94,16 +102,19 @@ _OVERRIDES = (
         r"max(?:imum)? (?:number of )?(?:e-?mails|messages?|mails|connections|recipients)\b[^.;]{0,20}\b(?:per|exceeded)",
         r"exceeded the max(?:imum)?", r"max(?:imum)? (?:sending|message|send) rate", r"out of credits",
         r"credits exceeded", r"messaging limits", r"please slow down", r"retry after",
-        r"too much (?:mail|e-?mail|traffic|messages)", r"relay limit exceeded", r"excessive (?:volume|amount|number)",
+        r"too much (?:mail|e-?mail|traffic|messages)", r"relay limit exceeded", r"excessive (?:volume|amount|number)(?!s? of data)",
+        r"frequency (?:limit|exceeded|too high)",
     )),
     (MAILBOX_FULL, _rx(
         r"mailbox (?:is )?full", r"mailbox (?:size )?(?:quota|limit) exceeded", r"\bover ?quota",
         r"out of storage", r"inbox is full", r"full mailbox", r"mailbox has exceeded", r"quotaexceededexception",
         r"exceeded storage allocation", r"user has exceeded (?:their|his|her) quota",
+        r"(?:exhausted|used up|run out of)[^.;]{0,30}\b(?:storage|disk space|mailbox space)",
     )),
     (TIMEOUT, _rx(
         r"message (?:has )?expired", r"expired after", r"delivery time expired", r"too long in (?:the )?queue",
-        r"retry timeout exceeded",
+        r"retry timeout exceeded", r"(?:in|on) the queue too long", r"queued (?:for )?too long",
+        r"(?:envelope|delivery) (?:has )?expired",
     )),
     (VALIDATION, _rx(
         r"not a valid rfc-?\s?5321", r"not a valid (?:e-?mail )?address", r"(?:address|e-?mail)[^.;]{0,30}not (?:properly |correctly )?formatted",
@@ -122,7 +133,7 @@ _CONNECTION_FAILED = _rx(
 _CONNECTION_HINTS = ("refused", "greeting", "transport", "failing", "unreachable", "route", "reset", "forcibly")
 # substrings without which an override group cannot match (the newer groups): a cheap skip
 _CONTENT_HINTS = ("spam url", "url in", "urls in", "attachment", "file")
-_CLIENT_CONFIG_HINTS = ("tls", "encrypt", "secure", "recipients defined", "eenvelope")
+_CLIENT_CONFIG_HINTS = ("tls", "ssl", "encrypt", "secure", "recipients defined", "eenvelope")
 _OVERRIDES_HINTED = tuple(
     (name, rx, _CONTENT_HINTS if index == 0 else _CLIENT_CONFIG_HINTS if name == VALIDATION and index < 4 else None)
     for index, (name, rx) in enumerate(_OVERRIDES)
@@ -176,7 +187,7 @@ def _enhanced_category(subject: int, detail: int):
 _WORDING = (
     (VALIDATION, _rx(  # our sender identity is the problem, not the recipient
         r"sender address rejected", r"sender (?:domain|address) (?:not found|invalid|unknown|must exist)",
-        r"sender verify failed", r"verification failed for", r"sender signature", r"sender identity",
+        r"sender (?:address )?verif(?:y|ication)[^.;]{0,10}fail", r"verification failed for", r"sender signature", r"sender identity",
         r"(?:is )?not (?:a )?verified", r"unverified", r"not owned by", r"send ?as ?denied", r"send as this",
         r"sandbox", r"test purposes only", r"pending approval", r"^domain not found:", r"\"domain not found:",
         r"mail ?from domain",
@@ -189,7 +200,7 @@ _WORDING = (
         r"unauthori[sz]ed", r"forbidden", r"authori[sz]ation", r"api[ _-]?key", r"\btokens?\b", r"token ?id",
         r"not authori[sz]ed to perform", r"accessdenied", r"signature ?does ?not ?match", r"secret access key",
         r"access key", r"application-specific password", r"\bsmtp ?client ?authentication",
-        r"must issue a starttls", r"\bauthenticate\b", r"permission denied",
+        r"must issue a starttls", r"\bauthenticate\b", r"permission denied", r"\bauth(?:entication)?[_ -]?fail",
     )),
     (CONTENT, _rx(r"virus", r"malware", r"malicious", r"executable", r"attachment", r"infected")),
     (REPUTATION, _rx(r"spam", r"junk", r"phish", r"\bbulk\b", r"resolver\.rst", r"reputation")),
@@ -215,7 +226,7 @@ _WORDING = (
         r"(?:mailbox|address|user|recipient|account) (?:is )?(?:not found|unavailable|disabled|inactive|deactivated|suspended|closed|discontinued)",
         r"(?:account|mailbox) has been (?:disabled|deactivated|suspended|closed|discontinued)",
         r"unroute?able", r"\bno mx\b", r"\bnull mx\b", r"nonexistent domain", r"non-existent domain",
-        r"domain (?:does not exist|not found|name not found)", r"host or domain name not found",
+        r"domain(?: <host>)? (?:does not exist|not found|name not found)", r"host or domain name not found",
         r"bad destination", r"invalid (?:recipient|mailbox)", r"not our customer", r"resolver\.adr",
         r"undeliverable address", r"address not found", r"mailbox unavailable", r"no longer (?:active|available|valid)",
         r"is not a known user", r"hard bounce", r"unable to deliver your message \(ex: unknown user",
@@ -228,6 +239,7 @@ _WORDING = (
         r"access denied", r"not authori[sz]ed", r"sending (?:paused|suspended|disabled)", r"account (?:sending )?(?:paused|suspended)",
         r"suspended", r"paused", r"\babuse\b", r"deferred due to", r"not allowed", r"denied", r"forwarding",
         r"client host rejected", r"blocked", r"policy", r"messages from <host>[^.;]{0,40}deferred",
+        r"\bblock (?:temporarily|permanently)", r"service refused", r"refused service",
     )),
     # Postfix puts this in front of every RCPT-stage restriction: evidence only when nothing else spoke
     (RECIPIENT, _rx(r"recipient address rejected")),
@@ -244,6 +256,9 @@ _WORDING = (
         r"bad sequence", r"need \w+ command", r"helo command rejected", r"invalid helo", r"fully-qualified",
         r"not supported", r"please run connect", r"parameter", r"\bjson\b", r"must contain", r"bad request",
         r"not implemented", r"unprocessable",
+        # the request names something that is not there or not set up (a recipient was decided above)
+        r"does ?n[o']t exist", r"\bunconfigured\b", r"not configured",
+        r"(?:may|must|can|cannot|can't|should)(?: not)? be (?:blank|empty|nil|null|none)\b",
     )),
 )
 
@@ -265,7 +280,7 @@ _GENERIC_INFRA = _rx(
 # enhanced code (x.7.0 is `other security`, x.3.0 `other system status`)
 _SYSTEM_TROUBLE = _rx(
     r"system problem", r"server (?:is )?busy", r"too busy",
-    r"temporar(?:il)?y (?:unavailable|failure|problem|error)", r"unable to process",
+    r"temporar(?:il)?y (?:unavailable|failure|problem|error)", r"unable to process", r"currently unavailable",
 )
 
 # --- 5. reply codes ------------------------------------------------------------------
@@ -338,7 +353,11 @@ _PERMANENT = _rx(
     r"will not succeed", r"permanently (?:deferred|rejected|failed|blocked|disabled)", r"permanent (?:failure|error)(?! evaluating)",
     r"do not retry", r"don't retry", r"returned to sender", r"status=bounced", r"retry timeout exceeded",
     r"message expired", r"status=expired", r"too long in (?:the )?queue", r"giving up",
+    r"not going to try again", r"(?:in|on) the queue too long", r"envelope expired",
 )
+# the sender's own classification says transient (SES `bounceType=Transient`, lettre's `transient
+# error (451)`): retryable even under a 5.x.x code
+_TRANSIENT = _rx(r"\btransient\b", r"soft ?bounce")
 _TEMPORARY = _rx(
     r"temporar", r"try (?:again|later)", r"retry later", r"please retry", r"resend [^.;]{0,30}later", r"\bdeferr?",
     r"later time", r"gr[ae]ylist", r"status=deferred",
@@ -431,6 +450,9 @@ def _retryable(text: str, category: str, klass, code, http: bool) -> bool:
     smtp_class = klass if klass is not None else (code // 100 if code is not None and not http else None)
     if smtp_class == 4:
         return True
+    if "transient" in text or "bounce" in text:
+        if _TRANSIENT.search(text):
+            return True
     if category == RATE_LIMIT:
         return True
     if smtp_class == 5:

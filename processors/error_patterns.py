@@ -283,9 +283,17 @@ def _count_digits(text: str) -> int:
 _NO_DIGITS = str.maketrans("", "", "0123456789")
 
 
+def _hex_letters(token: str) -> bool:
+    """8 or more of a-f only, one case (feeaafbbc, DEADBEEF): a hex value that drew no digit; no
+    word is spelled that way."""
+    return len(token) >= 8 and (token.islower() or token.isupper()) and not token.lower().strip("abcdef")
+
+
 def _mask_word_token(token: str, text: str = "", start: int = 0) -> str:
     """One run of [word chars . + -]: number, code, enhanced code, IP, host, file, id or word."""
     if token.isalpha():
+        if len(token) >= 8 and _hex_letters(token):
+            return VAR
         if len(token) >= 10 and not (token.islower() or token.isupper() or token.istitle()):
             return _letters_id_word(token)
         return token
@@ -398,9 +406,13 @@ def _base64(match: re.Match) -> str:
 
 def _quoted(match: re.Match) -> str:
     inner = match.group(2)
-    if _PLACEHOLDER.fullmatch(inner):
-        return match.group(0)
+    if _PLACEHOLDER.fullmatch(inner) or inner.lower() in _HTTP_REASON_ONE:
+        return match.group(0)  # `the response: "Forbidden"`: an HTTP reason phrase is the answer, not a value
     return VAR
+
+
+# JavaMail's quoting: Missing final '@domain' in string ``deploybot''
+_TEX_QUOTED = re.compile(r"``[^\s`']{1,200}''")
 
 
 def _kv(match: re.Match) -> str:
@@ -410,7 +422,8 @@ def _kv(match: re.Match) -> str:
 def _kv_pair(key: str, value: str) -> str:
     if not value or _PLACEHOLDER.fullmatch(value):
         return f"{key}={value}"
-    if key.lower() in _KV_CATEGORICAL_KEYS:
+    low = key.lower()
+    if low in _KV_CATEGORICAL_KEYS or low.endswith("type"):
         bare = value.strip("\"'")
         if bare.isalpha() and len(bare) <= 24:
             return f"{key}={value}"
@@ -595,6 +608,8 @@ def _mask_token(token: str) -> str:
         t = _B64_RUN.sub(_base64, t)
     if "/" in t:
         t = _UNIX_PATH.sub(PATH, t)
+    if "``" in t:
+        t = _TEX_QUOTED.sub(VAR, t)
     if "'" in t or '"' in t or "`" in t:
         t = _QUOTED.sub(_quoted, t)
     if digit or "." in t:
@@ -615,8 +630,17 @@ def _is_code_here(core: str, tokens, index: int, token: str) -> bool:
     nxt = tokens[index + 1] if index + 1 < len(tokens) else ""
     nxt_core = _core(nxt).lower()
     if nxt_core in _UNITS:
-        return False
+        # `250 messages` is a count; `554 Connection refused`, `550 Message rejected` open a reply
+        return index == 0 and nxt[:1].isupper() and core[0] in "45"
     if _ENHANCED_TOKEN.fullmatch(nxt_core) or nxt_core in _HTTP_REASON_ONE:
+        return True
+    if (
+        index == 0 and core[0] in "45" and len(tokens) > 2 and not nxt_core.isalpha()
+        and (_has_digit(nxt_core) or "." in nxt_core) and not nxt_core.replace(".", "").isdigit()
+        and any(c.isalpha() for c in nxt_core)
+    ):
+        # `421 mwinf5c22 ME Service refuse`, `554 resimta-h2.comcast.net comcast ...`: a reply that
+        # names the server first (RFC 5321 puts the domain there)
         return True
     if index + 2 < len(tokens) and (nxt_core, _core(tokens[index + 2]).lower()) in _HTTP_REASON_TWO:
         return True
@@ -941,6 +965,8 @@ def _mask_text(text: str) -> str:
             masked = token
             if token == "localhost":
                 masked = HOST
+            elif len(token) >= 8 and _hex_letters(token):
+                masked = VAR
             elif len(token) >= 10 and not (token.islower() or token.isupper() or token.istitle()):
                 masked = _letters_id_word(token)
         else:
