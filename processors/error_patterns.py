@@ -705,7 +705,8 @@ _LABEL = re.compile(r"(?:[A-Za-z]|<\*>)(?:[\w-]|<\*>)*([,;]?)")
 _HOST_BEFORE = frozenset("host: port: hostname lookup enotfound eai_again unknownhostexception: java.net.unknownhostexception:".split())
 # cheap tests on the joined text decide whether the token walk of _mask_host_names can change anything
 _ANGLE_TRIGGER = re.compile(r"<(?!(?:email|url|host|path|ts|\*)>)[\w.\[<-]")
-_HOST_WORDS = ("host: ", "port: ", "hostname ", "lookup ", "enotfound ", "eai_again ", "hostexception: ", " on port ")
+_HOST_WORDS = ("host: ", "port: ", "hostname ", "lookup ", "enotfound ", "eai_again ", "hostexception: ", " on port ",
+               "valid for ")
 
 
 def _host_names_here(text: str) -> bool:
@@ -741,13 +742,16 @@ def _mask_host_names(out: list) -> None:
             before = out[index - 1].lower()
             if before in _HOST_BEFORE or (
                 before == "to" and index + 2 <= last and out[index + 1] == "on" and out[index + 2] == "port"
+            ) or (
+                # Go's x509 `certificate is valid for mail, not smtp`: the names compared are hosts
+                index >= 2 and (before == "for" and out[index - 2] == "valid" or before == "not" and out[index - 2] == HOST + ",")
             ):
                 match = _LABEL.fullmatch(word)
                 if match is not None and (before != "port:" or word[:1].isalpha() or match.group(1) == ","):
                     out[index] = HOST + match.group(1)  # `port: 25` is a port, `port: relay01, 25` a host
 
 
-_CONTEXT_WORDS = frozenset(("user", "User", "USER", "for", "For", "FOR", "from", "From", "FROM"))
+_CONTEXT_WORDS = frozenset(("user", "User", "USER", "for", "For", "FOR", "from", "From", "FROM", "part"))
 # `The recipient address <john.doe> is not valid`: what an address slot holds is an address
 _ADDRESS_SLOT = frozenset(("address", "Address", "recipient", "Recipient", "sender", "Sender", "mailbox", "Mailbox"))
 _BRACKETED = re.compile(r"<(?:[^<>\s]|<\*>)+>([:.,;]?)")
@@ -772,6 +776,9 @@ def _mask_context_values(out: list) -> None:
             elif low == "for":
                 if index < last and out[index + 1].lower() in _USER_AFTER:
                     out[index] = VAR
+            elif low == "part":
+                if index >= 2 and out[index - 2].lower() == "local":
+                    out[index] = VAR + (word[-1] if word[-1] in ".,;:" else "")  # `Unknown local part deploybot in`
             elif (
                 index + 2 <= last and out[index + 1].lower() == "to"
                 and _is_state(word) and _is_state(out[index + 2].rstrip(".,;"))
