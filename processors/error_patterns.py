@@ -539,6 +539,8 @@ _BRACKET_SPLIT = re.compile(r"([()\[\]]+)")
 
 def _mask_token(token: str) -> str:
     """Context-free masking of one whitespace-delimited token."""
+    if token[:1] == "@" and 17 <= len(token) <= 33 and _is_hex(token[1:]):
+        return TS  # daemontools / multilog TAI64N label (qmail's logs): @4000000065a1b2c3...
     if len(token) > _LONG_TOKEN:
         # a blob (base64, a minified payload): one value, and no regex gets to rescan it
         return _URL.sub(URL, token) if "://" in token[:32] else VAR

@@ -14,16 +14,19 @@ import pytest
 
 from mailscope import attributes as attr
 from mailscope.processors.errors import classify
-from tests.errors_corpus import GENERALISE, GENERALISE_NAMES, fill, grouping_accuracy, is_unseen, load_groups
+from tests.errors_corpus import GENERALISE, GENERALISE_NAMES, WAVE2_NAMES, fill, grouping_accuracy, is_unseen, load_groups
 from tests.generic_logs import OTHER_SYSTEMS, compare_with_drain
 
 K = 6
 
 
-def corpus(part: str):
+WAVES = {"first": GENERALISE_NAMES, "second": WAVE2_NAMES}
+
+
+def corpus(part: str, names=GENERALISE_NAMES):
     suffix = "" if part == "tuning" else "_unseen"
     rows = []
-    for name in GENERALISE_NAMES:
+    for name in names:
         rows.extend(load_groups(GENERALISE / f"{name}{suffix}.tsv"))
     return rows
 
@@ -55,30 +58,34 @@ def log_family(part: str):
 
 # --- the split is mechanical ---------------------------------------------------------------
 def test_split_follows_the_hash_of_the_group():
-    for name in GENERALISE_NAMES:
+    for name in GENERALISE_NAMES + WAVE2_NAMES:
         for suffix, unseen in (("", False), ("_unseen", True)):
             rows = load_groups(GENERALISE / f"{name}{suffix}.tsv")
             assert rows and all(is_unseen(row.group) == unseen for row in rows), name
     assert log_family("tuning") and log_family("unseen")
-    labels = {c for row in corpus("tuning") + corpus("unseen") for c in row.categories}
-    assert labels <= set(attr.ERROR_CATEGORIES)
+    for names in WAVES.values():
+        labels = {c for row in corpus("tuning", names) + corpus("unseen", names) for c in row.categories}
+        assert labels <= set(attr.ERROR_CATEGORIES)
 
 
 # --- goals ---------------------------------------------------------------------------------
 # Scores measured at the end of issue 18 (docs/errors-quality.md): tuning part category 0.989,
 # grouping 0.994; unseen part category 0.869, grouping 0.952. The unseen category goal (0.93) is
 # not met yet: its test below is an expected failure until it is, and the floor keeps what was reached.
-UNSEEN_CATEGORY_FLOOR = 0.86
+# The second wave (tests/data/generalise_wave2_*.tsv) was committed before any score was taken on it;
+# first run: tuning category 0.834, unseen category 0.814 (docs/errors-quality.md, "Second wave").
+UNSEEN_CATEGORY_FLOOR = {"first": 0.86, "second": 0.80}
 
 
+@pytest.mark.parametrize("wave", ["first", "second"])
 @pytest.mark.parametrize("part", ["tuning", "unseen"])
-def test_variants_group_and_categories_hold(part):
-    category, retryable, grouping, failures = score(corpus(part))
+def test_variants_group_and_categories_hold(part, wave):
+    category, retryable, grouping, failures = score(corpus(part, WAVES[wave]))
     assert grouping >= 0.95, grouping
     if part == "tuning":
         assert category >= 0.93, (category, failures)
     else:
-        assert category >= UNSEEN_CATEGORY_FLOOR, (category, len(failures))  # no lines: it stays unseen
+        assert category >= UNSEEN_CATEGORY_FLOOR[wave], (category, len(failures))  # no lines: it stays unseen
     assert retryable >= 0.9, retryable
 
 
@@ -97,7 +104,7 @@ def test_generic_logs_group_at_least_as_well_as_drain(part, seed):
 @pytest.mark.parametrize("part", ["tuning", "unseen"])
 def test_patterns_hold_no_address(part):
     rng = random.Random(3)
-    for row in corpus(part):
+    for row in corpus(part, GENERALISE_NAMES + WAVE2_NAMES):
         message = fill(row.template, rng)
         pattern = classify(message, row.error_type).pattern
         assert "@" not in pattern and len(pattern) <= attr.ERROR_PATTERN_MAX_CHARS, (message, pattern)
@@ -217,3 +224,67 @@ def test_endpoint_and_frame_masking_keep_patterns_deterministic():
     line = "Jan  5 10:22:33 mx1 postfix/smtp[123]: connect to mx.example.org[2001:db8::5]:25: Connection refused"
     assert classify(line) == classify(line)
     assert classify(line).pattern == "<ts> <host> postfix[<*>]: connect to <host>[<host>]:<*>: Connection refused"
+
+
+# --- second wave: the classes found on its tuning part ---------------------------------------
+@pytest.mark.parametrize("message,error_type,category", [
+    # sending services' suppression lists
+    ("Not delivering to unsubscribed address", None, "recipient"),
+    ("Message generation rejected: recipient address suppressed due to account policy", None, "recipient"),
+    ("Not delivering to a user who marked your messages as spam", None, "reputation"),
+    # dynamic address space, outgoing mail blocked, unusual activity, blocks by time, a refused service
+    ("550 DY-002 Mail from dynamically-assigned IP ranges is not accepted here", None, "reputation"),
+    ("554 5.1.8 Outbound mail blocked for this account", None, "reputation"),
+    ("550 5.4.6 Suspicious sending activity detected on this account", None, "reputation"),
+    ("421 Block temporarily: sender filtering", None, "reputation"),
+    ("421 mx7 ME Service refused, please try later", None, "reputation"),
+    # frequencies, storage, queue age
+    ("550 Sender frequency limited", None, "rate_limit"),
+    ("421 Excessive amount of data sent in one command", None, "infrastructure"),
+    ("550 Recipient has used up the allowed storage space", None, "mailbox_full"),
+    ("Delivery failed: the message sat in the queue too long", None, "timeout"),
+    ('result="PermFail" stat="Envelope expired"', None, "timeout"),
+    # the client's own state and request
+    ("Connection already using TLS", "aiosmtplib.errors.SMTPException", "validation"),
+    ("StartTLS failed: TLS already active", None, "validation"),
+    ("553 that domain isn't in my list of allowed rcpthosts (#5.7.1)", None, "authentication"),
+    ("550 Sender address verification failed", None, "validation"),
+    ("Template <welcome> does not exist.", None, "validation"),
+    ("Unconfigured sending domain", None, "validation"),
+    ("SMTP Reply-To address may not be blank: nil", "ArgumentError", "validation"),
+    ("{:error, :no_more_hosts, {:permanent_failure, 'mx.example.org', :auth_failed}}", None, "authentication"),
+    ('Here is the response: "Forbidden"', None, "authentication"),
+    # a domain whose name was masked, a service that is currently down under an x.7.1 code
+    ("550 5.4.310 DNS domain example.org does not exist", None, "recipient"),
+    ("451 4.7.1 The service is currently unavailable, try later", None, "infrastructure"),
+    # a reply code before the server's name or before a capitalised unit word is still a code
+    ("554 mx-in7.example.net ESMTP Transaction failed", None, "reputation"),  # by its code, which is kept
+    ("554 Connection rejected: you are not allowed to connect", None, "reputation"),
+])
+def test_second_wave_classes(message, error_type, category):
+    assert classify(message, error_type).category == category, classify(message, error_type).pattern
+
+
+@pytest.mark.parametrize("message,retryable", [
+    ("bounceType=Transient bounceSubType=MailboxFull diagnosticCode=smtp; 552 5.2.2 Mailbox full", True),
+    ("transient error (452): 5.2.2 mailbox full", True),
+    ("I'm not going to try again; this message has been in the queue too long.", False),
+    ('result="PermFail" stat="Envelope expired"', False),
+])
+def test_second_wave_retryability(message, retryable):
+    assert classify(message).retryable is retryable, classify(message).pattern
+
+
+def test_second_wave_values_mask_alike():
+    assert classify("421 mwinf5c22 ME Too many connections").pattern.startswith("421 <*> ME")
+    assert classify("554 resimta-h2.comcast.net comcast 192.0.2.1 blocked").pattern.startswith("554 <host>")
+    assert classify("550 Connection frequency limited").pattern == "550 Connection frequency limited"
+    assert classify("250 messages delivered").pattern == "<*> messages delivered"  # a count stays a value
+    assert len(fingerprints("Error code: feeaafbbc. ID: 8a1c", "Error code: 3f9b0c2d. ID: ddeeffab")) == 1
+    assert len(fingerprints("bounceType=Transient", "bounceType=Transient")) == 1
+    assert "Transient" in classify("bounceType=Transient").pattern
+    assert "Forbidden" in classify('the response: "Forbidden"').pattern
+    assert len(fingerprints(*(f"Missing final '@domain' in string ``{w}''" for w in ("deploybot", "svc_mail", "Report")))) == 1
+    assert len(fingerprints(*(f"550 Unknown local part {w} in <a@b.org>" for w in ("deploybot", "first_name", "Report")))) == 1
+    assert len(fingerprints(*(f"x509: certificate is valid for {a}, not {b}" for a, b in
+                              (("mail", "smtp"), ("relay01", "mailhog"), ("mx.example.org", "localhost"))))) == 1
