@@ -164,15 +164,22 @@ class ErrorsStage:
         if category == UNKNOWN:
             category, retryable = self._from_span_codes(draft, category, retryable)
         occurrences = self.table.seen(result.fingerprint)
+        pattern = result.pattern
+        # the category is one of error_categories' constants, the fingerprint hex, the others a
+        # flag and a count: no address can hide in them, so the last redaction need not rescan
+        # them. The pattern is derived from the message: it is written again as free text (the
+        # same key keeps its place, so the exported order is unchanged).
         draft.set_attributes(
             {
                 attr.ERROR_CATEGORY: category,
                 attr.ERROR_RETRYABLE: retryable,
-                attr.ERROR_PATTERN: result.pattern,
+                attr.ERROR_PATTERN: pattern,
                 attr.ERROR_FINGERPRINT: result.fingerprint,
                 attr.ERROR_OCCURRENCES: occurrences,
-            }
+            },
+            free_text=False,
         )
+        draft.set_attribute(attr.ERROR_PATTERN, pattern)
         if self._counter is None:
             self._counter = instruments().errors
         self._counter.add(
