@@ -70,7 +70,9 @@ _OVERRIDES = (
         r"\bspf\b[^.;]{0,30}(?:check|fail|validation|record|violation|softfail|permerror|temperror|did not pass|"
         r"polic|authori[sz]|align|=(?!pass))", r"authenticat[^.;]{0,30}\bspf\b", r"authentication level",
         r"sender policy framework", r"\bdkim\b", r"\bdmarc\b", r"domainkeys",
-        r"unauthenticated (?:e-?mail|mail|messages?|senders?)", r"sender is unauthenticated",
+        # ... but `Unauthenticated senders not allowed` (SendGrid's SMTP relay) asks for SMTP AUTH
+        r"unauthenticated (?:e-?mail|mail|messages?|senders?)\b(?! (?:are )?not (?:allowed|permitted|accepted))",
+        r"sender is unauthenticated",
         r"because it is unauthenticated", r"authenticate with either spf", r"\bptr record",
         r"reverse (?:dns|hostname|lookup)", r"cannot find your (?:reverse )?hostname", r"\barc (?:validation|seal)",
         r"not (?:designated|permitted|allowed) to send mail from", r"is not allowed to send mail from",

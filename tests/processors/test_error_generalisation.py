@@ -254,6 +254,8 @@ def test_endpoint_and_frame_masking_keep_patterns_deterministic():
     ("SMTP Reply-To address may not be blank: nil", "ArgumentError", "validation"),
     ("{:error, :no_more_hosts, {:permanent_failure, 'mx.example.org', :auth_failed}}", None, "authentication"),
     ('Here is the response: "Forbidden"', None, "authentication"),
+    ("550 Unauthenticated senders are not permitted here", None, "authentication"),  # SMTP AUTH, not SPF / DKIM
+    ("550 5.7.26 Unauthenticated email from example.org is not accepted due to its DMARC policy", None, "sender_auth"),
     # a domain whose name was masked, a service that is currently down under an x.7.1 code
     ("550 5.4.310 DNS domain example.org does not exist", None, "recipient"),
     ("451 4.7.1 The service is currently unavailable, try later", None, "infrastructure"),
