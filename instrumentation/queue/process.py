@@ -102,8 +102,23 @@ class _Registry:
             old.end()
 
     def discard(self, scope: Scope) -> None:
+        """`scope` ended: forget it, and let its span go.
+
+        The recent map keeps answering for the message, but without the ended scope: what
+        `processing()` can still use of it is its producer's context (`creation`), so it
+        keeps an `_Ended` record of that, or nothing when there is none. Holding the
+        scopes themselves kept up to MAX_RECENT exported spans (and their contexts,
+        attributes and locks) alive, which every full garbage collection walked.
+        """
         with self._lock:
             self._open.pop(id(scope), None)
+            if len(scope.messages) == 1 and self._recent:
+                key = _recent_key(scope.queue, scope.messages[0])
+                if key is not None and self._recent.get(key) is scope:
+                    if scope.creation is None:
+                        del self._recent[key]
+                    else:
+                        self._recent[key] = _Ended(scope)
 
     def recent(self, queue: str, message):
         key = _recent_key(queue, message)
@@ -122,6 +137,18 @@ class _Registry:
             self._recent.clear()
         for scope in scopes:
             scope.end()
+
+
+class _Ended:
+    """What the recent map keeps of an ended single-message scope (see `_Registry.discard`)."""
+
+    __slots__ = ("queue", "creation", "adopted")
+    closed = True
+
+    def __init__(self, scope: Scope):
+        self.queue = scope.queue
+        self.creation = scope.creation
+        self.adopted = scope.adopted
 
 
 def _recent_key(queue, message):
@@ -311,5 +338,6 @@ def new_scope(tracer, name: str, attributes: dict, parent_ctx, links, queue: str
 
 
 def recent(queue: str, message):
-    """The scope a recent receive opened for `message` (open or already ended), if remembered."""
+    """The scope a recent receive opened for `message`, if remembered: the open scope, or for an
+    ended one a record with `closed` set and its `creation` (None when it had no producer context)."""
     return _registry.recent(queue, message)

@@ -9,6 +9,7 @@ import logging
 import queue as stdlib_queue
 import threading
 import time
+import weakref
 
 import pytest
 import redis
@@ -18,6 +19,7 @@ from mailscope import attributes as attr
 from mailscope.instrumentation.queue import process as queue_process
 from mailscope.instrumentation.queue import processing, strip_envelope
 from mailscope.instrumentation.queue.wrappers import PENDING
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 from tests.support.queue_harness import QueueHarness, reset_process_state
 from tests.support.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
@@ -505,6 +507,33 @@ def test_processing_a_message_read_without_instrumentation(env):
         assert payload == JSON_MSG
     (process,) = by_kind(h, attr.OP_QUEUE_PROCESS)
     assert process.parent.span_id == send_spans(h)[0].context.span_id
+
+
+def test_ended_process_spans_are_not_kept_alive_but_their_producer_context_is(env):
+    h, r = env
+    r.lpush(Q, JSON_MSG)
+    r.brpop(Q, timeout=1)
+    ended = weakref.ref(trace.get_current_span())  # the implicit process span
+    assert r.brpop(Q, timeout=0.05) is None  # ends it
+    (send,) = send_spans(h)
+    h.clear()
+    gc.collect()
+    assert ended() is None  # the recent-message map no longer holds the span, its context and attributes
+    remembered = queue_process.recent(Q, JSON_MSG)
+    assert remembered.closed and remembered.creation.span_id == send.context.span_id
+    with processing(Q, JSON_MSG):  # a late processing() still parents to the producer
+        pass
+    (process,) = by_kind(h, attr.OP_QUEUE_PROCESS)
+    assert process.parent.span_id == send.context.span_id
+
+
+def test_an_ended_scope_without_producer_context_is_forgotten(env):
+    span = trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)
+    scope = queue_process.Scope(span, trace.set_span_in_context(span), Q, [TEXT_MSG])
+    queue_process._registry.add(scope)
+    assert queue_process.recent(Q, TEXT_MSG) is scope
+    scope.end()
+    assert queue_process.recent(Q, TEXT_MSG) is None  # nothing left that processing() could use
 
 
 # --- wait time ----------------------------------------------------------------------------
