@@ -51,6 +51,9 @@ def _rx(*alternatives: str) -> re.Pattern:
 
 
 # --- 1. override wording (applied to the lower-cased pattern) ---------------------------
+# substrings without which an override group cannot match (the newer groups, given as a third element): a cheap skip
+_CONTENT_HINTS = ("spam url", "url in", "urls in", "attachment", "file")
+_CLIENT_CONFIG_HINTS = ("tls", "ssl", "encrypt", "secure", "recipients defined", "eenvelope")
 _OVERRIDES = (
     (CONTENT, _rx(  # what the message carries, whatever the code or a word like `spam` or `banned` says
         r"spam url", r"\burls? in (?:the )?(?:message )?(?:content|body)",
@@ -60,10 +63,11 @@ _OVERRIDES = (
     (RECIPIENT, _rx(
         r"marked as inactive", r"inactive (?:addresses|recipients?)", r"suppress(?:ed|ion) (?:list|sending)",
         r"has suppressed", r"previously bounced", r"^bounced address", r"history of bouncing",
-        # sending services' suppression: `Not delivering to unsubscribed address`, `recipient address suppressed`
+    )),
+    (RECIPIENT, _rx(  # sending services' suppression: `Not delivering to unsubscribed address`
         r"not delivering to(?![^.;]*(?:spam|complain))", r"unsubscribed (?:address|recipient|user|contact)",
         r"(?:address|recipient)e?s? (?:is |was |has been )?suppressed", r"suppressed (?:address|recipient)",
-    )),
+    ), ("not delivering", "unsubscribed", "suppressed")),
     (SENDER_AUTH, _rx(
         # a text that names SPF, DKIM or DMARC, or an authentication level, is about the sender's
         # authentication even under a 421 rate-limit or an x.7.0 `other security` code
@@ -81,20 +85,22 @@ _OVERRIDES = (
         r"must issue (?:a )?starttls(?: command)?(?![^;]*authenticat)", r"\b(?:start)?tls (?:is )?required\b(?![^;)]*not offered)",
         r"unencrypted connection", r"encryption (?:is )?required", r"no recipients defined", r"\beenvelope\b",
         r"requires? (?:a )?(?:secure|encrypted|tls) (?:connection|channel)(?! or the client was not authenticated)",
-        r"already (?:using|negotiated|started|running|established) (?:tls|ssl|starttls)", r"\b(?:tls|ssl) (?:is )?already\b",
-    )),
+        r"already (?:using|negotiated|started|running|established) (?:tls|ssl|starttls)", r"(?:tls|ssl) (?:is )?already",
+    ), _CLIENT_CONFIG_HINTS),
     (AUTHENTICATION, _rx(
         r"relay(?:ing)? (?:access )?(?:denied|not permitted|not allowed|prohibited)", r"unable to relay",
         r"not permitted to relay", r"relay not permitted", r"we do not relay", r"account is locked", r"locked out",
-        r"\brcpthosts\b",
     )),
+    (AUTHENTICATION, _rx(r"rcpthosts"), ("rcpthosts",)),  # qmail: `that domain isn't in my list of allowed rcpthosts`
     (REPUTATION, _rx(
         r"unsolicited", r"bad outbound sender", r"blocked senders?\b", r"sender (?:address |ip )?blocked", r"outbound spam", r"banned sender", r"gr[ae]ylist",
         r"deferred due to (?:unexpected volume or )?(?:excessive )?user complaints",
+    )),
+    (REPUTATION, _rx(  # dynamic / residential address space, outgoing mail blocked, unusual activity
         r"dynamic(?:ally)?[- ](?:assigned )?ip", r"dynamic ip", r"residential (?:ip|space|address)",
         r"(?:outgoing|outbound)(?: e-?mail| mail| messages?)? (?:is |has been )?(?:blocked|disabled|suspended|restricted)",
         r"(?:unusual|suspicious|abnormal) (?:sending )?activity",
-    )),
+    ), ("dynamic", "residential", "outgoing", "outbound", "unusual", "suspicious", "abnormal")),
     (RATE_LIMIT, _rx(
         r"receiving mail (?:at|too) (?:a )?(?:rate|quickly|fast)", r"receiving mail too quickly",
         r"\brate[ -]?limit", r"unusual rate", r"rate (?:of [a-z ]+ )?exceeded", r"throttl",
@@ -105,19 +111,21 @@ _OVERRIDES = (
         r"exceeded the max(?:imum)?", r"max(?:imum)? (?:sending|message|send) rate", r"out of credits",
         r"credits exceeded", r"messaging limits", r"please slow down", r"retry after",
         r"too much (?:mail|e-?mail|traffic|messages)", r"relay limit exceeded", r"excessive (?:volume|amount|number)(?!s? of data)",
-        r"frequency (?:limit|exceeded|too high)",
     )),
+    (RATE_LIMIT, _rx(r"frequency (?:limit|exceeded|too high)"), ("frequency",)),
     (MAILBOX_FULL, _rx(
         r"mailbox (?:is )?full", r"mailbox (?:size )?(?:quota|limit) exceeded", r"\bover ?quota",
         r"out of storage", r"inbox is full", r"full mailbox", r"mailbox has exceeded", r"quotaexceededexception",
         r"exceeded storage allocation", r"user has exceeded (?:their|his|her) quota",
-        r"(?:exhausted|used up|run out of)[^.;]{0,30}\b(?:storage|disk space|mailbox space)",
     )),
+    (MAILBOX_FULL, _rx(r"(?:exhausted|used up|run out of)[^.;]{0,30}\b(?:storage|disk space|mailbox space)"),
+     ("exhausted", "used up", "run out of")),
     (TIMEOUT, _rx(
         r"message (?:has )?expired", r"expired after", r"delivery time expired", r"too long in (?:the )?queue",
-        r"retry timeout exceeded", r"(?:in|on) the queue too long", r"queued (?:for )?too long",
-        r"(?:envelope|delivery) (?:has )?expired",
+        r"retry timeout exceeded",
     )),
+    (TIMEOUT, _rx(r"(?:in|on) the queue too long", r"queued (?:for )?too long", r"(?:envelope|delivery) (?:has )?expired"),
+     ("queue", "expired")),
     (VALIDATION, _rx(
         r"not a valid rfc-?\s?5321", r"not a valid (?:e-?mail )?address", r"(?:address|e-?mail)[^.;]{0,30}not (?:properly |correctly )?formatted",
         r"(?:incorrectly|badly|improperly) formatted", r"malformed (?:e-?mail )?address", r"address syntax",
@@ -133,12 +141,9 @@ _CONNECTION_FAILED = _rx(
 )
 
 _CONNECTION_HINTS = ("refused", "greeting", "transport", "failing", "unreachable", "route", "reset", "forcibly")
-# substrings without which an override group cannot match (the newer groups): a cheap skip
-_CONTENT_HINTS = ("spam url", "url in", "urls in", "attachment", "file")
-_CLIENT_CONFIG_HINTS = ("tls", "ssl", "encrypt", "secure", "recipients defined", "eenvelope")
 _OVERRIDES_HINTED = tuple(
-    (name, rx, _CONTENT_HINTS if index == 0 else _CLIENT_CONFIG_HINTS if name == VALIDATION and index < 4 else None)
-    for index, (name, rx) in enumerate(_OVERRIDES)
+    (entry[0], entry[1], entry[2] if len(entry) > 2 else _CONTENT_HINTS if index == 0 else None)
+    for index, entry in enumerate(_OVERRIDES)
 )
 
 # --- 2 and 4. enhanced status codes ---------------------------------------------------
@@ -202,8 +207,9 @@ _WORDING = (
         r"unauthori[sz]ed", r"forbidden", r"authori[sz]ation", r"api[ _-]?key", r"\btokens?\b", r"token ?id",
         r"not authori[sz]ed to perform", r"accessdenied", r"signature ?does ?not ?match", r"secret access key",
         r"access key", r"application-specific password", r"\bsmtp ?client ?authentication",
-        r"must issue a starttls", r"\bauthenticate\b", r"permission denied", r"\bauth(?:entication)?[_ -]?fail",
+        r"must issue a starttls", r"\bauthenticate\b", r"permission denied",
     )),
+    (AUTHENTICATION, _rx(r"auth(?:entication)?[_-]?fail"), ("auth_fail", "authfail", "auth-fail", "authentication_fail")),
     (CONTENT, _rx(r"virus", r"malware", r"malicious", r"executable", r"attachment", r"infected")),
     (REPUTATION, _rx(r"spam", r"junk", r"phish", r"\bbulk\b", r"resolver\.rst", r"reputation")),
     (CONTENT, _rx(
@@ -241,8 +247,8 @@ _WORDING = (
         r"access denied", r"not authori[sz]ed", r"sending (?:paused|suspended|disabled)", r"account (?:sending )?(?:paused|suspended)",
         r"suspended", r"paused", r"\babuse\b", r"deferred due to", r"not allowed", r"denied", r"forwarding",
         r"client host rejected", r"blocked", r"policy", r"messages from <host>[^.;]{0,40}deferred",
-        r"\bblock (?:temporarily|permanently)", r"service refused", r"refused service",
     )),
+    (REPUTATION, _rx(r"block (?:temporarily|permanently)", r"service refused", r"refused service"), ("block ", "refused")),
     # Postfix puts this in front of every RCPT-stage restriction: evidence only when nothing else spoke
     (RECIPIENT, _rx(r"recipient address rejected")),
     (INFRASTRUCTURE, _rx(
@@ -258,11 +264,14 @@ _WORDING = (
         r"bad sequence", r"need \w+ command", r"helo command rejected", r"invalid helo", r"fully-qualified",
         r"not supported", r"please run connect", r"parameter", r"\bjson\b", r"must contain", r"bad request",
         r"not implemented", r"unprocessable",
-        # the request names something that is not there or not set up (a recipient was decided above)
-        r"does ?n[o']t exist", r"\bunconfigured\b", r"not configured",
-        r"(?:may|must|can|cannot|can't|should)(?: not)? be (?:blank|empty|nil|null|none)\b",
     )),
+    (VALIDATION, _rx(  # the request names something that is not there or not set up (a recipient was decided above)
+        r"does ?n[o']t exist", r"unconfigured", r"not configured",
+        r"(?:may|must|can|cannot|can't|should)(?: not)? be (?:blank|empty|nil|null|none)\b",
+    ), ("exist", "configured", " be ")),
 )
+
+_WORDING_HINTED = tuple((entry[0], entry[1], entry[2] if len(entry) > 2 else None) for entry in _WORDING)
 
 # generic transient-failure wording: after the fallback of an ambiguous enhanced code
 _GENERIC_INFRA = _rx(
@@ -355,8 +364,9 @@ _PERMANENT = _rx(
     r"will not succeed", r"permanently (?:deferred|rejected|failed|blocked|disabled)", r"permanent (?:failure|error)(?! evaluating)",
     r"do not retry", r"don't retry", r"returned to sender", r"status=bounced", r"retry timeout exceeded",
     r"message expired", r"status=expired", r"too long in (?:the )?queue", r"giving up",
-    r"not going to try again", r"(?:in|on) the queue too long", r"envelope expired",
 )
+# qmail's `I'm not going to try again; ... in the queue too long`, OpenSMTPD's `Envelope expired`
+_PERMANENT_PHRASES = ("not going to try again", "the queue too long", "envelope expired")
 # the sender's own classification says transient (SES `bounceType=Transient`, lettre's `transient
 # error (451)`): retryable even under a 5.x.x code
 _TRANSIENT = _rx(r"\btransient\b", r"soft ?bounce")
@@ -419,7 +429,9 @@ def categorize(pattern: str, error_type: str | None = None) -> tuple[str, bool]:
     if category is None and enhanced is not None:
         category, fallback = _enhanced_category(subject, detail)
     if category is None:
-        for name, rx in _WORDING:
+        for name, rx, hints in _WORDING_HINTED:
+            if hints is not None and not any(hint in text for hint in hints):
+                continue
             if rx.search(text):
                 category = name
                 break
@@ -447,7 +459,7 @@ def categorize(pattern: str, error_type: str | None = None) -> tuple[str, bool]:
 
 
 def _retryable(text: str, category: str, klass, code, http: bool) -> bool:
-    if _PERMANENT.search(text):
+    if _PERMANENT.search(text) or any(phrase in text for phrase in _PERMANENT_PHRASES):
         return False
     smtp_class = klass if klass is not None else (code // 100 if code is not None and not http else None)
     if smtp_class == 4:
