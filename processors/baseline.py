@@ -28,6 +28,7 @@ learned, while short incidents never enter the baseline.
 from __future__ import annotations
 
 import math
+from collections import _count_elements  # C: counts an iterable's items into a dict
 
 QUANTILE = 0.95
 RELATIVE_ACCURACY = 0.01
@@ -186,13 +187,49 @@ class Baseline:
 
     def _learn(self) -> None:
         pending, self._pending = self._pending, []
+        generation = self.generation
+        end = len(pending)
+        start = 0
+        rotated = False
+        while start < end:
+            # the values up to the next rotation: within one generation their order does not matter
+            room = generation - self._current.total - self._outliers.total
+            stop = end if end - start <= room else start + room
+            chunk = pending if start == 0 and stop == end else pending[start:stop]
+            start = stop
+            if min(chunk) > self.mapping.min_value:
+                self._learn_normal(chunk)  # the common case: no outlier (stored negated), no tiny value
+            else:
+                self._learn_each(chunk)
+            if self._current.total + self._outliers.total >= generation:
+                self._rotate()
+                rotated = True
+        self._since_refresh += end
+        if rotated or self._since_refresh >= REFRESH_EVERY or (
+            self._p95 is None and self._window_total >= self.min_samples
+        ):
+            self._refresh()
+
+    def _learn_normal(self, values) -> None:
+        """Count normal values above the mapping's minimum into the current generation and the
+        window: the bucket indexes are computed and counted in C (`ceil(log(v) * multiplier)`,
+        the same arithmetic as `LogMapping.index`), then merged per occupied bucket."""
+        found: dict[int, int] = {}
+        _count_elements(found, map(math.ceil, map(self.mapping._multiplier.__mul__, map(math.log, values))))
+        counts, window = self._current.counts, self._window
+        for index, count in found.items():
+            counts[index] = counts.get(index, 0) + count
+            window[index] = window.get(index, 0) + count
+        self._current.total += len(values)
+        self._window_total += len(values)
+
+    def _learn_each(self, values) -> None:
+        """Count values one by one (outliers are stored negated); no rotation falls inside."""
         mapping = self.mapping
         multiplier, min_value, min_index = mapping._multiplier, mapping.min_value, mapping._min_index
         log, ceil = math.log, math.ceil
-        generation = self.generation
         current, outliers, window = self._current, self._outliers, self._window
-        rotated = False
-        for value in pending:
+        for value in values:
             outlier = value < 0
             if outlier:
                 value = -value
@@ -207,15 +244,6 @@ class Baseline:
                 current.total += 1
                 window[index] = window.get(index, 0) + 1
                 self._window_total += 1
-            if current.total + outliers.total >= generation:
-                self._rotate()
-                current, outliers, window = self._current, self._outliers, self._window
-                rotated = True
-        self._since_refresh += len(pending)
-        if rotated or self._since_refresh >= REFRESH_EVERY or (
-            self._p95 is None and self._window_total >= self.min_samples
-        ):
-            self._refresh()
 
     def _refresh(self) -> None:
         self._since_refresh = 0
