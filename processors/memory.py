@@ -44,6 +44,7 @@ import tracemalloc
 from opentelemetry.attributes import BoundedAttributes
 
 from mailscope import attributes as attr
+from mailscope._safety import internal_error
 from mailscope.globs import GlobList
 from mailscope.histograms import HotHistogram
 from mailscope.metrics import MEMORY_BUCKETS_BYTES, LabelCap, instruments
@@ -52,6 +53,9 @@ from mailscope.processors.rss import RssReader
 from mailscope.locks import owned_lock
 
 MAX_OPEN_SPANS = 10_000
+
+
+_OPERATION = attr.OPERATION
 
 
 def _has_operation(span) -> bool:
@@ -92,31 +96,40 @@ class MemoryStage:
             return globs.matches(span.name)
         return _has_operation(span)
 
-    def on_start(self, span) -> None:
-        globs = self._globs
-        if globs is None:
-            # inline of measures(): this runs for every span the process starts
-            raw = getattr(span, "_attributes", None)
-            if type(raw) is BoundedAttributes:
-                if attr.OPERATION not in raw._dict:
+    # The processor may call this directly as its own on_start (it runs for every span the
+    # process starts), so it takes the SDK's parent_context and guards itself.
+    guarded_on_start = True
+
+    def on_start(self, span, parent_context=None) -> None:
+        try:
+            if self._globs is None:
+                # inline of measures()
+                try:
+                    raw = span._attributes
+                except AttributeError:
+                    raw = None
+                if type(raw) is BoundedAttributes:
+                    if _OPERATION not in raw._dict:
+                        return
+                elif not _has_operation(span):
                     return
-            elif not _has_operation(span):
+            elif not self._globs.matches(span.name):
                 return
-        elif not globs.matches(span.name):
-            return
-        if self._closed:
-            return
-        if self._tracing:
-            start = (self._read(), tracemalloc.get_traced_memory()[0])
-        else:
-            start = self._read()
-        table = self._open
-        if len(table) >= self.max_open:
-            with self._evict_lock:
-                while len(table) >= self.max_open:
-                    # dicts keep insertion order: the oldest unfinished span goes
-                    table.pop(next(iter(table), None), None)
-        table[span.context.span_id] = start
+            if self._closed:
+                return
+            if self._tracing:
+                start = (self._read(), tracemalloc.get_traced_memory()[0])
+            else:
+                start = self._read()
+            table = self._open
+            if len(table) >= self.max_open:
+                with self._evict_lock:
+                    while len(table) >= self.max_open:
+                        # dicts keep insertion order: the oldest unfinished span goes
+                        table.pop(next(iter(table), None), None)
+            table[span.context.span_id] = start
+        except Exception:
+            internal_error("stage start hook MemoryStage.on_start")
 
     def __call__(self, draft) -> None:
         if self._open:

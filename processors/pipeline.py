@@ -32,7 +32,9 @@ BatchSpanProcessor): it hands the enriched copy on. The stages' `on_start` hooks
 must run once per span, however many exporters there are: the SDK wiring lets
 the first EnrichingSpanProcessor run them (`start_hooks=True`), which saves a
 processor call per span; `StartProcessor` is the same job as a processor of its
-own, for wiring by hand.
+own, for wiring by hand. When that one hook belongs to a stage that guards itself
+(`guarded_on_start`, the memory stage) and the downstream processor's on_start does
+nothing, the hook becomes the processor's on_start: the SDK calls it directly.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import threading
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from opentelemetry.attributes import BoundedAttributes as _BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan as _SdkReadableSpan
 from opentelemetry.trace import StatusCode
 
@@ -53,6 +56,16 @@ from mailscope.locks import owned_lock
 _ERROR = StatusCode.ERROR
 
 
+def _scan_check(name, attributes) -> bool:
+    """The redaction stages' check (mode on): nothing in the name or attributes could hold an address."""
+    return not _suspect(name) and _clean_attributes(attributes)
+
+
+def _stage_failed(run) -> None:
+    stage = getattr(run, "__self__", run)
+    internal_error(f"stage {getattr(stage, 'name', type(stage).__name__)}")
+
+
 def quick_check_for(stage):
     """`check(name, attributes) -> True` when a redaction stage has nothing to rewrite on a
     healthy span without links (None for other stages)."""
@@ -60,7 +73,7 @@ def quick_check_for(stage):
         return None
     if stage.mode == "off":
         return lambda name, attributes: True
-    return lambda name, attributes: not _suspect(name) and _clean_attributes(attributes)
+    return _scan_check
 
 
 class Pipeline:
@@ -82,8 +95,13 @@ class Pipeline:
             return not claimed
 
     def _quick_plan(self):
-        """(check, (stage, quick) pairs) for the fast path, or (None, None) when a healthy stage
-        has neither a `quick` nor a check. The early and the last redaction run the same check."""
+        """(check, quick methods) for the fast path, or (None, None) when a healthy stage has
+        neither a `quick` nor a check. The early and the last redaction run the same check.
+
+        `check` is None when no redaction stage asks for one, `_scan_check` (the address scan,
+        called directly) when every one that does is on, else a function of (name, attributes).
+        The quick methods are kept as a flat tuple of bound methods: the loop over them runs for
+        every span."""
         if not (FAST_READ and CAN_CLONE):
             return None, None
         checks, quick = {}, []
@@ -92,67 +110,69 @@ class Pipeline:
             if check is not None:
                 checks.setdefault(stage.mode, check)
             elif getattr(stage, "quick", None) is not None:
-                quick.append((stage, stage.quick))
+                quick.append(stage.quick)
             else:
                 return None, None
-        checks = tuple(checks.values())
-        if not checks:
+        modes = [mode for mode in checks if mode != "off"]
+        if not checks or not modes:
             check = None
-        elif len(checks) == 1:
-            check = checks[0]
+        elif len(modes) == 1:
+            check = _scan_check
         else:
+            checks = tuple(checks.values())
+
             def check(name, attributes, checks=checks):
                 return all(c(name, attributes) for c in checks)
         return check, tuple(quick)
 
-    def enrich(self, span: ReadableSpan) -> ReadableSpan | None:
-        """Return the span to export (possibly a copy), or None to drop it."""
-        if self.wrappers > 1:
+    def enrich(self, span: ReadableSpan, shared: bool = True) -> ReadableSpan | None:
+        """Return the span to export (possibly a copy), or None to drop it.
+
+        This runs for every span the process ends: one frame reads the span's fields, scans
+        for addresses and calls each stage's quick() in turn (see the module doc)."""
+        if shared and self.wrappers > 1:
             # With several exporters the SDK hands the same span to each wrapper in
             # turn, on this thread: enrich once and reuse the result.
             local = self._local
             if getattr(local, "span", None) is span:
                 return local.result
-            result = self._run(span)
+            result = Pipeline.enrich(self, span, False)
             local.span = span
             local.result = result
             return result
-        return self._run(span)
-
-    def _run(self, span: ReadableSpan) -> ReadableSpan | None:
         quick = self.quick_stages
         if quick is not None and type(span) is _SdkReadableSpan:
             status = span._status
             if status.status_code is not _ERROR and not span._events and not span._links and not status.description:
                 name = span._name
-                attributes = span_attributes(span)
+                attributes = span._attributes
+                attributes = attributes._dict if type(attributes) is _BoundedAttributes else span_attributes(span)
                 check = self.quick_check
                 try:
-                    plain = check is None or check(name, attributes)
+                    if check is _scan_check:
+                        plain = not _suspect(name) and _clean_attributes(attributes)
+                    else:
+                        plain = check is None or check(name, attributes)
                 except Exception:
                     plain = False  # the draft path runs the stages under their guards
                 if plain:
-                    return self._run_quick(span, name, attributes, quick)
+                    writes = None
+                    for run in quick:
+                        try:
+                            values = run(span, name, attributes)
+                        except Exception:
+                            _stage_failed(run)
+                            continue
+                        if values:
+                            if writes is None:
+                                writes = attributes.copy()
+                            writes.update(values)
+                    if writes is None:
+                        return span
+                    copy = clone(span)
+                    copy._attributes = writes
+                    return copy
         return self._run_draft(span)
-
-    @staticmethod
-    def _run_quick(span, name, attributes, quick) -> ReadableSpan:
-        writes = None
-        for stage, run in quick:
-            try:
-                values = run(span, name, attributes)
-            except Exception:
-                internal_error(f"stage {getattr(stage, 'name', type(stage).__name__)}")
-                continue
-            if values:
-                if writes is None:
-                    writes = attributes.copy()
-                writes.update(values)
-        if writes is None:
-            return span
-        copy = clone(span)
-        copy._attributes = writes
-        return copy
 
     def _run_draft(self, span: ReadableSpan) -> ReadableSpan | None:
         draft = SpanDraft(span)
@@ -237,6 +257,14 @@ class EnrichingSpanProcessor(SpanProcessor):
         # the common chain has one start hook (the memory stage's): call it directly
         hooks = pipeline.start_hooks if start_hooks else ()
         self._hook = hooks[0] if len(hooks) == 1 else (pipeline.on_start if hooks else None)
+        if (
+            self._hook is not None
+            and not self._forward_start
+            and getattr(getattr(self._hook, "__self__", None), "guarded_on_start", False)
+        ):
+            # the hook takes (span, parent_context=None) and guards itself: the SDK calls it
+            # directly, one Python call per started span instead of two
+            self.on_start = self._hook
         pipeline.wrappers += 1
 
     def on_start(self, span, parent_context=None) -> None:
