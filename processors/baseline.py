@@ -197,10 +197,12 @@ class Baseline:
             stop = end if end - start <= room else start + room
             chunk = pending if start == 0 and stop == end else pending[start:stop]
             start = stop
-            if min(chunk) > self.mapping.min_value:
+            min_value = self.mapping.min_value
+            if min(chunk) > min_value:
                 self._learn_normal(chunk)  # the common case: no outlier (stored negated), no tiny value
             else:
-                self._learn_each(chunk)
+                self._learn_normal([v for v in chunk if v > min_value])
+                self._learn_each([v for v in chunk if v <= min_value])
             if self._current.total + self._outliers.total >= generation:
                 self._rotate()
                 rotated = True
@@ -214,6 +216,8 @@ class Baseline:
         """Count normal values above the mapping's minimum into the current generation and the
         window: the bucket indexes are computed and counted in C (`ceil(log(v) * multiplier)`,
         the same arithmetic as `LogMapping.index`), then merged per occupied bucket."""
+        if not values:
+            return
         found: dict[int, int] = {}
         _count_elements(found, map(math.ceil, map(self.mapping._multiplier.__mul__, map(math.log, values))))
         counts, window = self._current.counts, self._window
