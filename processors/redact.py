@@ -227,40 +227,48 @@ def redact(text: str, mode: str = "domain") -> str:
 # --- remembered texts --------------------------------------------------------------
 # Failures repeat: an error storm ends thousands of spans with the same exception message,
 # stack trace and status description, and each holds the same address. The last stage
-# remembers what `redact` made of those texts (events, status, links), so a repeat costs a
-# dict lookup instead of a scan. `redact` is a pure function of (text, mode): a remembered
-# result is the result. The table is bounded three ways (entries, characters held, the
-# longest text remembered) and forgets the oldest first; it holds original texts in this
-# process's memory only, as the spans being processed do.
+# remembers what it made of those texts (events, status, links), so a repeat costs a dict
+# lookup instead of a scan: per text, and per event or link whose attribute values are all
+# strings (an exception event). `redact` is a pure function of (text, mode), and the
+# redaction of a mapping a pure function of its items: a remembered result is the result.
+# Each mode's table is bounded three ways (entries, characters held, the longest entry
+# remembered) and forgets the oldest first; it holds original texts in this process's
+# memory only, as the spans being processed do.
 _TEXTS_MAX = 512
 _TEXT_MAX_CHARS = 16384
-_TEXTS_BUDGET = 1 << 20  # characters of keys and rewritten values held at once
-_SAME = object()  # remembered: `redact` returned the text unchanged
+_TEXTS_BUDGET = 1 << 19  # characters held at once by each mode's table, keys and results
+_SAME = object()  # remembered: nothing to rewrite
 _MISS = object()
-_texts = {"domain": {}, "full": {}}  # mode -> {text: redacted text or _SAME}
-_texts_chars = 0
+_texts = {"domain": {}, "full": {}}  # mode -> {text or mapping items: result or _SAME}
+_texts_chars = {"domain": 0, "full": 0}
 _texts_lock = module_lock()
 
 
-def _held(text: str, result) -> int:
-    return len(text) if result is _SAME else len(text) + len(result)
+def _chars(entry) -> int:
+    """Characters an entry holds: a text, the items of a mapping of texts, a result, _SAME."""
+    if entry.__class__ is str:
+        return len(entry)
+    if entry is _SAME:
+        return 0
+    if entry.__class__ is dict:
+        entry = entry.items()
+    return sum(len(key) + len(value) for key, value in entry)
 
 
-def _remember_text(table: dict, text: str, result) -> None:
-    global _texts_chars
-    size = _held(text, result)
+def _remember(mode: str, key, result) -> None:
+    size = _chars(key) + _chars(result)
+    if size > _TEXT_MAX_CHARS:
+        return
+    table = _texts[mode]
     with _texts_lock:
-        if text in table:
+        if key in table:
             return
-        try:
-            while table and (len(table) >= _TEXTS_MAX or _texts_chars + size > _TEXTS_BUDGET):
-                old = next(iter(table))
-                _texts_chars -= _held(old, table.pop(old))
-        except (StopIteration, KeyError, RuntimeError):  # pragma: no cover - defensive
-            table.clear()
-            _texts_chars = sum(_held(k, v) for t in _texts.values() for k, v in t.items())
-        table[text] = result
-        _texts_chars += size
+        held = _texts_chars[mode]
+        while table and (len(table) >= _TEXTS_MAX or held + size > _TEXTS_BUDGET):
+            old = next(iter(table))
+            held -= _chars(old) + _chars(table.pop(old))
+        table[key] = result
+        _texts_chars[mode] = held + size
 
 
 def _redact_text(text: str, mode: str) -> str:
@@ -274,18 +282,42 @@ def _redact_text(text: str, mode: str) -> str:
     if hit is not _MISS:
         return hit
     result = redact(text, mode)
-    if len(text) <= _TEXT_MAX_CHARS:
-        _remember_text(table, text, _SAME if result == text else result)
+    _remember(mode, text, _SAME if result == text else result)
+    return result
+
+
+def _redact_remembered(attributes, mode: str):
+    """`_redact_mapping(attributes, mode, remember=True)` for the attributes of an event or a
+    link; when every value is a string (an exception event) the whole result is remembered."""
+    if not attributes:
+        return None
+    if _PLAIN_DICT and type(attributes) is BoundedAttributes and attributes._immutable:
+        attributes = attributes._dict
+    if _clean_attributes(attributes):
+        return None
+    table = _texts.get(mode)
+    if table is None or len(attributes) > 16:
+        return _redact_mapping(attributes, mode, remember=True)
+    key = tuple(attributes.items())
+    for item in key:
+        if item[1].__class__ is not str:  # 1 == 1.0 == True: only texts make a faithful key
+            return _redact_mapping(attributes, mode, remember=True)
+    hit = table.get(key, _MISS)
+    if hit is _SAME:
+        return None
+    if hit is not _MISS:
+        return hit.copy()  # each span gets a dict of its own
+    result = _redact_mapping(attributes, mode, remember=True)
+    _remember(mode, key, _SAME if result is None else result.copy())
     return result
 
 
 def forget_texts() -> None:
-    """Empty the table of remembered texts (tests)."""
-    global _texts_chars
+    """Empty the tables of remembered texts (tests)."""
     with _texts_lock:
-        for table in _texts.values():
+        for mode, table in _texts.items():
             table.clear()
-        _texts_chars = 0
+            _texts_chars[mode] = 0
 
 
 # --- the stage -------------------------------------------------------------------
@@ -449,7 +481,7 @@ class RedactionStage:
         if events:
             new_events = None
             for index, event in enumerate(events):
-                event_attrs = _redact_mapping(event.attributes, mode, remember=True)
+                event_attrs = _redact_remembered(event.attributes, mode)
                 event_name = _redact_text(event.name, mode) if might_contain_address(event.name) else event.name
                 if event_attrs is not None or event_name is not event.name:
                     if new_events is None:
@@ -473,7 +505,7 @@ class RedactionStage:
         if links:
             new_links = None
             for index, link in enumerate(links):
-                link_attrs = _redact_mapping(link.attributes, mode, remember=True)
+                link_attrs = _redact_remembered(link.attributes, mode)
                 if link_attrs is not None:
                     if new_links is None:
                         new_links = list(links)

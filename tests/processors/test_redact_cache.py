@@ -15,7 +15,7 @@ from mailscope.config import load_settings
 from mailscope.processors import redact as redaction
 from mailscope.processors.chain import build_stages
 from mailscope.processors.pipeline import EnrichingSpanProcessor, Pipeline, StartProcessor
-from mailscope.processors.redact import _redact_text, forget_texts, redact
+from mailscope.processors.redact import _redact_remembered, _redact_text, forget_texts, redact
 from tests.processors.test_redact import MASKED, UNTOUCHED
 from tests.support.span_strings import exported_text
 
@@ -27,8 +27,8 @@ def _empty_table():
     forget_texts()
 
 
-def _held_chars():
-    return sum(len(k) + (0 if v is redaction._SAME else len(v)) for t in redaction._texts.values() for k, v in t.items())
+def _held_chars(mode):
+    return sum(redaction._chars(k) + redaction._chars(v) for k, v in redaction._texts[mode].items())
 
 
 @pytest.mark.parametrize("mode", ["domain", "full"])
@@ -70,8 +70,9 @@ def test_the_table_is_bounded_in_characters(monkeypatch):
     for i in range(200):
         _redact_text(f"user{i}@example.org " + "x" * 80, "domain")
         _redact_text(f"user{i}@example.org " + "y" * 80, "full")
-    assert 0 < _held_chars() <= 1000
-    assert redaction._texts_chars == _held_chars()
+    for mode in ("domain", "full"):
+        assert 0 < _held_chars(mode) <= 1000
+        assert redaction._texts_chars[mode] == _held_chars(mode)
 
 
 def test_a_long_text_is_redacted_but_not_remembered():
@@ -79,6 +80,37 @@ def test_a_long_text_is_redacted_but_not_remembered():
     assert len(text) > redaction._TEXT_MAX_CHARS
     assert _redact_text(text, "domain") == redact(text, "domain")
     assert text not in redaction._texts["domain"]
+
+
+def test_a_remembered_mapping_gives_what_the_scan_gives():
+    attributes = {
+        "exception.type": "smtplib.SMTPRecipientsRefused",
+        "exception.message": "{'jane@example.org': (550, b'5.1.1 User unknown')}",
+        "exception.stacktrace": "Traceback ...\nSMTPRecipientsRefused: {'jane@example.org': (550, b'...')}\n",
+        "exception.escaped": "False",
+    }
+    want = redaction._redact_mapping(attributes, "domain")
+    first = _redact_remembered(attributes, "domain")
+    again = _redact_remembered(dict(attributes), "domain")  # from the table this time
+    assert first == again == want and list(again) == list(want)
+    assert again is not first  # every span gets a dict of its own
+    again["exception.type"] = "changed"
+    assert _redact_remembered(dict(attributes), "domain") == want
+    assert _redact_remembered({"k": "no address"}, "domain") is None
+
+
+def test_mappings_with_other_values_than_texts_are_not_remembered_by_value():
+    """1 == 1.0 == True: a mapping remembered by its items would hand a float's span the int."""
+    first = _redact_remembered({"who": "jane@example.org", "n": 1}, "domain")
+    second = _redact_remembered({"who": "jane@example.org", "n": True}, "domain")
+    assert first == {"who": "<redacted>@example.org", "n": 1}
+    assert second["n"] is True and type(first["n"]) is int
+
+
+def test_a_large_mapping_is_redacted_but_not_remembered():
+    attributes = {"exception.message": "jane@example.org", "exception.stacktrace": "x" * 20000}
+    assert _redact_remembered(attributes, "full")["exception.message"] == "<redacted>@<redacted>"
+    assert tuple(attributes.items()) not in redaction._texts["full"]
 
 
 def _error_storm(tracer, n=3):
