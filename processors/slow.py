@@ -29,12 +29,18 @@ from collections import OrderedDict
 from mailscope import attributes as attr
 from mailscope.globs import GlobMap
 from mailscope.metrics import LabelCap, instruments
-from mailscope.processors.baseline import Baseline
+from mailscope.processors.baseline import LEARN_BATCH, Baseline
 from mailscope.locks import owned_lock
 
 RECENT = 20  # spans remembered per name for the consistent flag
 CONSISTENT_MIN = 5  # slow spans among them that make a name consistently slow
 _RECENT_MASK = (1 << RECENT) - 1
+
+
+class _Times:
+    """A duration as the two fields `SlowStage.quick` reads of a finished span."""
+
+    __slots__ = ("_start_time", "_end_time")
 
 
 class _NameState:
@@ -76,39 +82,51 @@ class SlowStage:
             span = draft.span
             if span.start_time is None or span.end_time is None:
                 return
-        values = self._judge(draft.name, duration)
+        times = _Times()
+        times._start_time, times._end_time = 0, duration
+        values = self.quick(times, draft.name, None)
         if values is not None:
             draft.set_attributes(values, free_text=False)  # flags, numbers and a reason constant
 
     def quick(self, span, name, attributes):
-        """The pipeline's fast path (a finished SDK span): the values to write, or None."""
+        """Observe one finished span's duration under `name`: the attributes of a slow span,
+        else None. The pipeline's fast path calls it with the SDK span itself (it reads only
+        `_start_time` and `_end_time`), the draft path with a `_Times`. It runs for every span
+        the process ends, so the learned baseline's usual case (`Baseline.observe` once it is
+        trusted) is inlined."""
         start, end = span._start_time, span._end_time
         if start is None or end is None:
             return None
-        return self._judge(name, end - start)
-
-    def _judge(self, name: str, duration: int):
-        """Observe one duration (ns) of `name`; the attributes of a slow span, else None."""
-        duration_ms = duration / 1e6
+        duration_ms = (end - start) / 1e6
         with self._lock:
-            states = self._states
-            state = states.get(name)
+            state = self._states.get(name)
             if state is None:
                 state = self._admit(name)
             else:
-                states.move_to_end(name)
+                self._states.move_to_end(name)
             threshold = state.threshold
             over_threshold = threshold is not None and duration_ms > threshold
             baseline = state.baseline
-            if baseline is not None:
-                p95, over_baseline = baseline.observe(duration_ms)
+            if baseline is not None and baseline._limit is not None:
+                over_baseline = duration_ms > baseline._limit
+                pending = baseline._pending
+                pending.append(-duration_ms if over_baseline else duration_ms)  # as observe() keeps it
+                if len(pending) >= LEARN_BATCH:
+                    baseline._learn()
             else:
-                p95, over_baseline = None, False
-            slow = over_threshold or over_baseline
-            recent = ((state.recent << 1) | slow) & _RECENT_MASK
-            state.recent = recent
-        if not slow:
-            return None
+                if baseline is not None:
+                    baseline.observe(duration_ms)  # not trusted yet: learns at once, answers (None, False)
+                    baseline = None  # and this span reports no p95
+                over_baseline = False
+            if not (over_threshold or over_baseline):
+                state.recent = (state.recent << 1) & _RECENT_MASK
+                return None
+            recent = state.recent = ((state.recent << 1) | 1) & _RECENT_MASK
+            p95 = baseline._p95 if baseline is not None else None
+        return self._slow(name, over_threshold, threshold, p95, recent)
+
+    def _slow(self, name: str, over_threshold: bool, threshold, p95, recent: int) -> dict:
+        """The attributes of a slow span; counts it in `mailscope.slow_operations`."""
         if over_threshold:
             reason, limit = attr.SLOW_REASON_THRESHOLD, float(threshold)
         else:
