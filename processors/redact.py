@@ -231,9 +231,11 @@ def redact(text: str, mode: str = "domain") -> str:
 # lookup instead of a scan: per text, and per event or link whose attribute values are all
 # strings (an exception event). `redact` is a pure function of (text, mode), and the
 # redaction of a mapping a pure function of its items: a remembered result is the result.
-# Each mode's table is bounded three ways (entries, characters held, the longest entry
-# remembered) and forgets the oldest first; it holds original texts in this process's
-# memory only, as the spans being processed do.
+# A text is remembered the second time it is seen (the hashes of recent misses are kept in
+# a fixed array), so failures that never repeat (a new recipient in each message) pay no
+# table upkeep. Each mode's table is bounded three ways (entries, characters held, the
+# longest entry remembered) and forgets the oldest first; it holds original texts in this
+# process's memory only, as the spans being processed do.
 _TEXTS_MAX = 512
 _TEXT_MAX_CHARS = 16384
 _TEXTS_BUDGET = 1 << 19  # characters held at once by each mode's table, keys and results
@@ -242,6 +244,20 @@ _MISS = object()
 _texts = {"domain": {}, "full": {}}  # mode -> {text or mapping items: result or _SAME}
 _texts_chars = {"domain": 0, "full": 0}
 _texts_lock = module_lock()
+_SEEN_SLOTS = 1024  # a power of two
+_seen = {"domain": [-1] * _SEEN_SLOTS, "full": [-1] * _SEEN_SLOTS}  # mode -> hashes of recent misses (-1 is no hash)
+
+
+def _seen_before(mode: str, key) -> bool:
+    """True when `key` missed recently (its hash sits in its slot); else notes it and says False.
+    A collision only makes a text remembered one sighting early."""
+    slots = _seen[mode]
+    code = hash(key)  # a text's hash is cached by the lookup that just missed
+    slot = code & (_SEEN_SLOTS - 1)
+    if slots[slot] == code:
+        return True
+    slots[slot] = code
+    return False
 
 
 def _chars(entry) -> int:
@@ -282,7 +298,8 @@ def _redact_text(text: str, mode: str) -> str:
     if hit is not _MISS:
         return hit
     result = redact(text, mode)
-    _remember(mode, text, _SAME if result == text else result)
+    if _seen_before(mode, text):
+        _remember(mode, text, _SAME if result == text else result)
     return result
 
 
@@ -308,7 +325,8 @@ def _redact_remembered(attributes, mode: str):
     if hit is not _MISS:
         return hit.copy()  # each span gets a dict of its own
     result = _redact_mapping(attributes, mode, remember=True)
-    _remember(mode, key, _SAME if result is None else result.copy())
+    if _seen_before(mode, key):
+        _remember(mode, key, _SAME if result is None else result.copy())
     return result
 
 
@@ -318,6 +336,7 @@ def forget_texts() -> None:
         for mode, table in _texts.items():
             table.clear()
             _texts_chars[mode] = 0
+            _seen[mode][:] = [-1] * _SEEN_SLOTS
 
 
 # --- the stage -------------------------------------------------------------------
