@@ -34,6 +34,7 @@ import weakref
 from bisect import bisect_left
 from time import time_ns
 
+from opentelemetry import context as _context_api
 from opentelemetry.context import get_current
 from opentelemetry.trace import get_current_span
 
@@ -56,6 +57,19 @@ except Exception:  # pragma: no cover - another SDK
     _SdkHistogram = None
 
 _INF = math.inf
+
+# the current context, read straight from the runtime's ContextVar when it is the default one
+# (get_current() is two Python calls for the same answer)
+try:
+    from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext as _ContextVars
+
+    _runtime = _context_api._RUNTIME_CONTEXT
+    _current_context = (
+        _runtime._current_context.get if type(_runtime) is _ContextVars else get_current
+    )
+    del _runtime
+except Exception:  # pragma: no cover - another API layout
+    _current_context = get_current
 
 
 class _Series:
@@ -111,28 +125,23 @@ class HotHistogram:
     def record(self, value, attributes) -> None:
         instrument = self.instrument
         real = instrument if type(instrument) is _SdkHistogram else getattr(instrument, "_real_instrument", None)
-        if real is None:
-            instrument.record(value, attributes)  # not an SDK instrument, or no SDK yet
-            return
-        if type(real) is not _SdkHistogram or not _MERGEABLE or not 0 <= value < _INF or not real._is_enabled():
-            real.record(value, attributes)
-            return
         key = tuple(attributes.items())
         series = self._series.get(key)
+        # The usual case first: a label set admitted on this very SDK instrument and readers
+        # (a series is only admitted for a mergeable SDK histogram, so that is checked too).
         if (
             series is None
-            or series.aggregations is None
             or series.instrument is not real
+            or series.aggregations is None
             or series.storages is not real._measurement_consumer._reader_storages
+            or not 0 <= value < _INF
+            or not real._is_enabled()
         ):
-            real.record(value, attributes)
-            if series is None or series.aggregations is not None:
-                self._admit(real, key, attributes)
+            self._record_through_sdk(instrument, real, value, attributes, key, series)
             return
-        context = get_current()
-        now = time_ns()
+        context = _current_context()
+        measured = (value, time_ns(), context)
         index = bisect_left(self.boundaries, value)
-        measured = (value, now, context)
         sampled = False
         if context:  # an empty context (a root span's end) holds no span to sample
             span_context = get_current_span(context).get_span_context()
@@ -148,6 +157,19 @@ class HotHistogram:
             if sampled:
                 series.sampled[index] = measured
             series.dirty = True
+
+    def _record_through_sdk(self, instrument, real, value, attributes, key, series) -> None:
+        """A value the SDK's own record takes: no SDK yet, not mergeable, out of range, a
+        disabled meter, or a label set's first value (then admitted for the merge)."""
+        if real is None:
+            instrument.record(value, attributes)  # not an SDK instrument, or no SDK yet
+            return
+        if type(real) is not _SdkHistogram or not _MERGEABLE or not 0 <= value < _INF or not real._is_enabled():
+            real.record(value, attributes)
+            return
+        real.record(value, attributes)
+        if series is None or series.aggregations is not None:
+            self._admit(real, key, attributes)
 
     def _admit(self, real, key, attributes) -> None:
         """After the SDK recorded a label set's first value: find its aggregations for the merge."""
