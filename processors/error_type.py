@@ -11,9 +11,24 @@ fallback value) when nothing names the error.
 
 from __future__ import annotations
 
+from opentelemetry.attributes import BoundedAttributes
+
 from mailscope import attributes as attr
 
 OTHER = "_OTHER"
+# an SDK event keeps its attributes in an immutable BoundedAttributes whose items sit in a plain
+# `_dict`: reading that skips the Mapping methods (`.get` is several Python calls on the view)
+_PLAIN_DICT = hasattr(BoundedAttributes(), "_dict") and hasattr(BoundedAttributes(), "_immutable")
+
+
+def event_attributes(event):
+    """The attributes of `event` as a mapping to read (never write to it), {} when it has none."""
+    attributes = event.attributes
+    if not attributes:
+        return {}
+    if _PLAIN_DICT and type(attributes) is BoundedAttributes and attributes._immutable:
+        return attributes._dict
+    return attributes
 
 
 class ErrorTypeStage:
@@ -25,8 +40,8 @@ class ErrorTypeStage:
             return
         event = draft.exception_event()
         error_type = None
-        if event is not None and event.attributes:
-            error_type = event.attributes.get(attr.EXCEPTION_TYPE)
+        if event is not None:
+            error_type = event_attributes(event).get(attr.EXCEPTION_TYPE)
         if not error_type:
             status = http_error_status(draft.attributes)
             if status is not None:

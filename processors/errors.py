@@ -32,7 +32,7 @@ from mailscope.metrics import LabelCap, instruments
 from mailscope.processors.error_categories import UNKNOWN, categorize
 from mailscope.processors.error_patterns import mask
 from mailscope.processors.error_table import OccurrenceTable
-from mailscope.processors.error_type import http_error_status
+from mailscope.processors.error_type import event_attributes, http_error_status
 
 _CACHE_MAX = 4096
 _NO_TYPE = "_OTHER"  # error_type stage's fallback: names nothing
@@ -149,7 +149,7 @@ class ErrorsStage:
         event = draft.exception_event()
         if event is None and not draft.is_error:
             return
-        event_attrs = event.attributes if event is not None and event.attributes else {}
+        event_attrs = event_attributes(event) if event is not None else {}
         message = event_attrs.get(attr.EXCEPTION_MESSAGE)
         if not message:
             message = draft.status.description or ""

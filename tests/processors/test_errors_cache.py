@@ -80,3 +80,19 @@ def test_the_exported_attributes_keep_their_order():
         attr.ERROR_FINGERPRINT,
         attr.ERROR_OCCURRENCES,
     ]
+
+
+def test_event_attributes_are_read_from_sdk_and_plain_events_alike():
+    from opentelemetry.sdk.trace import Event
+
+    from mailscope.processors.error_type import event_attributes
+
+    out = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(out))
+    with provider.get_tracer("t").start_as_current_span("op") as span:
+        span.record_exception(ValueError("boom"))
+    (sdk_event,) = out.get_finished_spans()[0].events
+    assert event_attributes(sdk_event)[attr.EXCEPTION_TYPE] == "ValueError"
+    assert event_attributes(Event("exception", {attr.EXCEPTION_TYPE: "KeyError"})) == {attr.EXCEPTION_TYPE: "KeyError"}
+    assert event_attributes(Event("exception", None)) == {}
