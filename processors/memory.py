@@ -72,6 +72,8 @@ class MemoryStage:
     def __init__(self, config, reader: RssReader | None = None, max_open: int = MAX_OPEN_SPANS, histogram=None):
         self.mode = config.memory
         self._globs = GlobList(config.memory_spans) if config.memory_spans is not None else None
+        # by default only operations are measured: quick() has nothing to do on other spans
+        self.quick_only_with = attr.OPERATION if self._globs is None else None
         self._reader = reader or RssReader()
         self._read = self._reader.read
         self.max_open = max_open

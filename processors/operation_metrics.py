@@ -36,6 +36,7 @@ OK_LABELS_CACHE = 1024
 
 class OperationMetricsStage:
     name = "operation_metrics"
+    quick_only_with = attr.OPERATION  # quick() does nothing on other spans (the pipeline skips it)
 
     def __init__(self):
         self._histogram = None

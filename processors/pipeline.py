@@ -102,17 +102,30 @@ class Pipeline:
         called directly) when every one that does is on, else a function of (name, attributes).
         The quick methods are kept as a flat tuple of bound methods: the loop over them runs for
         every span."""
+        self.quick_gate, self.quick_ungated = None, ()
         if not (FAST_READ and CAN_CLONE):
             return None, None
-        checks, quick = {}, []
+        checks, quick, gates = {}, [], []
         for stage in self.healthy_stages:
             check = quick_check_for(stage)
             if check is not None:
                 checks.setdefault(stage.mode, check)
             elif getattr(stage, "quick", None) is not None:
                 quick.append(stage.quick)
+                gates.append(getattr(stage, "quick_only_with", None))
             else:
                 return None, None
+        # Stages whose quick() does nothing on a span without a given attribute (the memory and
+        # operation-metrics stages: mailscope.operation) are skipped on other spans, when they
+        # come last and share that attribute: the same calls in the same order otherwise.
+        ungated = len(gates)
+        while ungated and gates[ungated - 1] is not None:
+            ungated -= 1
+        gate = gates[ungated] if ungated < len(gates) else None
+        if gate is None or any(g != gate for g in gates[ungated:]):
+            self.quick_gate, self.quick_ungated = None, tuple(quick)
+        else:
+            self.quick_gate, self.quick_ungated = gate, tuple(quick[:ungated])
         modes = [mode for mode in checks if mode != "off"]
         if not checks or not modes:
             check = None
@@ -156,6 +169,9 @@ class Pipeline:
                 except Exception:
                     plain = False  # the draft path runs the stages under their guards
                 if plain:
+                    gate = self.quick_gate
+                    if gate is not None and gate not in attributes:
+                        quick = self.quick_ungated
                     writes = None
                     for run in quick:
                         try:
