@@ -32,6 +32,7 @@ _LABEL_KEYS = {
     **{op: attr.MESSAGING_DESTINATION_NAME for op in _QUEUE_OPS},
 }
 OK_LABELS_CACHE = 1024
+_OPERATION = attr.OPERATION
 
 
 class OperationMetricsStage:
@@ -80,22 +81,25 @@ class OperationMetricsStage:
 
     def quick(self, span, name, attributes):
         """The pipeline's fast path (a finished SDK span that did not fail): writes nothing."""
-        operation = attributes.get(attr.OPERATION)
-        if operation is not None:
-            start, end = span._start_time, span._end_time
-            duration = end - start if start is not None and end is not None else 0
-            # the labels of a healthy span depend on its operation and one attribute: remembered
-            # (bounded; the LabelCaps decide once per value, as they would again)
+        operation = attributes.get(_OPERATION)
+        if operation is None:
+            return None
+        start, end = span._start_time, span._end_time
+        # the labels of a healthy span depend on its operation and one attribute: remembered
+        # (bounded; the LabelCaps decide once per value, as they would again)
+        try:
             cache_key = (operation, attributes.get(_LABEL_KEYS.get(operation)))
-            try:
-                labels = self._ok_labels.get(cache_key)
-            except TypeError:  # an unhashable value: not remembered
-                labels = cache_key = None
-            if labels is None:
-                labels = self._labels(attributes, str(operation), False)
-                if cache_key is not None and len(self._ok_labels) < OK_LABELS_CACHE:
-                    self._ok_labels[cache_key] = labels
-            self._record(duration, labels)
+            labels = self._ok_labels.get(cache_key)
+        except TypeError:  # an unhashable value: not remembered
+            labels = cache_key = None
+        if labels is None:
+            labels = self._labels(attributes, str(operation), False)
+            if cache_key is not None and len(self._ok_labels) < OK_LABELS_CACHE:
+                self._ok_labels[cache_key] = labels
+        histogram = self._histogram
+        if histogram is None:
+            histogram = self._histogram = HotHistogram(instruments().operation_duration, DURATION_BUCKETS_S)
+        histogram.record((end - start if start is not None and end is not None else 0) / 1e9, labels)
         return None
 
     def _record(self, duration_ns: int, labels: dict) -> None:
