@@ -40,6 +40,7 @@ permanent setting.
 from __future__ import annotations
 
 import tracemalloc
+from os import pread as _pread
 
 from opentelemetry.attributes import BoundedAttributes
 
@@ -49,7 +50,7 @@ from mailscope.globs import GlobList
 from mailscope.histograms import HotHistogram
 from mailscope.metrics import MEMORY_BUCKETS_BYTES, LabelCap, instruments
 from mailscope.processors.draft import plain_attributes
-from mailscope.processors.rss import RssReader
+from mailscope.processors.rss import PAGE_SIZE, RssReader
 from mailscope.locks import owned_lock
 
 MAX_OPEN_SPANS = 10_000
@@ -76,6 +77,8 @@ class MemoryStage:
         self.quick_only_with = attr.OPERATION if self._globs is None else None
         self._reader = reader or RssReader()
         self._read = self._reader.read
+        # the statm reader's descriptor is read in place (it changes when a forked child reopens it)
+        self._statm = self._reader if type(self._reader) is RssReader else None
         self.max_open = max_open
         self._open: dict[int, object] = {}
         self._evict_lock = owned_lock(self)
@@ -119,17 +122,23 @@ class MemoryStage:
                 return
             if self._closed:
                 return
+            statm = self._statm
+            fd = statm._fd if statm is not None else None
+            # RssReader._read_statm, inlined: this and the end reading are the stage's whole cost
+            start = int(_pread(fd, 128, 0).split(None, 2)[1]) * PAGE_SIZE if fd is not None else self._read()
             if self._tracing:
-                start = (self._read(), tracemalloc.get_traced_memory()[0])
-            else:
-                start = self._read()
+                start = (start, tracemalloc.get_traced_memory()[0])
             table = self._open
             if len(table) >= self.max_open:
                 with self._evict_lock:
                     while len(table) >= self.max_open:
                         # dicts keep insertion order: the oldest unfinished span goes
                         table.pop(next(iter(table), None), None)
-            table[span.context.span_id] = start
+            try:
+                span_id = span._context.span_id  # an SDK span: no property call
+            except AttributeError:
+                span_id = span.context.span_id
+            table[span_id] = start
         except Exception:
             internal_error("stage start hook MemoryStage.on_start")
 
@@ -145,10 +154,16 @@ class MemoryStage:
         table = self._open
         if not table:
             return None
-        start = table.pop(span.context.span_id, None)
+        try:
+            span_id = span._context.span_id  # an SDK span: no property call
+        except AttributeError:
+            span_id = span.context.span_id
+        start = table.pop(span_id, None)
         if start is None:
             return None
-        rss = self._read()
+        statm = self._statm
+        fd = statm._fd if statm is not None else None
+        rss = int(_pread(fd, 128, 0).split(None, 2)[1]) * PAGE_SIZE if fd is not None else self._read()
         if self._tracing:
             start_rss, start_alloc = start
             delta = rss - start_rss

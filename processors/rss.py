@@ -61,6 +61,7 @@ class RssReader:
         self.read = self._read_psutil
 
     def _read_statm(self) -> int:
+        # the memory stage reads `_fd` the same way inline (two readings per measured span)
         return int(os.pread(self._fd, 128, 0).split(None, 2)[1]) * PAGE_SIZE
 
     def _read_psutil(self) -> int:

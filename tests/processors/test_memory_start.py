@@ -13,9 +13,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from mailscope import attributes as attr
 from mailscope.config import load_settings
-from mailscope.processors.chain import build_pipeline
+from mailscope.processors.chain import build_pipeline, build_stages
 from mailscope.processors.memory import MemoryStage
-from mailscope.processors.pipeline import EnrichingSpanProcessor
+from mailscope.processors.pipeline import EnrichingSpanProcessor, Pipeline
 
 
 class BrokenReader:
@@ -48,10 +48,9 @@ def test_the_sdk_calls_the_memory_start_hook_directly_and_it_still_measures():
 
 
 def test_a_failing_start_reading_is_swallowed_logged_and_costs_only_the_memory_attributes(caplog):
-    pipeline = build_pipeline(load_settings(environ={}))
-    (memory,) = [s for s in pipeline.stages if isinstance(s, MemoryStage)]
-    memory._read = BrokenReader().read
-    provider, processor, out = wire(pipeline)
+    config = load_settings(environ={})
+    stages = [MemoryStage(config, reader=BrokenReader()) if isinstance(s, MemoryStage) else s for s in build_stages(config)]
+    provider, processor, out = wire(Pipeline(stages))
     caplog.set_level(logging.ERROR)
     ran = []
     for _ in range(2):
