@@ -89,7 +89,7 @@ def _split_local(text: str, start: int, local: str) -> tuple[str, str]:
         return "", local
     prefix = ""
     # URL path or query structure in front: keep everything up to the last delimiter
-    cut = max(local.rfind(c) for c in _URL_DELIMS)
+    cut = max(local.rfind("/"), local.rfind("?"), local.rfind("&"), local.rfind(";"))  # _URL_DELIMS
     if cut >= 0:
         prefix, local = local[: cut + 1], local[cut + 1 :]
     # `key=value`: keep a plain identifier key; anything else (VERP `bounce+john=gmail.com`,
@@ -120,20 +120,20 @@ _WINDOW = 256
 _DOMAIN_RX = re.compile(_DOMAIN)
 _QUOTED_RX = re.compile(_QUOTED)
 _SEPARATORS = re.compile(r"%40|\\u0040|\\x40|&#64;|&#x40;", re.IGNORECASE)
-_PLAIN_EXTRA = frozenset("!#$%&'*+/=?^`{|}~-.")
-_ENCODED_EXTRA = frozenset(".+'%!#$*^`{|}~-")
+_PLAIN_EXTRA = "!#$%&'*+/=?^`{|}~-."
+_ENCODED_EXTRA = ".+'%!#$*^`{|}~-"
+# a run of local-part characters: `\w` is str.isalnum() or "_" (the same Unicode test), and
+# the extra atext characters. Matched on the reversed window: the run that ends at the `@`.
+_PLAIN_RUN = re.compile(rf"[\w{re.escape(_PLAIN_EXTRA)}]*")
+_ENCODED_RUN = re.compile(rf"[\w{re.escape(_ENCODED_EXTRA)}]*")
 
 
-def _local_start(text: str, at: int, floor: int, extra: frozenset) -> int:
+def _local_start(text: str, at: int, floor: int, run) -> int:
     """Where the dot-atom local part ending at `at` starts, or `at` when there is none."""
-    start = at
     limit = max(floor, at - _WINDOW)
-    while start > limit:
-        c = text[start - 1]
-        if c.isalnum() or c == "_" or c in extra:
-            start -= 1
-        else:
-            break
+    if at <= limit:
+        return at
+    start = at - run.match(text[limit:at][::-1]).end()
     local = text[start:at]
     if not local or local[-1] == ".":
         return at
@@ -156,7 +156,7 @@ def _address_at(text: str, at: int, sep_len: int, floor: int, encoded: bool):
             opening = text.rfind('"', max(floor, at - 70), opening - 1)
         if opening >= floor and _QUOTED_RX.fullmatch(text, opening, at):
             return opening, domain.end()
-    start = _local_start(text, at, floor, _ENCODED_EXTRA if encoded else _PLAIN_EXTRA)
+    start = _local_start(text, at, floor, _ENCODED_RUN if encoded else _PLAIN_RUN)
     if start == at:
         return None
     return start, domain.end()
@@ -249,14 +249,16 @@ _seen = {"domain": [-1] * _SEEN_SLOTS, "full": [-1] * _SEEN_SLOTS}  # mode -> ha
 
 
 def _seen_before(mode: str, key) -> bool:
-    """True when `key` missed recently (its hash sits in its slot); else notes it and says False.
-    A collision only makes a text remembered one sighting early."""
+    """True when `key` missed recently (its hash sits in one of its two slots); else notes it and
+    says False. Two slots per hash: two texts of one storm that share a slot and alternate
+    (message, stack trace) would otherwise keep overwriting each other and never be remembered."""
     slots = _seen[mode]
     code = hash(key)  # a text's hash is cached by the lookup that just missed
-    slot = code & (_SEEN_SLOTS - 1)
-    if slots[slot] == code:
+    first = code & (_SEEN_SLOTS - 1)
+    second = (code >> 10) & (_SEEN_SLOTS - 1)
+    if slots[first] == code or slots[second] == code:
         return True
-    slots[slot] = code
+    slots[first] = slots[second] = code
     return False
 
 
