@@ -3,9 +3,11 @@
 An SDK `Histogram.record` costs about as much as starting a span (a Measurement,
 an exemplar-filter call, attribute hashing and a lock per reader and view).
 mailscope records `mailscope.operation.duration` for every operation span, so
-`HotHistogram.record(value, attributes)` does less: it adds the value to an
-in-process aggregate per label set (bucket counts, sum, min, max, and the
-exemplar candidates per bucket) under one lock. When a metric reader collects,
+`HotHistogram.record(value, attributes)` does less: it appends the value, its
+time and context to its label set's list, and every `FOLD_EVERY` values (and at
+collection) folds them under one lock into an in-process aggregate (bucket
+counts, sum, min, max, and the exemplar candidates per bucket), mostly in C
+calls over the whole batch. When a metric reader collects,
 a hook that the SDK calls before it reads its aggregations (registered with the
 provider like an observable instrument's callback, and observing nothing)
 merges those aggregates into the very aggregation objects the SDK's own
@@ -32,6 +34,10 @@ from __future__ import annotations
 import math
 import weakref
 from bisect import bisect_left
+from collections import _count_elements  # C: counts an iterable's items into a dict
+from functools import partial
+from itertools import compress
+from operator import itemgetter
 from time import time_ns
 
 from opentelemetry import context as _context_api
@@ -57,6 +63,8 @@ except Exception:  # pragma: no cover - another SDK
     _SdkHistogram = None
 
 _INF = math.inf
+FOLD_EVERY = 32  # measurements a series keeps before they are folded into its aggregate
+_value_of, _context_of = itemgetter(0), itemgetter(2)
 
 # the current context, read straight from the runtime's ContextVar when it is the default one
 # (get_current() is two Python calls for the same answer)
@@ -76,7 +84,7 @@ class _Series:
     """One label set's values since the last merge, and where they go."""
 
     __slots__ = ("attributes", "instrument", "storages", "aggregations", "counts", "sum", "min", "max",
-                 "last", "sampled", "dirty")
+                 "last", "sampled", "dirty", "pending")
 
     def __init__(self, attributes: dict, instrument, storages, aggregations, buckets: int):
         self.attributes = attributes
@@ -90,6 +98,7 @@ class _Series:
         self.last = [None] * buckets  # per bucket: the last (value, time, context)
         self.sampled = [None] * buckets  # per bucket: the last one recorded inside a sampled span
         self.dirty = False
+        self.pending = []  # (value, time, context) not folded yet (never replaced: see HotHistogram._fold)
 
     def take(self):
         taken = (self.counts, self.sum, self.min, self.max, self.last, self.sampled)
@@ -116,6 +125,7 @@ class HotHistogram:
         self.boundaries = tuple(float(b) for b in boundaries)
         self.limit = limit
         self._buckets = len(self.boundaries) + 1
+        self._bucket_of = partial(bisect_left, self.boundaries)
         self._series: dict = {}
         self._retired: list = []  # series replaced since the last flush (a new SDK or reader set)
         self._lock = owned_lock(self)
@@ -139,24 +149,50 @@ class HotHistogram:
         ):
             self._record_through_sdk(instrument, real, value, attributes, key, series)
             return
-        context = _current_context()
-        measured = (value, time_ns(), context)
-        index = bisect_left(self.boundaries, value)
-        sampled = False
-        if context:  # an empty context (a root span's end) holds no span to sample
-            span_context = get_current_span(context).get_span_context()
-            sampled = span_context.is_valid and span_context.trace_flags.sampled
-        with self._lock:
-            series.counts[index] += 1
-            series.sum += value
-            if value < series.min:
-                series.min = value
-            if value > series.max:
-                series.max = value
-            series.last[index] = measured
-            if sampled:
-                series.sampled[index] = measured
-            series.dirty = True
+        # kept as it is (list.append needs no lock) and folded in batches: see _fold
+        pending = series.pending
+        pending.append((value, time_ns(), _current_context()))
+        if len(pending) >= FOLD_EVERY:
+            with self._lock:
+                self._fold(series)
+
+    def _fold(self, series) -> None:
+        """Fold a series' pending measurements into its aggregate (the caller holds the lock).
+
+        Recording threads only append; the measurements folded are removed from the front of
+        the same list, so one appended meanwhile waits for the next fold. Per bucket, the last
+        measurement and the last one inside a sampled span are the exemplar candidates."""
+        pending = series.pending
+        n = len(pending)
+        if not n:
+            return
+        chunk = pending[:n]
+        del pending[:n]
+        values = list(map(_value_of, chunk))
+        indexes = list(map(self._bucket_of, values))
+        found: dict = {}
+        _count_elements(found, indexes)
+        counts = series.counts
+        for index, count in found.items():
+            counts[index] += count
+        series.sum += sum(values)
+        low, high = min(values), max(values)
+        if low < series.min:
+            series.min = low
+        if high > series.max:
+            series.max = high
+        last = series.last
+        for index, measured in dict(zip(indexes, chunk)).items():  # the last one per bucket wins
+            last[index] = measured
+        # an empty context (a root span's end) holds no span to sample
+        in_spans = list(compress(zip(indexes, chunk), map(_context_of, chunk)))
+        if in_spans:
+            sampled = series.sampled
+            for index, measured in in_spans:
+                span_context = get_current_span(measured[2]).get_span_context()
+                if span_context.is_valid and span_context.trace_flags.sampled:
+                    sampled[index] = measured
+        series.dirty = True
 
     def _record_through_sdk(self, instrument, real, value, attributes, key, series) -> None:
         """A value the SDK's own record takes: no SDK yet, not mergeable, out of range, a
@@ -196,6 +232,9 @@ class HotHistogram:
         """Merge what was recorded since the last flush into the SDK's aggregations."""
         with self._lock:
             retired, self._retired = self._retired, []
+            for series in (*retired, *self._series.values()):
+                if series.pending:
+                    self._fold(series)
             work = [(series, series.take()) for series in (*retired, *self._series.values()) if series.dirty]
         candidates = []
         for series, (counts, total, low, high, last, sampled) in work:
