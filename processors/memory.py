@@ -110,14 +110,11 @@ class MemoryStage:
             if self._globs is None:
                 # inline of measures()
                 try:
-                    raw = span._attributes
-                except AttributeError:
-                    raw = None
-                if type(raw) is BoundedAttributes:
-                    if _OPERATION not in raw._dict:
+                    if _OPERATION not in span._attributes._dict:  # an SDK span's BoundedAttributes
                         return
-                elif not _has_operation(span):
-                    return
+                except AttributeError:
+                    if not _has_operation(span):
+                        return
             elif not self._globs.matches(span.name):
                 return
             if self._closed:

@@ -63,3 +63,17 @@ def test_a_failing_start_reading_is_swallowed_logged_and_costs_only_the_memory_a
     assert all(attr.MEMORY_RSS_DELTA not in s.attributes for s in spans)
     assert sum("internal error" in r.getMessage() for r in caplog.records) == 1
     provider.shutdown()
+
+
+def test_a_span_that_is_not_the_sdks_is_read_through_its_public_fields():
+    from types import SimpleNamespace
+
+    memory = MemoryStage(load_settings(environ={}))
+    context = SimpleNamespace(span_id=7)
+    memory.on_start(SimpleNamespace(name="x", attributes={"k": 1}, context=context))
+    assert memory.open_spans() == 0  # not an operation
+    span = SimpleNamespace(name="op", attributes={attr.OPERATION: "send"}, context=context)
+    memory.on_start(span)
+    assert memory.open_spans() == 1
+    values = memory.quick(span, "op", None)
+    assert set(values) == {attr.MEMORY_RSS_DELTA, attr.MEMORY_RSS} and memory.open_spans() == 0
