@@ -29,7 +29,10 @@ attributes. `EarlyRedactionStage` runs first and rewrites the span name and the
 attributes only, so the stages in between (slow, memory, metrics) take their
 metric labels (`span.name`, template and queue names) and their per-name tables
 from address-free text; metric labels never pass through the last stage. It is cheap when there is nothing to do: a string is only searched
-when a quick substring test finds an `@` (or one of its encoded forms).
+when a quick substring test finds an `@` (or one of its encoded forms). Failures repeat, so
+the last stage remembers what it made of a failure text (exception message, stack trace,
+status description, a whole exception event) once it has seen it twice, in bounded tables
+(see "remembered texts" below).
 """
 
 from __future__ import annotations

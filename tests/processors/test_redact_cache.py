@@ -17,7 +17,7 @@ from mailscope.processors.chain import build_stages
 from mailscope.processors.pipeline import EnrichingSpanProcessor, Pipeline, StartProcessor
 from mailscope.processors.redact import _redact_remembered, _redact_text, forget_texts, redact
 from tests.processors.test_redact import MASKED, UNTOUCHED
-from tests.support.span_strings import exported_text
+from tests.support.span_strings import exported_strings, exported_text
 
 
 @pytest.fixture(autouse=True)
@@ -209,3 +209,34 @@ def test_the_local_part_ends_at_the_window_and_at_the_floor():
     assert redaction._local_start("abcd@", 4, 2, redaction._PLAIN_RUN) == 2
     assert redaction._local_start("abcd@", 4, 4, redaction._PLAIN_RUN) == 4
     assert redaction._local_start("@", 0, 0, redaction._PLAIN_RUN) == 0
+
+
+def _storm_strings(mode, count=6):
+    pipeline = Pipeline(build_stages(load_settings(environ={"MAILSCOPE_REDACT": mode})))
+    provider = TracerProvider()
+    out = InMemorySpanExporter()
+    provider.add_span_processor(StartProcessor(pipeline))
+    provider.add_span_processor(EnrichingSpanProcessor(pipeline, SimpleSpanProcessor(out)))
+    tracer = provider.get_tracer("t")
+    for i in range(count):
+        with tracer.start_as_current_span("email.send") as span:
+            recipient = "jane@example.org" if i % 3 else f"user{i}@example.org"  # repeats and one-offs
+            try:
+                raise ValueError(f"refused {{'{recipient}': (550, b'5.1.1 <{recipient}> unknown')}}")
+            except ValueError as exc:
+                span.record_exception(exc, attributes={"attempt": 2} if i % 2 else None)
+            span.add_event(f"bounce {recipient}", {"who": recipient, "note": "see https://user@example.com/x"})
+            span.set_status(Status(StatusCode.ERROR, f"could not deliver to {recipient}"))
+    provider.shutdown()
+    return [list(map(str, exported_strings(s))) for s in out.get_finished_spans()]
+
+
+@pytest.mark.parametrize("mode", ["domain", "full"])
+def test_the_tables_are_invisible_in_what_is_exported(mode, monkeypatch):
+    """The same spans through the chain with the tables and without them export the same strings."""
+    remembered = _storm_strings(mode)
+    assert redaction._texts[mode]  # the repeats went through the tables
+    monkeypatch.setattr(redaction, "_texts", {})  # every text scanned, as before the tables
+    scanned = _storm_strings(mode)
+    assert remembered == scanned
+    assert all("jane@" not in s and "user0@" not in s for span in remembered for s in span)
