@@ -97,6 +97,9 @@ def redacting_log_processor(mode: str):
     """The SDK's `export_log_record_processor` factory: a batch processor per exporter, behind redaction."""
 
     def factory(exporter):
+        from mailscope.exporters import export_locks
+
+        export_locks.guard_exporter(exporter)
         batch = BatchLogRecordProcessor(exporter)
         return batch if mode == "off" else RedactingLogRecordProcessor(batch, mode)
 

@@ -242,8 +242,12 @@ def wrap_reader(reader, redactor: MetricRedactor) -> bool:
 
 def install(meter_provider, mode: str) -> int:
     """Wrap every reader of an SDK MeterProvider; returns how many were wrapped."""
+    from mailscope.exporters import export_locks
+
+    readers = getattr(meter_provider, "_metric_readers", None) or ()
+    for reader in readers:
+        export_locks.guard_metric_reader(reader)
     if mode == "off":
         return 0
-    readers = getattr(meter_provider, "_metric_readers", None) or ()
     redactor = MetricRedactor(mode)
     return sum(wrap_reader(reader, redactor) for reader in readers)
