@@ -200,7 +200,24 @@ class ErrorsStage:
         if code is None and enhanced is None:
             status = http_error_status(attributes)
             if status is not None:
-                return categorize(http_status_line(status))
+                return _categorize_hint(http_status_line(status))
             return category, retryable
         hint = " ".join(str(part) for part in (code, enhanced) if part is not None)
-        return categorize(hint)
+        return _categorize_hint(hint)
+
+
+# (category, retryable) of the span-code hints (`550 5.1.1`, `HTTP 503 Service Unavailable`):
+# a storm of failures whose message says nothing repeats the same few hints, and categorize
+# costs 10-50 us a call. A pure function of the hint, remembered in a small bounded dict.
+_HINTS_MAX = 256
+_HINT_MAX_CHARS = 64
+_hints: dict = {}
+
+
+def _categorize_hint(hint: str):
+    result = _hints.get(hint)
+    if result is None:
+        result = categorize(hint)
+        if len(hint) <= _HINT_MAX_CHARS:
+            _remember(_hints, _HINTS_MAX, hint, result)
+    return result

@@ -96,3 +96,64 @@ def test_event_attributes_are_read_from_sdk_and_plain_events_alike():
     assert event_attributes(sdk_event)[attr.EXCEPTION_TYPE] == "ValueError"
     assert event_attributes(Event("exception", {attr.EXCEPTION_TYPE: "KeyError"})) == {attr.EXCEPTION_TYPE: "KeyError"}
     assert event_attributes(Event("exception", None)) == {}
+
+
+HINTS = ["550 5.1.1", "421 4.7.0", "452", "5.2.2", "HTTP 503 Service Unavailable", "HTTP 429 Too Many Requests",
+         "HTTP 401 Unauthorized", "250 2.0.0"]
+
+
+@pytest.fixture
+def no_hints(monkeypatch):
+    monkeypatch.setattr(errors, "_hints", {})
+
+
+def test_a_remembered_hint_gives_what_categorize_gives(no_hints):
+    from mailscope.processors.error_categories import categorize
+
+    first = [errors._categorize_hint(hint) for hint in HINTS]
+    again = [errors._categorize_hint(hint) for hint in HINTS]  # from the table
+    assert first == again == [categorize(hint) for hint in HINTS]
+    assert set(errors._hints) == set(HINTS)
+
+
+def test_the_hint_table_is_bounded(no_hints, monkeypatch):
+    monkeypatch.setattr(errors, "_HINTS_MAX", 4)
+    for code in range(500, 560):
+        errors._categorize_hint(f"{code} 5.1.1")
+    assert len(errors._hints) == 4
+    long_hint = "550 " + "5.1.1 " * 20
+    errors._categorize_hint(long_hint)
+    assert long_hint not in errors._hints
+
+
+def test_span_codes_decide_an_unknown_message_the_same_every_time(no_hints):
+    def failed():
+        out = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(out))
+        attributes = {attr.SMTP_RESPONSE_CODE: 552, attr.SMTP_ENHANCED_STATUS: "5.2.2"}
+        with provider.get_tracer("t").start_as_current_span("email.send", attributes=attributes) as span:
+            span.set_status(Status(StatusCode.ERROR, "the thing went wrong"))
+        draft = SpanDraft(out.get_finished_spans()[0])
+        ErrorsStage(counter=_Counter())(draft)
+        return draft.attributes[attr.ERROR_CATEGORY], draft.attributes[attr.ERROR_RETRYABLE]
+
+    first, second = failed(), failed()
+    assert first == second == ("mailbox_full", False)
+    assert "552 5.2.2" in errors._hints
+
+
+def test_an_http_status_decides_an_unknown_message_through_the_hint_table(no_hints):
+    from mailscope.processors.error_categories import categorize
+
+    out = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(out))
+    with provider.get_tracer("t").start_as_current_span("GET", attributes={attr.HTTP_RESPONSE_STATUS_CODE: 503}) as span:
+        span.set_status(Status(StatusCode.ERROR, "the thing went wrong"))
+    for _ in range(2):
+        draft = SpanDraft(out.get_finished_spans()[0])
+        ErrorsStage(counter=_Counter())(draft)
+        got = (draft.attributes[attr.ERROR_CATEGORY], draft.attributes[attr.ERROR_RETRYABLE])
+        assert got == categorize("HTTP 503 Service Unavailable") != ("unknown", False)
+    assert "HTTP 503 Service Unavailable" in errors._hints
