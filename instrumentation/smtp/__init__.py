@@ -2,8 +2,8 @@
 
     SMTPInstrumentor().instrument(tracer_provider=..., meter_provider=...)
 
-smtplib (SMTP, SMTP_SSL, LMTP) is always instrumented; aiosmtplib when it is
-installed. The span lifecycles are described in `smtp.spans`; the attributes
+smtplib (SMTP, SMTP_SSL, LMTP) is always instrumented; aiosmtplib when the app
+imports it (a post-import hook, so a process that never uses it does not load it). The span lifecycles are described in `smtp.spans`; the attributes
 follow the contract (email.provider=smtp, server.address/port, recipient count
 and domains, refused count and events, message bytes, Message-ID hash, reply
 code and RFC 3463 status, smtp.tls, MAILSCOPE_HEADER_ATTRIBUTES mappings).
@@ -13,6 +13,7 @@ from the spans by the operation_metrics stage.
 
 from __future__ import annotations
 
+import wrapt
 from opentelemetry import trace
 from mailscope.instrumentation.common.base import MailscopeInstrumentor
 
@@ -35,20 +36,40 @@ class SMTPInstrumentor(MailscopeInstrumentor):
     def instrumentation_dependencies(self):
         return ()  # smtplib is in the standard library; aiosmtplib is used when present
 
+    _async_hook = None  # the post-import hook of the current instrumentation
+    _async_wrapped = False  # aiosmtplib's wrappers are in place
+
     def _instrument(self, **kwargs):
         tracer = trace.get_tracer(__name__, __version__, kwargs.get("tracer_provider"))
         recipients = RecipientsMetric(kwargs.get("meter_provider"))
         smtp_sync.instrument(SMTPTelemetry(tracer, recipients, smtp_sync.SmtplibDialect()))
-        smtp_async = _aiosmtplib()
-        if smtp_async is not None:
+
+        def on_aiosmtplib(module):
+            # runs at once when aiosmtplib is already imported, else right after its import;
+            # a hook left over from an earlier instrumentation does nothing
+            if SMTPInstrumentor._async_hook is not on_aiosmtplib or SMTPInstrumentor._async_wrapped:
+                return
             try:
+                smtp_async = _aiosmtplib()
+                if smtp_async is None:
+                    return
                 dialect = smtp_async.AiosmtplibDialect()
+                SMTPInstrumentor._async_wrapped = True  # before: a partial failure is unwrapped too
                 smtp_async.instrument(SMTPTelemetry(tracer, recipients, dialect), dialect)
             except Exception:
                 internal_error("instrumenting aiosmtplib")
 
+        SMTPInstrumentor._async_hook = on_aiosmtplib
+        try:
+            wrapt.register_post_import_hook(on_aiosmtplib, "aiosmtplib")
+        except Exception:
+            internal_error("aiosmtplib import hook")
+
     def _uninstrument(self, **kwargs):
         smtp_sync.uninstrument()
-        smtp_async = _aiosmtplib()
-        if smtp_async is not None:
-            smtp_async.uninstrument()
+        SMTPInstrumentor._async_hook = None
+        if SMTPInstrumentor._async_wrapped:
+            SMTPInstrumentor._async_wrapped = False
+            smtp_async = _aiosmtplib()
+            if smtp_async is not None:
+                smtp_async.uninstrument()
