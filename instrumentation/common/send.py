@@ -164,7 +164,12 @@ def message_id_hash(value) -> str | None:
         text = text[1:-1].strip()
     if not text:
         return None
-    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:16]
+    digest = _SHA256.copy()  # a copy skips OpenSSL's per-call lookup of the algorithm
+    digest.update(text.encode("utf-8", "replace"))
+    return digest.hexdigest()[:16]
+
+
+_SHA256 = hashlib.sha256()  # never updated itself: only copied
 
 
 def message_size(data) -> int | None:
