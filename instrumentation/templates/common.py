@@ -154,6 +154,8 @@ class RequestScope(SpanProcessor):
         try:
             if span.kind is SpanKind.SERVER:
                 inside = True
+            elif not self.live:  # no request in progress (an email worker): nothing to look up
+                return
             else:
                 parent = span.parent
                 inside = parent is not None and not parent.is_remote and parent.span_id in self.live
