@@ -126,7 +126,10 @@ def run_app(tmp_path, files, target, paths, **env_extra):
             for path in paths:
                 with urllib.request.urlopen(served.base + path, timeout=30) as response:
                     pages[path] = response.read().decode()
-            spans = wait_for_spans(traces, lambda s: sum(x["name"] == attr.SPAN_SEND for x in s) >= len(paths))
+            # every send and every request's SERVER span: the request span ends after its send, when
+            # the response has gone out, and can reach the file in a later batch
+            spans = wait_for_spans(traces, lambda s: sum(x["name"] == attr.SPAN_SEND for x in s) >= len(paths)
+                                   and all(server_spans(s, path.strip("/")) for path in paths))
         delivered = len(smtp.handler.messages)
     assert delivered == len(paths)
     assert traces.exists(), served.output
@@ -134,8 +137,12 @@ def run_app(tmp_path, files, target, paths, **env_extra):
     return pages, spans
 
 
+def server_spans(spans, route):
+    return [s for s in spans if s["kind"] == "SERVER" and route in s["name"]]
+
+
 def request_spans(spans, route):
-    server = [s for s in spans if s["kind"] == "SERVER" and route in s["name"]]
+    server = server_spans(spans, route)
     assert len(server) == 1, [(s["name"], s["kind"]) for s in spans]
     trace_id = server[0]["trace_id"]
     return server[0], [s for s in spans if s["trace_id"] == trace_id]
