@@ -155,6 +155,7 @@ class CeleryTelemetry:
             (signals.task_retry, self.retry),
             (signals.task_failure, self.failure),
             (signals.task_postrun, self.postrun),
+            (signals.worker_process_shutdown, self.process_shutdown),
         )
 
     def _remember(self, table: dict, key, value) -> None:
@@ -295,6 +296,17 @@ class CeleryTelemetry:
                     span.end()
         except Exception:
             internal_error("celery task_postrun")
+
+
+    def process_shutdown(self, **kwargs):
+        """A prefork pool child is about to leave with os._exit(), which runs no exit handler:
+        export the spans and measurements it still holds (bounded, mailscope.forks)."""
+        try:
+            from mailscope.forks import flush_providers
+
+            flush_providers()
+        except Exception:
+            internal_error("celery worker_process_shutdown")
 
 
 def queue_wait_histogram(meter_provider):
