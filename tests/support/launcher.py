@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import random
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import textwrap
 from pathlib import Path
 
@@ -15,9 +19,102 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
+    """A loopback port for a server that a child process (or a later bind) will listen on.
+
+    Not `bind(0)`: that hands out a port from the kernel's ephemeral range and forgets it, so
+    between this call and the server's own bind, any outgoing connection on the host (an OTLP
+    exporter, a Redis client, a Collector forwarding) may take it as its source port, and a later
+    `bind(0)` may hand out the same number again. Both happened in CI ("bind: address already in
+    use" from Jaeger). The port comes from outside the ephemeral range instead, is never handed
+    out twice in a process, and is reserved host-wide for this process's lifetime by a lock on
+    one byte of a shared file, so concurrent test runs on one host don't pick it either."""
+    return _PORTS.take()
+
+
+class _PortPool:
+    LOCK_FILE = Path(tempfile.gettempdir()) / "mailscope-test-ports.lock"
+
+    def __init__(self):
+        self._given: set[int] = set()
+        self._guard = threading.Lock()
+        self._fd: int | None = None
+        self._rng = random.Random(int.from_bytes(os.urandom(8), "little"))  # never the app's `random`
+        self.low, self.high = _outside_ephemeral_range()
+
+    def take(self) -> int:
+        with self._guard:
+            if self._fd is None:
+                try:
+                    self._fd = os.open(self.LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+                except OSError:  # someone else's file: reserve within this process only
+                    self._fd = -1
+            for _ in range(4 * (self.high - self.low)):
+                port = self._rng.randint(self.low, self.high)
+                if port in self._given or port in _reserved_ports():
+                    continue
+                self._given.add(port)  # tried once, never again: taken by us or by someone else
+                if self._reserve(port) and _bindable(port):
+                    return port
+            raise RuntimeError(f"no free loopback port in {self.low}-{self.high}")
+
+    def _reserve(self, port: int) -> bool:
+        if self._fd < 0:
+            return True
+        try:  # POSIX record lock on byte `port`: held until this process exits
+            fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, port, os.SEEK_SET)
+            return True
+        except OSError:
+            return False
+
+
+def _ip_local(name: str) -> str:
+    try:
+        return Path(f"/proc/sys/net/ipv4/{name}").read_text()
+    except OSError:
+        return ""
+
+
+def _outside_ephemeral_range() -> tuple[int, int]:
+    """The larger of the two stretches of 1024-65535 that the kernel never uses for source ports."""
+    fields = _ip_local("ip_local_port_range").split()
+    low, high = (int(fields[0]), int(fields[1])) if len(fields) == 2 else (32768, 60999)
+    below, above = (10000, low - 1), (high + 1, 65535)
+    if below[1] - below[0] < 1000:  # a range starting low: anything under it above the well-known ports
+        below = (1024, low - 1)
+    best = max(below, above, key=lambda r: r[1] - r[0])
+    if best[1] - best[0] < 1000:
+        raise RuntimeError(f"the ephemeral port range {low}-{high} leaves no room for test servers")
+    return best
+
+
+_RESERVED: set[int] | None = None
+
+
+def _reserved_ports() -> set[int]:
+    """ip_local_reserved_ports: ports the host has set aside for its own services."""
+    global _RESERVED
+    if _RESERVED is None:
+        _RESERVED = set()
+        for part in _ip_local("ip_local_reserved_ports").strip().split(","):
+            if "-" in part:
+                a, b = part.split("-")
+                _RESERVED.update(range(int(a), int(b) + 1))
+            elif part.strip():
+                _RESERVED.add(int(part))
+    return _RESERVED
+
+
+def _bindable(port: int) -> bool:
+    """Nothing listens on it and no connection uses it (no SO_REUSEADDR: stricter than servers)."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+_PORTS = _PortPool()
 
 
 def base_env(**extra) -> dict:

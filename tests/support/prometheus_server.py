@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -22,15 +21,11 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from tests.support.launcher import free_port
+
 
 def prometheus_binary() -> str | None:
     return shutil.which("prometheus")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def scrape_config_yaml(scrape_targets: dict, scrape_interval: str, rule_files=()) -> str:
@@ -70,7 +65,7 @@ class PrometheusServer:
         self.config_path.write_text(
             config_text if config_text is not None else scrape_config_yaml(scrape_targets or {}, scrape_interval, rule_files)
         )
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.workdir / "prometheus.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
