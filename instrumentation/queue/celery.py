@@ -46,6 +46,7 @@ from opentelemetry.trace import Link, SpanKind
 
 from mailscope import attributes as attr
 from mailscope._safety import internal_error
+from mailscope.locks import owned_lock
 from mailscope.instrumentation.common import wrapper_layers
 from mailscope.instrumentation.common.failures import mark_failed
 from mailscope.instrumentation.queue.telemetry import wait_seconds
@@ -131,7 +132,7 @@ class CeleryTelemetry:
         self._wait_cap = LabelCap(DESTINATION_LABELS_MAX)
         self._publish_span = threading.local()  # our publish span, while send_task runs
         self._running: dict = {}  # task id -> (span, context token) or (None, attributes) for upstream's span
-        self._lock = threading.Lock()
+        self._lock = owned_lock(self)  # a prefork child gets it unlocked (mailscope/locks.py)
         self._signals = None
 
     # --- wiring ---------------------------------------------------------------------

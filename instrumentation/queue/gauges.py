@@ -36,6 +36,7 @@ from opentelemetry.metrics import Observation
 
 from mailscope import attributes as attr
 from mailscope._safety import internal_error, log_once
+from mailscope.locks import owned_lock
 from mailscope.instrumentation.queue import envelope
 from mailscope.metrics import DESTINATION_LABELS_MAX, LabelCap
 
@@ -84,7 +85,9 @@ class QueueGauges:
         self._client = None
         self._known: dict[str, bool] = {}  # key -> is a dead-letter list
         self._cap = LabelCap(DESTINATION_LABELS_MAX)
-        self._lock = threading.RLock()  # building our client runs the Redis.__init__ hook
+        # building our client runs the Redis.__init__ hook (an RLock); held across the Redis reads of a
+        # collection, so a worker forked meanwhile gets it back unlocked (mailscope/locks.py)
+        self._lock = owned_lock(self, threading.RLock)
         self._sample = None  # (monotonic, depths, ages)
         self._retry_at = 0.0
         self._down = False

@@ -25,6 +25,9 @@ from mailscope.histograms import HotHistogram
 from mailscope.metrics import LabelCap, Tally
 from mailscope.processors.slow import SlowStage
 from mailscope.config import settings
+from mailscope.instrumentation.queue.celery import CeleryTelemetry
+from mailscope.instrumentation.queue.gauges import QueueGauges
+from mailscope.metrics import Instruments
 
 meter = MeterProvider(metric_readers=[InMemoryMetricReader()]).get_meter("t")
 tally = Tally(meter, "t.count")
@@ -33,6 +36,9 @@ hist = HotHistogram(meter.create_histogram("t.hist"), (1.0, 2.0))
 for _ in range(2):
     hist.record(0.5, {"k": "v"})
 slow = SlowStage(settings())
+# nothing listens on port 9: a collection fails fast and backs off, after taking the lock
+gauges = QueueGauges(Instruments(meter=meter), ["*"], "redis://127.0.0.1:9/0")
+celery = CeleryTelemetry(None, None)
 
 cases = {
     "tally": (lambda: tally._lock, lambda: tally.add(1, {"a": "b"})),
@@ -40,6 +46,9 @@ cases = {
     "hot histogram": (lambda: hist._lock, lambda: (hist.record(0.5, {"k": "v"}), hist.flush())),
     "log once": (lambda: _safety._lock, lambda: _safety.log_once("child", "from the child")),
     "slow stage": (lambda: slow._lock, lambda: slow.baseline("email.send")),
+    # the metric reader's thread holds it across a collection's Redis reads
+    "queue gauges": (lambda: gauges._lock, lambda: gauges._read()),
+    "celery telemetry": (lambda: celery._lock, lambda: celery._remember({}, "task-id", None)),
 }
 results = {}
 for name, (lock_of, use) in cases.items():
@@ -74,4 +83,4 @@ def test_a_forked_child_takes_every_lock_another_thread_held_at_the_fork(tmp_pat
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(result.stdout.splitlines()[-1])
-    assert results == {name: "finished" for name in results} and len(results) == 5, results
+    assert results == {name: "finished" for name in results} and len(results) == 7, results
