@@ -311,6 +311,10 @@ GENERALISE_NAMES = ("generalise_providers", "generalise_mta_logs", "generalise_c
 # the second wave (issue 18 §1, later): providers, filters and sending services, and MTAs and client
 # libraries that the first wave did not draw on; split by the same hash, committed before any score
 WAVE2_NAMES = ("generalise_wave2_providers", "generalise_wave2_senders")
+# the third wave (issue 18 §1, later still): more Microsoft 365, Gmail, Yahoo / AOL, Apple and regional
+# providers, filters, greylisting and sending-service API bodies, and the exceptions of web frameworks'
+# and other languages' mail libraries; split by the same hash, committed before any score
+WAVE3_NAMES = ("generalise_wave3_providers", "generalise_wave3_senders")
 
 
 @dataclass(frozen=True)
