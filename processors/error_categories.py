@@ -86,12 +86,37 @@ _OVERRIDES = (
         r"unencrypted connection", r"encryption (?:is )?required", r"no recipients defined", r"\beenvelope\b",
         r"requires? (?:a )?(?:secure|encrypted|tls) (?:connection|channel)(?! or the client was not authenticated)",
         r"already (?:using|negotiated|started|running|established) (?:tls|ssl|starttls)", r"(?:tls|ssl) (?:is )?already",
-    ), _CLIENT_CONFIG_HINTS),
+        # the mail did not travel over TLS, or the other end must offer it (Gmail 4.7.29, Microsoft 4.7.321)
+        r"(?:not|n't|without)(?: been| being)? (?:sent )?(?:over|using|via|through) (?:a |an )?(?:tls|ssl|encrypted)",
+        r"must (?:support|use|offer) (?:tls|ssl|starttls|encryption)", r"starttls[- ]not[- ]supported",
+        # settings that contradict each other or are missing (`EMAIL_USE_TLS/EMAIL_USE_SSL are mutually exclusive`)
+        r"mutually exclusive",
+    ), _CLIENT_CONFIG_HINTS + ("exclusive",)),
+    (VALIDATION, _rx(  # the client's settings: a required setting is missing, a setting is misconfigured
+        r"(?:missing|required|undefined|unset) (?:required )?(?:setting|config(?:uration)? (?:key|value|option)|option)\b",
+        r"improperly ?configured", r"\bsettings?\b[^.;]{0,20}(?:is|are) (?:missing|required|not set)",
+    ), ("setting", "config", "option")),
+    (VALIDATION, _rx(  # an address that does not parse: RFC 5322 addr-spec, parsers of address lists
+        r"\baddr-spec\b", r"(?:can ?not|cannot|could not|unable to|failed to) parse[^.;]{0,20}\baddress",
+        r"address ?list can ?not parse",
+    ), ("addr-spec", "parse")),
     (AUTHENTICATION, _rx(
         r"relay(?:ing)? (?:access )?(?:denied|not permitted|not allowed|prohibited)", r"unable to relay",
         r"not permitted to relay", r"relay not permitted", r"we do not relay", r"account is locked", r"locked out",
     )),
-    (AUTHENTICATION, _rx(r"rcpthosts"), ("rcpthosts",)),  # qmail: `that domain isn't in my list of allowed rcpthosts`
+    (AUTHENTICATION, _rx(r"rcpthosts"), ("rcpthosts",)),
+    (RECIPIENT, _rx(  # the recipient (a group, an organisation) restricts who may send to it
+        r"delivery restriction", r"delivery not authori[sz]ed",
+        r"not authenticated for (?:the )?(?:group|organi[sz]ation|distribution list|mailbox|public folder|mail user)",
+        r"sendernotauthenticatedfor", r"allowed-senders", r"not in (?:the )?(?:allowed|accepted) senders",
+    ), ("restriction", "sendernotauthenticatedfor", "authenticated for", "allowed", "accepted senders", "not authori")),
+    (REPUTATION, _rx(  # a receiver that will not take our mail, whatever code it uses (AOL's 521 5.2.1)
+        r"will not accept (?:delivery of )?(?:this|your) (?:message|mail|e-?mail)",
+        r"(?:will not|won't|does not|doesn't) accept (?:mail|messages|e-?mail) from (?:you|your|this)",
+    ), ("accept",)),
+    (CONTENT, _rx(  # the message's form: RFC 5322 compliance, a From address it must carry
+        r"rfc ?5322[^.;]{0,40}complian", r"(?:include|have|contain|carry) a valid from\b",
+    ), ("complian", "valid from")),  # qmail: `that domain isn't in my list of allowed rcpthosts`
     (REPUTATION, _rx(
         r"unsolicited", r"bad outbound sender", r"blocked senders?\b", r"sender (?:address |ip )?blocked", r"outbound spam", r"banned sender", r"gr[ae]ylist",
         r"deferred due to (?:unexpected volume or )?(?:excessive )?user complaints",
@@ -196,7 +221,7 @@ _WORDING = (
         r"sender address rejected", r"sender (?:domain|address) (?:not found|invalid|unknown|must exist)",
         r"sender (?:address )?verif(?:y|ication)[^.;]{0,10}fail", r"verification failed for", r"sender signature", r"sender identity",
         r"(?:is )?not (?:a )?verified", r"unverified", r"not owned by", r"send ?as ?denied", r"send as this",
-        r"sandbox", r"test purposes only", r"pending approval", r"^domain not found:", r"\"domain not found:",
+        r"sandbox", r"test purposes only", r"pending approval", r"(?:^|[:\"] ?)domain not found: ",
         r"mail ?from domain",
     )),
     (SENDER_AUTH, _rx(r"\bspf\b", r"\bptr\b", r"your hostname", r"authentication results")),
@@ -210,6 +235,10 @@ _WORDING = (
         r"must issue a starttls", r"\bauthenticate\b", r"permission denied",
     )),
     (AUTHENTICATION, _rx(r"auth(?:entication)?[_-]?fail"), ("auth_fail", "authfail", "auth-fail", "authentication_fail")),
+    (AUTHENTICATION, _rx(  # no mechanism in common: `No suitable authentication method`, `server doesn't support AUTH`
+        r"(?:authentication|auth|sasl|login) (?:method|mechanism)s?\b", r"(?:does ?n[o']t|not) support(?:s|ed)? auth\b",
+        r"\bauth (?:is )?not (?:supported|enabled|available|offered|advertised)",
+    ), ("method", "mechanism", "support", "auth not", "auth is not")),
     (CONTENT, _rx(r"virus", r"malware", r"malicious", r"executable", r"attachment", r"infected")),
     (REPUTATION, _rx(r"spam", r"junk", r"phish", r"\bbulk\b", r"resolver\.rst", r"reputation")),
     (CONTENT, _rx(
@@ -231,7 +260,7 @@ _WORDING = (
         r"(?:address|mailbox|recipient|user|account)[^.;]{0,40}(?:could ?n[o']t|cannot|can't|can not) be found",
         r"recipients? (?:not found|unknown|rejected|invalid)", r"recip(?:ient)?notfound",
         r"recipient address rejected: access denied",
-        r"(?:mailbox|address|user|recipient|account) (?:is )?(?:not found|unavailable|disabled|inactive|deactivated|suspended|closed|discontinued)",
+        r"(?:mailbox|address|user|recipient|account) (?:is )?(?:not found|unavailable|disabled|inactive|deactivated|suspended|closed|discontinued|frozen|terminated)",
         r"(?:account|mailbox) has been (?:disabled|deactivated|suspended|closed|discontinued)",
         r"unroute?able", r"\bno mx\b", r"\bnull mx\b", r"nonexistent domain", r"non-existent domain",
         r"domain(?: <host>)? (?:does not exist|not found|name not found)", r"host or domain name not found",
@@ -255,7 +284,7 @@ _WORDING = (
         r"\[ssl", r"\bssl", r"\btls\b", r"starttls", r"certificate", r"handshake", r"tls error",
     )),
     (TIMEOUT, _rx(
-        r"timed? ?out", r"time-?out", r"deadline exceeded", r"took too long", r"expired", r"time ?limit",
+        r"timed? ?out", r"time-?out", r"deadline exceeded", r"took too long", r"expired", r"time ?limit", r"\btoo old\b",
         r"too long in (?:the )?queue",
     )),
     (VALIDATION, _rx(
@@ -267,7 +296,7 @@ _WORDING = (
     )),
     (VALIDATION, _rx(  # the request names something that is not there or not set up (a recipient was decided above)
         r"does ?n[o']t exist", r"unconfigured", r"not configured",
-        r"(?:may|must|can|cannot|can't|should)(?: not)? be (?:blank|empty|nil|null|none)\b",
+        r"(?:may|must|can|cannot|can't|should)(?: not)? be (?:an? )?(?:blank|empty|nil|null|none)\b",
     ), ("exist", "configured", " be ")),
 )
 
@@ -285,7 +314,7 @@ _GENERIC_INFRA = _rx(
     r"connect call failed", r"error connecting", r"failed to establish", r"could not connect", r"unable to connect",
     r"cannot connect", r"callout", r"retry time not reached", r"\bdefer", r"not available", r"try again later",
     r"closing (?:connection|transmission channel)", r"out of memory", r"unavailable",
-    r"lost (?:input )?channel", r"\bfrozen\b", r"unable to process", r"greeting", r"socket close",
+    r"lost (?:input )?channel", r"\bfrozen\b", r"no such host", r"unable to process", r"greeting", r"socket close",
 )
 # wording of a transient server-side problem: decides over the generic fallback of an ambiguous
 # enhanced code (x.7.0 is `other security`, x.3.0 `other system status`)
@@ -365,8 +394,8 @@ _PERMANENT = _rx(
     r"do not retry", r"don't retry", r"returned to sender", r"status=bounced", r"retry timeout exceeded",
     r"message expired", r"status=expired", r"too long in (?:the )?queue", r"giving up",
 )
-# qmail's `I'm not going to try again; ... in the queue too long`, OpenSMTPD's `Envelope expired`
-_PERMANENT_PHRASES = ("not going to try again", "the queue too long", "envelope expired")
+# qmail's `I'm not going to try again; ... in the queue too long`, OpenSMTPD's `Envelope expired`, Mailgun's `Too old`
+_PERMANENT_PHRASES = ("not going to try again", "the queue too long", "envelope expired", "too old")
 # the sender's own classification says transient (SES `bounceType=Transient`, lettre's `transient
 # error (451)`): retryable even under a 5.x.x code
 _TRANSIENT = _rx(r"\btransient\b", r"soft ?bounce")
@@ -376,10 +405,22 @@ _TEMPORARY = _rx(
 )
 
 
+_NAMESPACE = re.compile(r"\.|::|\\")
+
+
 def _type_key(error_type: str | None) -> str:
+    """The class name without its module or namespace: Python `smtplib.X`, Ruby `Net::X`, PHP `A\\B\\X`."""
     if not error_type:
         return ""
-    return error_type.rsplit(".", 1)[-1].lower().rstrip("()")
+    return _NAMESPACE.split(error_type)[-1].lower().rstrip("()")
+
+
+def _type_category(error_type: str | None):
+    key = _type_key(error_type)
+    category = TYPE_CATEGORY.get(key)
+    if category is None and error_type and key == "error" and "template" in error_type.lower():
+        category = CONTENT  # Ruby's ActionView::Template::Error: a template that failed to render
+    return category
 
 
 # several refused recipients in one exception (smtplib's dict, aiosmtplib's list) reach us as
@@ -447,8 +488,7 @@ def categorize(pattern: str, error_type: str | None = None) -> tuple[str, bool]:
         else:
             category = _SMTP_CODES.get(code)
     if category is None:
-        key = _type_key(error_type)
-        category = TYPE_CATEGORY.get(key)
+        category = _type_category(error_type)
         if category is None:
             named = _TYPE_IN_TEXT.search(text)
             if named is not None:

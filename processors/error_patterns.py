@@ -753,7 +753,9 @@ def _mask_host_names(out: list) -> None:
                     out[index] = HOST + match.group(1)  # `port: 25` is a port, `port: relay01, 25` a host
 
 
-_CONTEXT_WORDS = frozenset(("user", "User", "USER", "for", "For", "FOR", "from", "From", "FROM", "part"))
+_CONTEXT_WORDS = frozenset(("user", "User", "USER", "for", "For", "FOR", "from", "From", "FROM", "part", "template", "Template"))
+# `Template welcome does not exist`: the word between a named resource and what is wrong with it is its name
+_NAMED_STATE = frozenset("does doesn't not is isn't was wasn't could couldn't cannot can't has hasn't failed".split())
 # `The recipient address <john.doe> is not valid`: what an address slot holds is an address
 _ADDRESS_SLOT = frozenset(("address", "Address", "recipient", "Recipient", "sender", "Sender", "mailbox", "Mailbox"))
 _BRACKETED = re.compile(r"<(?:[^<>\s]|<\*>)+>([:.,;]?)")
@@ -777,6 +779,9 @@ def _mask_context_values(out: list) -> None:
                     out[index] = VAR + (word[-1] if word[-1] in ".,;:" else "")
             elif low == "for":
                 if index < last and out[index + 1].lower() in _USER_AFTER:
+                    out[index] = VAR
+            elif low == "template":
+                if index < last and out[index + 1].lower() in _NAMED_STATE and word.lower() not in _NAMED_STATE:
                     out[index] = VAR
             elif low == "part":
                 if index >= 2 and out[index - 2].lower() == "local":

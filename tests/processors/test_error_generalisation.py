@@ -14,13 +14,15 @@ import pytest
 
 from mailscope import attributes as attr
 from mailscope.processors.errors import classify
-from tests.errors_corpus import GENERALISE, GENERALISE_NAMES, WAVE2_NAMES, fill, grouping_accuracy, is_unseen, load_groups
+from tests.errors_corpus import (
+    GENERALISE, GENERALISE_NAMES, WAVE2_NAMES, WAVE3_NAMES, fill, grouping_accuracy, is_unseen, load_groups,
+)
 from tests.generic_logs import OTHER_SYSTEMS, compare_with_drain
 
 K = 6
 
 
-WAVES = {"first": GENERALISE_NAMES, "second": WAVE2_NAMES}
+WAVES = {"first": GENERALISE_NAMES, "second": WAVE2_NAMES, "third": WAVE3_NAMES}
 
 
 def corpus(part: str, names=GENERALISE_NAMES):
@@ -58,7 +60,7 @@ def log_family(part: str):
 
 # --- the split is mechanical ---------------------------------------------------------------
 def test_split_follows_the_hash_of_the_group():
-    for name in GENERALISE_NAMES + WAVE2_NAMES:
+    for name in GENERALISE_NAMES + WAVE2_NAMES + WAVE3_NAMES:
         for suffix, unseen in (("", False), ("_unseen", True)):
             rows = load_groups(GENERALISE / f"{name}{suffix}.tsv")
             assert rows and all(is_unseen(row.group) == unseen for row in rows), name
@@ -74,11 +76,14 @@ def test_split_follows_the_hash_of_the_group():
 # not met yet: its test below is an expected failure until it is, and the floor keeps what was reached.
 # The second wave (tests/data/generalise_wave2_*.tsv) was committed before any score was taken on it;
 # first run: tuning category 0.834, unseen 0.814; after its fixes: tuning 0.988, unseen 0.847, and the
-# first wave's unseen part 0.881 (docs/errors-quality.md, "Second wave"). The floors keep what was reached.
-UNSEEN_CATEGORY_FLOOR = {"first": 0.88, "second": 0.84}
+# first wave's unseen part 0.881 (docs/errors-quality.md, "Second wave"). The third wave
+# (tests/data/generalise_wave3_*.tsv), committed before any score, first run: tuning category 0.893, unseen
+# 0.868; after its fixes: tuning 0.994, unseen 0.879, second wave's unseen 0.864, first wave's 0.893
+# (docs/errors-quality.md, "Third wave"). The floors keep what was reached.
+UNSEEN_CATEGORY_FLOOR = {"first": 0.89, "second": 0.86, "third": 0.87}
 
 
-@pytest.mark.parametrize("wave", ["first", "second"])
+@pytest.mark.parametrize("wave", ["first", "second", "third"])
 @pytest.mark.parametrize("part", ["tuning", "unseen"])
 def test_variants_group_and_categories_hold(part, wave):
     category, retryable, grouping, failures = score(corpus(part, WAVES[wave]))
@@ -90,7 +95,7 @@ def test_variants_group_and_categories_hold(part, wave):
     assert retryable >= 0.9, retryable
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18 goal not reached on the unseen part: category 0.881 < 0.93")
+@pytest.mark.xfail(strict=True, reason="issue 18 goal not reached on the unseen part: category 0.893 < 0.93")
 def test_unseen_category_goal():
     category, _, _, failures = score(corpus("unseen"))
     assert category >= 0.93, (category, len(failures))
@@ -105,7 +110,7 @@ def test_generic_logs_group_at_least_as_well_as_drain(part, seed):
 @pytest.mark.parametrize("part", ["tuning", "unseen"])
 def test_patterns_hold_no_address(part):
     rng = random.Random(3)
-    for row in corpus(part, GENERALISE_NAMES + WAVE2_NAMES):
+    for row in corpus(part, GENERALISE_NAMES + WAVE2_NAMES + WAVE3_NAMES):
         message = fill(row.template, rng)
         pattern = classify(message, row.error_type).pattern
         assert "@" not in pattern and len(pattern) <= attr.ERROR_PATTERN_MAX_CHARS, (message, pattern)
@@ -291,3 +296,46 @@ def test_second_wave_values_mask_alike():
     assert len(fingerprints(*(f"550 Unknown local part {w} in <a@b.org>" for w in ("deploybot", "first_name", "Report")))) == 1
     assert len(fingerprints(*(f"x509: certificate is valid for {a}, not {b}" for a, b in
                               (("mail", "smtp"), ("relay01", "mailhog"), ("mx.example.org", "localhost"))))) == 1
+
+
+# --- third wave: the classes found on its tuning part ----------------------------------------
+@pytest.mark.parametrize("message,error_type,category", [
+    # the mail did not travel over TLS, or the other end must offer it; settings that contradict each other
+    ("421-4.7.29 Your email has been rate limited because this message wasn't sent over a TLS connection.", None, "validation"),
+    ("451 4.7.321 starttls-not-supported: Destination mail server must support TLS to receive mail.", None, "validation"),
+    ("EMAIL_USE_TLS/EMAIL_USE_SSL are mutually exclusive, so only set one of those settings to True.", "ValueError", "validation"),
+    ("Missing required setting 'MAILGUN_API_KEY'. Set ANYMAIL_MAILGUN_API_KEY in your settings.", None, "validation"),
+    ("server_hostname cannot be an empty string or start with a leading dot.", "ValueError", "validation"),
+    # addresses that do not parse (not content, not a token)
+    ("Invalid addr-spec token at offset 12", None, "validation"),
+    ('Email "deploybot" does not comply with addr-spec of RFC 2822.', None, "validation"),
+    ("Failed to parse address: unexpected token '<' at offset 4", None, "validation"),
+    # no authentication mechanism in common
+    ("No suitable authentication method found.", "smtplib.SMTPException", "authentication"),
+    ("internal client error: No compatible authentication mechanism was found", None, "authentication"),
+    ("smtp: server doesn't support AUTH", None, "authentication"),
+    # the recipient restricts who may send to it, under Microsoft's extended x.7.1xx codes
+    ("550 5.7.133 RESOLVER.RST.SenderNotAuthenticatedForGroup; authentication required; Delivery restriction check "
+     "failed as sender not authenticated for group", None, "recipient"),
+    ("550 5.7.1 Delivery not authorized: sender not in the allowed senders list", None, "recipient"),
+    # a receiver that will not take the mail whatever code it puts in front; the form of the message
+    ("521 5.2.1 : AOL will not accept delivery of this message.", None, "reputation"),
+    ("550 5.7.512 Access denied, message must be RFC 5322 section 3.6.2 compliant and include a valid From address", None, "content"),
+    # frozen mailboxes, an API's unknown sending domain, a host the resolver does not know, old messages
+    ("550 Mailbox is frozen.", None, "recipient"),
+    ("Unable to send an email: Domain not found: example.org (code 404).", None, "validation"),
+    ("dial tcp: lookup mail on 127.0.0.53:53: no such host", None, "infrastructure"),
+    ('"delivery-status": {"message": "Too old", "code": 498}', None, "timeout"),
+    # exception types of other languages, by their class name in any namespace notation
+    ("Failed to open TCP connection to smtp.example.org:587", "Net::OpenTimeout", "timeout"),
+    ("Failed to open TCP connection to smtp.example.org:587", "Errno::ECONNREFUSED", "infrastructure"),
+    ("undefined method `first_name' for nil:NilClass", "ActionView::Template::Error", "content"),
+])
+def test_third_wave_classes(message, error_type, category):
+    assert classify(message, error_type).category == category, classify(message, error_type).pattern
+
+
+def test_third_wave_retryability_and_names():
+    assert classify('"delivery-status": {"message": "Too old", "code": 498}').retryable is False
+    assert len(fingerprints(*(f"Template {w} does not exist." for w in ("welcome", "ops-user", "invoice2024")))) == 1
+    assert classify("Template is missing").pattern == "Template is missing"  # a verb is no name
