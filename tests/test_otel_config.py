@@ -202,20 +202,20 @@ def test_agent_is_otlp_in_memory_limiter_batch_otlp_out():
     config = _load_yaml(COLLECTOR_DIR / "agent.yaml")
     for signal in ("traces", "metrics"):
         pipeline = config["service"]["pipelines"][signal]
-        assert pipeline == {"receivers": ["otlp"], "processors": ["memory_limiter", "batch"], "exporters": ["otlp"]}
+        assert pipeline == {"receivers": ["otlp"], "processors": ["memory_limiter", "batch"], "exporters": ["otlp_grpc"]}
 
 
 def test_gateway_routes_by_trace_id_then_tail_samples_errors_slow_and_a_share():
     config = _load_yaml(COLLECTOR_DIR / "gateway.yaml")
     pipelines = config["service"]["pipelines"]
     route, sample = pipelines["traces/route"], pipelines["traces/sample"]
-    assert route["exporters"] == ["loadbalancing"]
-    assert config["exporters"]["loadbalancing"]["routing_key"] == "traceID"
+    assert route["exporters"] == ["load_balancing"]
+    assert config["exporters"]["load_balancing"]["routing_key"] == "traceID"
     # the load balancer sends to the port the sampling pipeline listens on
-    lb_port = config["exporters"]["loadbalancing"]["resolver"]["dns"]["port"]
+    lb_port = config["exporters"]["load_balancing"]["resolver"]["dns"]["port"]
     assert sample["receivers"] == ["otlp/sampling"]
     assert config["receivers"]["otlp/sampling"]["protocols"]["grpc"]["endpoint"].endswith(f":{lb_port}")
-    assert "tail_sampling" in sample["processors"] and sample["exporters"] == ["otlp/jaeger"]
+    assert "tail_sampling" in sample["processors"] and sample["exporters"] == ["otlp_grpc/jaeger"]
     policies = {p["type"]: p for p in config["processors"]["tail_sampling"]["policies"]}
     assert policies["status_code"]["status_code"]["status_codes"] == ["ERROR"]
     assert policies["boolean_attribute"]["boolean_attribute"] == {"key": attr.SLOW, "value": True}
@@ -226,7 +226,7 @@ def test_gateway_routes_by_trace_id_then_tail_samples_errors_slow_and_a_share():
 def test_collector_checker_catches_broken_configs():
     good = _load_yaml(COLLECTOR_DIR / "gateway.yaml")
     cases = {
-        "undefined exporter": lambda c: c["service"]["pipelines"]["traces/sample"]["exporters"].append("otlp/tempo"),
+        "undefined exporter": lambda c: c["service"]["pipelines"]["traces/sample"]["exporters"].append("otlp_grpc/tempo"),
         "unknown component": lambda c: c["processors"].update({"tailsampling": {}}),
         "metrics-only exporter in traces": lambda c: c["service"]["pipelines"]["traces/sample"]["exporters"].append(
             "prometheus"
@@ -234,8 +234,10 @@ def test_collector_checker_catches_broken_configs():
         "memory_limiter not first": lambda c: c["service"]["pipelines"]["metrics"]["processors"].reverse(),
         "unused receiver": lambda c: c["receivers"].update({"otlp/unused": {"protocols": {"grpc": {"endpoint": "0.0.0.0:1"}}}}),
         "localhost receiver": lambda c: c["receivers"]["otlp"]["protocols"]["grpc"].update(endpoint="localhost:4317"),
-        "bad env reference": lambda c: c["exporters"]["otlp/jaeger"].update(endpoint="${JAEGER}"),
+        "bad env reference": lambda c: c["exporters"]["otlp_grpc/jaeger"].update(endpoint="${JAEGER}"),
         "unknown policy": lambda c: c["processors"]["tail_sampling"]["policies"].append({"name": "x", "type": "slow"}),
+        "deprecated exporter alias": lambda c: c["exporters"].update({"otlp/jaeger": c["exporters"].pop("otlp_grpc/jaeger")})
+        or c["service"]["pipelines"]["traces/sample"].update(exporters=["otlp/jaeger"]),
     }
     for case, mutate in cases.items():
         config = copy.deepcopy(good)

@@ -74,6 +74,15 @@ def test_the_demo_ran_through_the_outage_with_its_results_unchanged(stack_run):
     assert stack_run.stack.agent.running() and all(g.running() for g in stack_run.stack.gateways)
 
 
+def test_the_shipped_collector_configs_start_without_deprecation_warnings(stack_run):
+    """An on-call engineer reading a Collector's log should not have to skip our own warnings:
+    the v0.161 build warns at every start for the old exporter names `otlp` and `loadbalancing`."""
+    collectors = [stack_run.stack.agent, *stack_run.stack.gateways]
+    warned = [line for c in collectors for line in c.log().splitlines() if "\twarn\t" in line and "deprecated" in line]
+    assert not warned, warned[:3]
+    assert all("Everything is ready" in c.log() for c in collectors)  # the logs are the real ones
+
+
 def test_the_outage_cost_as_the_agent_counts_it(stack_run, capsys):
     before, after = stack_run.agent_before, stack_run.agent_after
     with capsys.disabled():

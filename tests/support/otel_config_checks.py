@@ -108,14 +108,16 @@ COLLECTOR_COMPONENTS = {
         "resource": {"traces", "metrics", "logs"},
     },
     "exporters": {
-        "otlp": {"traces", "metrics", "logs"},
+        "otlp_grpc": {"traces", "metrics", "logs"},
         "otlphttp": {"traces", "metrics", "logs"},
-        "loadbalancing": {"traces", "logs", "metrics"},
+        "load_balancing": {"traces", "logs", "metrics"},
         "prometheus": {"metrics"},
         "debug": {"traces", "metrics", "logs"},
     },
     "extensions": {"health_check": set(), "pprof": set(), "zpages": set()},
 }
+# old exporter type names that the v0.161 build still accepts, with a warning at every start
+DEPRECATED_EXPORTERS = {"otlp": "otlp_grpc", "loadbalancing": "load_balancing"}
 TAIL_SAMPLING_POLICY_TYPES = {
     "always_sample", "latency", "numeric_attribute", "probabilistic", "status_code", "string_attribute",
     "trace_state", "rate_limiting", "span_count", "boolean_attribute", "ottl_condition", "and", "composite",
@@ -144,7 +146,10 @@ def collector_problems(config: dict) -> list[str]:
         return ["config is not a mapping"]
     for kind, known in COLLECTOR_COMPONENTS.items():
         for component_id in config.get(kind) or {}:
-            if _component_type(component_id) not in known:
+            if kind == "exporters" and _component_type(component_id) in DEPRECATED_EXPORTERS:
+                problems.append(f"{kind}: {component_id!r} uses a deprecated alias; the type is now "
+                                f"{DEPRECATED_EXPORTERS[_component_type(component_id)]!r}")
+            elif _component_type(component_id) not in known:
                 problems.append(f"{kind}: unknown component type {component_id!r}")
     service = config.get("service") or {}
     for ext in service.get("extensions") or []:
@@ -199,7 +204,7 @@ def collector_problems(config: dict) -> list[str]:
                 elif policy.get("type") not in policy:
                     problems.append(f"{component_id}: policy {policy.get('name')!r} lacks its {policy['type']} block")
     for component_id, settings in (config.get("exporters") or {}).items():
-        if _component_type(component_id) == "loadbalancing":
+        if _component_type(component_id) == "load_balancing":
             if (settings or {}).get("routing_key", "traceID") not in ("traceID", "service", "resource", "metric", "streamID"):
                 problems.append(f"{component_id}: unknown routing_key")
             if not ((settings or {}).get("resolver") or {}):

@@ -104,7 +104,7 @@ class LocalStack:
                 },
                 "exporters": {
                     # every gateway lists every instance (itself included), as DNS would return them
-                    "loadbalancing": {"resolver": {"dns": None, "static": {"hostnames": ring}}},
+                    "load_balancing": {"resolver": {"dns": None, "static": {"hostnames": ring}}},
                     "prometheus": {"endpoint": _addr(p["exporter"])},
                 },
                 "service": {"telemetry": _telemetry(p["telemetry"])},
@@ -130,7 +130,7 @@ class LocalStack:
         if self.record:  # the independent truth: every span the agent received, beside its OTLP exporter
             self.truth_path = self.workdir / "agent-spans.jsonl"
             overlay["exporters"] = {"file/truth": {"path": str(self.truth_path)}}
-            overlay["service"]["pipelines"] = {"traces": {"exporters": ["otlp", "file/truth"]}}
+            overlay["service"]["pipelines"] = {"traces": {"exporters": ["otlp_grpc", "file/truth"]}}
         # the agent forwards to the first gateway, whose load balancing spreads traces over all of them
         env = {"OTLP_FORWARD_ENDPOINT": _addr(self.gateway_ports[0]["otlp"])}
         self.agent = self._collector("agent", AGENT_YAML, overlay, env, p["health"])
