@@ -170,7 +170,7 @@ def test_mailgun_mime_send_over_httpx(mailgun, captured):
     "case, status, category, description",
     [
         ("bad key", 401, "authentication", "HTTP 401: Forbidden"),
-        ("unknown domain", 404, "recipient", "HTTP 404: Domain not found: unknown.example.com"),
+        ("unknown domain", 404, "validation", "HTTP 404: Domain not found: unknown.example.com"),  # our sending domain
         ("missing to", 400, "validation", "HTTP 400: to parameter is missing"),
         ("throttled", 429, "rate_limit", "HTTP 429: Too many requests"),
     ],

@@ -146,7 +146,7 @@ CASES = {
     "mailgun": {
         "outcomes": [["ok", "ok"], ["batch", "ok"], ["unknown-domain", 404], ["bad-key", 401]],
         "errors": [None, None, "404", "401"],
-        "categories": {"recipient", "authentication"},
+        "categories": {"validation", "authentication"},  # 404: the sending domain is not set up
         "upstream": {"POST"},
         "recipients": {"accepted": 3 + 2},
         "emails": {"sent": 2, "failed": 2, "recipients": 3 + 2 + 1 + 1, "refused": 0},
