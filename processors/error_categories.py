@@ -104,7 +104,7 @@ _OVERRIDES = (
         r"relay(?:ing)? (?:access )?(?:denied|not permitted|not allowed|prohibited)", r"unable to relay",
         r"not permitted to relay", r"relay not permitted", r"we do not relay", r"account is locked", r"locked out",
     )),
-    (AUTHENTICATION, _rx(r"rcpthosts"), ("rcpthosts",)),
+    (AUTHENTICATION, _rx(r"rcpthosts"), ("rcpthosts",)),  # qmail: `that domain isn't in my list of allowed rcpthosts`
     (RECIPIENT, _rx(  # the recipient (a group, an organisation) restricts who may send to it
         r"delivery restriction", r"delivery not authori[sz]ed",
         r"not authenticated for (?:the )?(?:group|organi[sz]ation|distribution list|mailbox|public folder|mail user)",
@@ -116,7 +116,7 @@ _OVERRIDES = (
     ), ("accept",)),
     (CONTENT, _rx(  # the message's form: RFC 5322 compliance, a From address it must carry
         r"rfc ?5322[^.;]{0,40}complian", r"(?:include|have|contain|carry) a valid from\b",
-    ), ("complian", "valid from")),  # qmail: `that domain isn't in my list of allowed rcpthosts`
+    ), ("complian", "valid from")),
     (REPUTATION, _rx(
         r"unsolicited", r"bad outbound sender", r"blocked senders?\b", r"sender (?:address |ip )?blocked", r"outbound spam", r"banned sender", r"gr[ae]ylist",
         r"deferred due to (?:unexpected volume or )?(?:excessive )?user complaints",

@@ -223,6 +223,11 @@ def test_gateway_routes_by_trace_id_then_tail_samples_errors_slow_and_a_share():
     assert pipelines["metrics"]["exporters"] == ["prometheus"]
 
 
+def _use_the_old_otlp_alias(config: dict) -> None:
+    config["exporters"]["otlp/jaeger"] = config["exporters"].pop("otlp_grpc/jaeger")
+    config["service"]["pipelines"]["traces/sample"]["exporters"] = ["otlp/jaeger"]
+
+
 def test_collector_checker_catches_broken_configs():
     good = _load_yaml(COLLECTOR_DIR / "gateway.yaml")
     cases = {
@@ -236,8 +241,7 @@ def test_collector_checker_catches_broken_configs():
         "localhost receiver": lambda c: c["receivers"]["otlp"]["protocols"]["grpc"].update(endpoint="localhost:4317"),
         "bad env reference": lambda c: c["exporters"]["otlp_grpc/jaeger"].update(endpoint="${JAEGER}"),
         "unknown policy": lambda c: c["processors"]["tail_sampling"]["policies"].append({"name": "x", "type": "slow"}),
-        "deprecated exporter alias": lambda c: c["exporters"].update({"otlp/jaeger": c["exporters"].pop("otlp_grpc/jaeger")})
-        or c["service"]["pipelines"]["traces/sample"].update(exporters=["otlp/jaeger"]),
+        "deprecated exporter alias": _use_the_old_otlp_alias,
     }
     for case, mutate in cases.items():
         config = copy.deepcopy(good)

@@ -67,7 +67,6 @@ def test_a_port_someone_listens_on_is_never_handed_out():
         busy = {s.getsockname()[1] for s in listeners}
         pool = type(_PORTS)()
         pool.high = pool.low + 2999  # a third of the draws land in the occupied block
-        pool.LOCK_FILE = _PORTS.LOCK_FILE
         drawn = [pool.take() for _ in range(200)]
     finally:
         for s in listeners:

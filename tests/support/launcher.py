@@ -40,6 +40,7 @@ class _PortPool:
         self._fd: int | None = None
         self._rng = random.Random(int.from_bytes(os.urandom(8), "little"))  # never the app's `random`
         self.low, self.high = _outside_ephemeral_range()
+        self._reserved = _reserved_ports()
 
     def take(self) -> int:
         with self._guard:
@@ -50,7 +51,7 @@ class _PortPool:
                     self._fd = -1
             for _ in range(4 * (self.high - self.low)):
                 port = self._rng.randint(self.low, self.high)
-                if port in self._given or port in _reserved_ports():
+                if port in self._given or port in self._reserved:
                     continue
                 self._given.add(port)  # tried once, never again: taken by us or by someone else
                 if self._reserve(port) and _bindable(port):
@@ -75,7 +76,8 @@ def _ip_local(name: str) -> str:
 
 
 def _outside_ephemeral_range() -> tuple[int, int]:
-    """The larger of the two stretches of 1024-65535 that the kernel never uses for source ports."""
+    """The larger stretch below or above the kernel's source-port range (below: from 10000, or from
+    1024 when the range starts too low to leave 1000 ports above 10000)."""
     fields = _ip_local("ip_local_port_range").split()
     low, high = (int(fields[0]), int(fields[1])) if len(fields) == 2 else (32768, 60999)
     below, above = (10000, low - 1), (high + 1, 65535)
@@ -87,21 +89,16 @@ def _outside_ephemeral_range() -> tuple[int, int]:
     return best
 
 
-_RESERVED: set[int] | None = None
-
-
 def _reserved_ports() -> set[int]:
     """ip_local_reserved_ports: ports the host has set aside for its own services."""
-    global _RESERVED
-    if _RESERVED is None:
-        _RESERVED = set()
-        for part in _ip_local("ip_local_reserved_ports").strip().split(","):
-            if "-" in part:
-                a, b = part.split("-")
-                _RESERVED.update(range(int(a), int(b) + 1))
-            elif part.strip():
-                _RESERVED.add(int(part))
-    return _RESERVED
+    reserved: set[int] = set()
+    for part in _ip_local("ip_local_reserved_ports").strip().split(","):
+        if "-" in part:
+            a, b = part.split("-")
+            reserved.update(range(int(a), int(b) + 1))
+        elif part.strip():
+            reserved.add(int(part))
+    return reserved
 
 
 def _bindable(port: int) -> bool:
