@@ -315,6 +315,11 @@ WAVE2_NAMES = ("generalise_wave2_providers", "generalise_wave2_senders")
 # providers, filters, greylisting and sending-service API bodies, and the exceptions of web frameworks'
 # and other languages' mail libraries; split by the same hash, committed before any score
 WAVE3_NAMES = ("generalise_wave3_providers", "generalise_wave3_senders")
+# the fourth wave: sending libraries, SDKs and command-line senders of other languages not drawn on
+# before, and receiving servers' replies and log lines (regional providers, hosted filters, sending
+# services, Postfix / Sendmail / Exim / OpenSMTPD / Exchange ... logs); split by the same hash,
+# committed before any score
+WAVE4_NAMES = ("generalise_wave4_servers", "generalise_wave4_senders")
 
 
 @dataclass(frozen=True)
