@@ -53,7 +53,7 @@ def _rx(*alternatives: str) -> re.Pattern:
 # --- 1. override wording (applied to the lower-cased pattern) ---------------------------
 # substrings without which an override group cannot match (the newer groups, given as a third element): a cheap skip
 _CONTENT_HINTS = ("spam url", "url in", "urls in", "attachment", "file")
-_CLIENT_CONFIG_HINTS = ("tls", "ssl", "encrypt", "secure", "recipients defined", "eenvelope")
+_CLIENT_CONFIG_HINTS = ("tls", "ssl", "encrypt", "secure", "recipients defined", "eenvelope", "no recipient")
 _OVERRIDES = (
     (CONTENT, _rx(  # what the message carries, whatever the code or a word like `spam` or `banned` says
         r"spam url", r"\burls? in (?:the )?(?:message )?(?:content|body)",
@@ -84,11 +84,18 @@ _OVERRIDES = (
     (VALIDATION, _rx(  # the client's own configuration: it must use TLS (not a credentials problem)
         r"must issue (?:a )?starttls(?: command)?(?![^;]*authenticat)", r"\b(?:start)?tls (?:is )?required\b(?![^;)]*not offered)",
         r"unencrypted connection", r"encryption (?:is )?required", r"no recipients defined", r"\beenvelope\b",
+        r"no recipients? (?:address(?:es)? )?(?:found|specified|given|defined)",
         r"requires? (?:a )?(?:secure|encrypted|tls) (?:connection|channel)(?! or the client was not authenticated)",
         r"already (?:using|negotiated|started|running|established) (?:tls|ssl|starttls)", r"(?:tls|ssl) (?:is )?already",
         # the mail did not travel over TLS, or the other end must offer it (Gmail 4.7.29, Microsoft 4.7.321)
         r"(?:not|n't|without)(?: been| being)? (?:sent )?(?:over|using|via|through) (?:a |an )?(?:tls|ssl|encrypted)",
         r"must (?:support|use|offer) (?:tls|ssl|starttls|encryption)", r"starttls[- ]not[- ]supported",
+        # the other end does not offer the TLS the client is set to demand (smtplib, msmtp, curl's use_ssl)
+        r"starttls (?:extension |command )?(?:is )?(?:not supported|unavailable|not available|not offered|not advertised)",
+        r"(?:does ?n[o']t|does not|do not|don't) (?:support|offer) (?:tls|ssl|starttls)\b", r"requested ssl level",
+        r"secure connection (?:is )?requi",  # mailx's `A secure connection is requiered(such as ssl)`
+        # a policy demands encryption the sender cannot apply (Google Workspace's S/MIME rule)
+        r"requir(?:ed|es|ing) encryption", r"unable to encrypt",
         # settings that contradict each other or are missing (`EMAIL_USE_TLS/EMAIL_USE_SSL are mutually exclusive`)
         r"mutually exclusive",
     ), _CLIENT_CONFIG_HINTS + ("exclusive",)),
@@ -98,8 +105,12 @@ _OVERRIDES = (
     ), ("setting", "config", "option")),
     (VALIDATION, _rx(  # an address that does not parse: RFC 5322 addr-spec, parsers of address lists
         r"\baddr-spec\b", r"(?:can ?not|cannot|could not|unable to|failed to) parse[^.;]{0,20}\baddress",
-        r"address ?list can ?not parse",
-    ), ("addr-spec", "parse")),
+        r"address ?list can ?not parse", r"address[^.;]{0,40}(?:does not|doesn't|do not) comply with rfc",
+    ), ("addr-spec", "parse", "comply")),
+    (VALIDATION, _rx(  # the client breaks the protocol: not a rate limit (`too many`), not the recipient
+        r"improper (?:use of )?(?:smtp )?(?:command )?pipelining", r"improper use of smtp",
+        r"too many (?:unrecognized|unrecognised|unknown|invalid|bad|failed) commands", r"protocol violation",
+    ), ("improper", "commands", "protocol violation")),
     (AUTHENTICATION, _rx(
         r"relay(?:ing)? (?:access )?(?:denied|not permitted|not allowed|prohibited)", r"unable to relay",
         r"not permitted to relay", r"relay not permitted", r"we do not relay", r"account is locked", r"locked out",
@@ -145,12 +156,19 @@ _OVERRIDES = (
     )),
     (MAILBOX_FULL, _rx(r"(?:exhausted|used up|run out of)[^.;]{0,30}\b(?:storage|disk space|mailbox space)"),
      ("exhausted", "used up", "run out of")),
+    (INFRASTRUCTURE, _rx(  # certificate trouble, over the x.7.5 `cryptographic failure` code (Postfix dsn=4.7.5)
+        r"certificate (?:is )?(?:not verified|not trusted|untrusted|verif(?:y|ication) failed|has expired|expired|revoked)",
+        r"self[- ]signed certificate", r"unable to get local issuer", r"unknown (?:issuer|authority|ca)\b",
+    ), ("certificate", "issuer", "authority", "unknown ca")),
     (TIMEOUT, _rx(
         r"message (?:has )?expired", r"expired after", r"delivery time expired", r"too long in (?:the )?queue",
         r"retry timeout exceeded",
     )),
     (TIMEOUT, _rx(r"(?:in|on) the queue too long", r"queued (?:for )?too long", r"(?:envelope|delivery) (?:has )?expired"),
      ("queue", "expired")),
+    (TIMEOUT, _rx(  # Sendmail's `DSN: Cannot send message for 5 days`: the queue gave up after its age
+        r"(?:cannot|could not|couldn't|unable to) (?:send|deliver)[^.;]{0,20} for (?:<\*>|\d+|over|more than) [^.;]{0,12}(?:days?|hours?)",
+    ), (" days", " day", " hours", " hour")),
     (VALIDATION, _rx(
         r"not a valid rfc-?\s?5321", r"not a valid (?:e-?mail )?address", r"(?:address|e-?mail)[^.;]{0,30}not (?:properly |correctly )?formatted",
         r"(?:incorrectly|badly|improperly) formatted", r"malformed (?:e-?mail )?address", r"address syntax",
@@ -165,6 +183,8 @@ _CONNECTION_FAILED = _rx(
     r"no route to host", r"connection reset", r"econnreset", r"forcibly closed",
 )
 
+# ... unless the refusal says why: `Connection refused. (ip) is listed on the Exploits Block List`
+_LISTED = _rx(r"listed (?:on|in|at|by)", r"block ?list", r"black ?list", r"deny ?list", r"\bdnsbl\b", r"\brbl\b")
 _CONNECTION_HINTS = ("refused", "greeting", "transport", "failing", "unreachable", "route", "reset", "forcibly")
 _OVERRIDES_HINTED = tuple(
     (entry[0], entry[1], entry[2] if len(entry) > 2 else _CONTENT_HINTS if index == 0 else None)
@@ -223,6 +243,9 @@ _WORDING = (
         r"(?:is )?not (?:a )?verified", r"unverified", r"not owned by", r"send ?as ?denied", r"send as this",
         r"sandbox", r"test purposes only", r"pending approval", r"(?:^|[:\"] ?)domain not found: ",
         r"mail ?from domain",
+        r"(?:can )?only send (?:testing |test )?e-?mails? to your own", r"(?:must|needs? to) be verified",
+        r"verify (?:a|your|the) (?:sending )?domain", r"(?:right|permission) to send (?:mail |e-?mail |messages? )?(?:on behalf|as)\b",
+        r"send (?:mail |e-?mail )?on behalf of", r"(?:envelope )?(?:from|sender) address[^.;]{0,40}not accepted",
     )),
     (SENDER_AUTH, _rx(r"\bspf\b", r"\bptr\b", r"your hostname", r"authentication results")),
     (AUTHENTICATION, _rx(
@@ -232,7 +255,7 @@ _WORDING = (
         r"unauthori[sz]ed", r"forbidden", r"authori[sz]ation", r"api[ _-]?key", r"\btokens?\b", r"token ?id",
         r"not authori[sz]ed to perform", r"accessdenied", r"signature ?does ?not ?match", r"secret access key",
         r"access key", r"application-specific password", r"\bsmtp ?client ?authentication",
-        r"must issue a starttls", r"\bauthenticate\b", r"permission denied",
+        r"must issue a starttls", r"\bauthenticate\b", r"permission denied", r"fail(?:ed|ure|s)?(?: to)? authenticat",
     )),
     (AUTHENTICATION, _rx(r"auth(?:entication)?[_-]?fail"), ("auth_fail", "authfail", "auth-fail", "authentication_fail")),
     (AUTHENTICATION, _rx(  # no mechanism in common: `No suitable authentication method`, `server doesn't support AUTH`
@@ -263,11 +286,13 @@ _WORDING = (
         r"(?:mailbox|address|user|recipient|account) (?:is )?(?:not found|unavailable|disabled|inactive|deactivated|suspended|closed|discontinued|frozen|terminated)",
         r"(?:account|mailbox) has been (?:disabled|deactivated|suspended|closed|discontinued)",
         r"unroute?able", r"\bno mx\b", r"\bnull mx\b", r"nonexistent domain", r"non-existent domain",
-        r"domain(?: <host>)? (?:does not exist|not found|name not found)", r"host or domain name not found",
+        r"domain(?: name)?(?: <host>)? (?:does not exist|not found|name not found)", r"host or domain name not found",
         r"bad destination", r"invalid (?:recipient|mailbox)", r"not our customer", r"resolver\.adr",
         r"undeliverable address", r"address not found", r"mailbox unavailable", r"no longer (?:active|available|valid)",
         r"is not a known user", r"hard bounce", r"unable to deliver your message \(ex: unknown user",
-        r"invalid address",
+        r"invalid address", r"recipients? (?:address )?(?:is ?n[o']t|is not|are not|aren't) valid",
+        r"recipient(?: address)?[^.;]{0,40}not accepted", r"(?:no answer|does not contain an answer)[^;]{0,60}\bin mx\b",
+        r"hard[- ]bounce",
     )),
     (REPUTATION, _rx(
         r"block ?list", r"black ?list", r"deny ?list", r"blocked using", r"listed (?:in|on|at|by)", r"\brbl\b",
@@ -285,7 +310,7 @@ _WORDING = (
     )),
     (TIMEOUT, _rx(
         r"timed? ?out", r"time-?out", r"deadline exceeded", r"took too long", r"expired", r"time ?limit", r"\btoo old\b",
-        r"too long in (?:the )?queue",
+        r"too long in (?:the )?queue", r"did not (?:properly )?respond after", r"failed to respond (?:in|within)",
     )),
     (VALIDATION, _rx(
         r"invalid", r"malformed", r"syntax", r"bad ?request", r"missing", r"required", r"not (?:contain )?a valid",
@@ -297,7 +322,9 @@ _WORDING = (
     (VALIDATION, _rx(  # the request names something that is not there or not set up (a recipient was decided above)
         r"does ?n[o']t exist", r"unconfigured", r"not configured",
         r"(?:may|must|can|cannot|can't|should)(?: not)? be (?:an? )?(?:blank|empty|nil|null|none)\b",
-    ), ("exist", "configured", " be ")),
+        r"must (?:specify|provide|set|supply|configure|define)\b", r"\bnot defined\b",
+        r"no such (?:template|mailer|transport|sender|configuration|setting|key|identity|list)\b",
+    ), ("exist", "configured", " be ", "must ", "defined", "no such")),
 )
 
 _WORDING_HINTED = tuple((entry[0], entry[1], entry[2] if len(entry) > 2 else None) for entry in _WORDING)
@@ -315,12 +342,17 @@ _GENERIC_INFRA = _rx(
     r"cannot connect", r"callout", r"retry time not reached", r"\bdefer", r"not available", r"try again later",
     r"closing (?:connection|transmission channel)", r"out of memory", r"unavailable",
     r"lost (?:input )?channel", r"\bfrozen\b", r"no such host", r"unable to process", r"greeting", r"socket close",
+    r"connection (?:was |has been |is )(?:refused|reset|closed|aborted|lost|dropped)", r"(?:failed|unable) to (?:connect|establish)",
+    r"could ?n[o']t connect", r"empty (?:response|reply)", r"no (?:response|reply) from",
+    r"(?:terminated|exited|died|crashed) unexpectedly", r"unexpected (?:server |internal )?error", r"servfail",
+    r"nameservers? failed", r"no such file or directory",
 )
 # wording of a transient server-side problem: decides over the generic fallback of an ambiguous
 # enhanced code (x.7.0 is `other security`, x.3.0 `other system status`)
 _SYSTEM_TROUBLE = _rx(
     r"system problem", r"server (?:is )?busy", r"too busy",
     r"temporar(?:il)?y (?:unavailable|failure|problem|error)", r"unable to process", r"currently unavailable",
+    r"temporary (?:server |system |local )?(?:error|failure|problem)", r"service (?:is )?(?:temporarily )?unavailable",
 )
 
 # --- 5. reply codes ------------------------------------------------------------------
@@ -392,10 +424,11 @@ _REPLY_RX = re.compile(r"(?<![\w.<*/-])([45][0-5]\d)(?![\w.]|\.\d)")
 _PERMANENT = _rx(
     r"will not succeed", r"permanently (?:deferred|rejected|failed|blocked|disabled)", r"permanent (?:failure|error)(?! evaluating)",
     r"do not retry", r"don't retry", r"returned to sender", r"status=bounced", r"retry timeout exceeded",
+    r"permanent fatal", r"message (?:was |has been )?discarded",
     r"message expired", r"status=expired", r"too long in (?:the )?queue", r"giving up",
 )
 # qmail's `I'm not going to try again; ... in the queue too long`, OpenSMTPD's `Envelope expired`, Mailgun's `Too old`
-_PERMANENT_PHRASES = ("not going to try again", "the queue too long", "envelope expired", "too old")
+_PERMANENT_PHRASES = ("not going to try again", "the queue too long", "envelope expired", "too old", "cannot send message for")
 # the sender's own classification says transient (SES `bounceType=Transient`, lettre's `transient
 # error (451)`): retryable even under a 5.x.x code
 _TRANSIENT = _rx(r"\btransient\b", r"soft ?bounce")
@@ -430,9 +463,26 @@ _NEXT_REPLY = re.compile(r"; (?:-1|[2-5]\d\d)(?= |$)")
 _REPLY_BEFORE = re.compile(r"(?:^|[\s:(])(?:-1|[2-5]\d\d) ")
 
 
+# advice a library appends to every failure (fastapi-mail's `check your credentials or email service
+# configuration`, PHP's `verify your "SMTP" ... setting`): it names no cause, so the rest decides
+_ADVICE = re.compile(
+    r",?\s*(?:please )?(?:check|verify) your (?:credentials|settings?|configuration|email service|[^.;]{0,40}\bsettings?\b)[^.;]*"
+)
+# Postfix's `delivery temporarily suspended: <reason>`: the reason after it decides
+_SUSPENDED_PREFIX = "delivery temporarily suspended: "
+
+
 def categorize(pattern: str, error_type: str | None = None) -> tuple[str, bool]:
     """(category, retryable) for a masked pattern and an optional exception type name."""
     text = pattern.lower()
+    if _SUSPENDED_PREFIX in text:
+        text = text.replace(_SUSPENDED_PREFIX, "")
+    if " your " in text and ("check" in text or "verify" in text):
+        stripped = _ADVICE.sub("", text)
+        if stripped != text:
+            category, retryable = categorize(stripped, error_type)
+            if category != UNKNOWN:
+                return category, retryable
     if "; " in text:
         for cut in _NEXT_REPLY.finditer(text):
             if _REPLY_BEFORE.search(text, 0, cut.start()):
@@ -455,7 +505,9 @@ def categorize(pattern: str, error_type: str | None = None) -> tuple[str, bool]:
         http = _HTTP_CONTEXT.search(text.replace("<url>", "")) is not None
 
     category = None
-    for name, rx, hints in _OVERRIDES_HINTED:
+    if '"field":' in text and '"field":null' not in text:
+        category = VALIDATION  # an API's field-level error (`"field":"attachments.0.content"`): the request's shape
+    for name, rx, hints in _OVERRIDES_HINTED if category is None else ():
         if hints is not None and not any(hint in text for hint in hints):
             continue  # none of the words this group needs: skip its regex
         if rx.search(text):
@@ -464,6 +516,7 @@ def categorize(pattern: str, error_type: str | None = None) -> tuple[str, bool]:
     if (
         category is None and reply is None and enhanced is None
         and any(hint in text for hint in _CONNECTION_HINTS) and _CONNECTION_FAILED.search(text)
+        and _LISTED.search(text) is None
     ):
         category = INFRASTRUCTURE
     fallback = None
