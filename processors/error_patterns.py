@@ -117,6 +117,13 @@ _TS_TEXT = re.compile(
     rf"|{_MONTH}\s+\d{{1,2}}(?:,?\s+\d{{4}})?(?:\s+{_CLOCK})?(?:\s+\d{{4}})?"  # Jan  5 10:22:33 / Jul 17 23:21:54 2005
     rf"){_ZONE}(?![\w:])"
 )
+# RFC 2822 dates that name the weekday, wherever they sit (`a,Tue, 12 Jul 2024 10:22:33 +0000,b` in an
+# Exchange message-tracking CSV row, `(Tue, ...)`, `date=Tue, ...`): read on the raw text, before the
+# tokens are split, since the punctuation glued to either end would hide them from the token pass
+_TS_WEEKDAY = re.compile(
+    rf"(?<![A-Za-z]){_WEEKDAY},\s*\d{{1,2}}[\s-]{_MONTH}[\s-]\d{{2,4}}(?:[\s:]+{_CLOCK})?{_ZONE}(?![\w:])"
+)
+_WEEKDAY_COMMA = ("Mon,", "Tue,", "Wed,", "Thu,", "Fri,", "Sat,", "Sun,", "day,")
 _TS_NUM = re.compile(
     rf"(?<![\w.:/-])(?:\d{{4}}[-/.]\d{{1,2}}[-/.]\d{{1,2}}(?:[T\s_]{_CLOCK})?|\d{{1,2}}/\d{{1,2}}/\d{{2,4}}(?:\s{_CLOCK})?"
     rf"|{_CLOCK}){_ZONE}(?![\w:]|/\d)"  # 3/0/4/820/6 (haproxy timers) is no date
@@ -137,6 +144,8 @@ _MAC = re.compile(r"(?i)\b[0-9a-f]{2}(?:[:-][0-9a-f]{2}){5}\b")
 _HEX = re.compile(r"(?i)\b0x[0-9a-f]+\b")
 _UNIX_PATH = re.compile(r"(?<![\w./:~<>*-])(?:~|\.{1,2})?/(?=[\w.~@%+-])[\w.~@%+-]*(?:/[\w.~@%+$-]*)*")
 _QUOTED = re.compile(r"(?<![\w\\])(['\"`])([^'\"`\s]{1,200})\1(?!\w)(?!\s*:(?!\d))")
+# the same, quoted with escaped quotes as a string inside a JSON string carries them: \"welcome\"
+_ESCAPED_QUOTED = re.compile(r"(?<![\w\\])(\\\")([^'\"`\s\\]{1,200})\1(?!\w)(?!\s*:(?!\d))")
 _KV = re.compile(
     r"(?<![\w.-])([A-Za-z_][\w.-]{0,40})=(<(?:email|url|host|path|ts|\*)>|\"[^\"]*\"|'[^']*'|[^\s,;&<>\"'(){}]*)"
 )
@@ -153,8 +162,20 @@ _CODE_PAIR = re.compile(r"[2-5]\d\d-[245]\.\d{1,3}\.\d{1,3}")
 
 _KV_CATEGORICAL_KEYS = frozenset(
     "status state result action outcome level severity type proto protocol method mode kind category "
-    "dsn code reason_code smtp_code"
+    "dsn code reason_code smtp_code "
+    # the sender's or server's own classification: Sendmail's `stat=Deferred`, Mandrill's
+    # `"reject_reason":"hard-bounce"`, Elastic Email's `category=NoMailbox`, `"error":"timeout"`
+    "stat reason reject_reason queued_reason bounce_reason bounce_class bounce_category subcategory "
+    "sub_status substatus classification event verdict disposition error err error_code errorcode msg message"
 .split())
+# a value that is a word or words joined by `-` / `_` (hard-bounce, test-mode-limit, Unknown_Template)
+_CATEGORY_SEP = re.compile(r"[-_]")
+# the quoted key right before a quoted value: `"reject_reason":`, `'status': `, `\"status\":`
+_QUOTED_KEY_BEFORE = re.compile(
+    r"""(?:\\?["']([A-Za-z_][\w.-]{0,40})\\?["']\s*:\s*|(?<![\w.-])([A-Za-z_][\w.-]{0,40})=)$"""
+)
+# `status=Error&category=NoMailbox&to=a@b.org&transaction=...`: a query string outside a URL
+_QUERY = re.compile(r"[A-Za-z_][\w.-]{0,40}=[^\s&]*(?:&[A-Za-z_][\w.-]{0,40}=[^\s&]*)+")
 
 # context that makes a 3-digit number a reply/status code
 _CODE_BEFORE = re.compile(
@@ -408,7 +429,46 @@ def _quoted(match: re.Match) -> str:
     inner = match.group(2)
     if _PLACEHOLDER.fullmatch(inner) or inner.lower() in _HTTP_REASON_ONE:
         return match.group(0)  # `the response: "Forbidden"`: an HTTP reason phrase is the answer, not a value
+    start = match.start()
+    if start and match.string[start - 1] in ": =" and _keyed_word(match.string, start, inner):
+        return match.group(0)  # `"reject_reason":"hard-bounce"`, `msg="Blocked"`: a categorical key's word value
     return VAR
+
+
+def _categorical_key(key: str) -> bool:
+    low = key.lower()
+    return low in _KV_CATEGORICAL_KEYS or low.endswith("type")
+
+
+def _category_word(value: str) -> bool:
+    """A word, or words joined by `-` / `_`, that does not look generated (an id, a hex run)."""
+    if not value or len(value) > 32:
+        return False
+    if value.isalpha():
+        return len(value) <= 24 and not _hex_letters(value) and _letters_id_word(value) != VAR
+    parts = _CATEGORY_SEP.split(value)
+    return len(parts) <= 5 and all(
+        part.isalpha() and not _hex_letters(part) and _letters_id_word(part) != VAR for part in parts
+    )
+
+
+def _keyed_word(text: str, start: int, value: str) -> bool:
+    """Is the quoted `value` starting at `start` the word value of a quoted categorical key?"""
+    if not _category_word(value):
+        return False
+    key = _QUOTED_KEY_BEFORE.search(text, max(0, start - 48), start)
+    return key is not None and _categorical_key(key.group(1) or key.group(2))
+
+
+def _query_string(token: str) -> str:
+    """Each `key=value` of a query string masked as a key-value pair; addresses read as addresses."""
+    pieces = []
+    for piece in token.split("&"):
+        key, _, value = piece.partition("=")
+        if "@" in value or "%40" in value:
+            value = _EMAIL.sub(EMAIL, value)
+        pieces.append(_kv_pair(key, value))
+    return "&".join(pieces)
 
 
 # JavaMail's quoting: Missing final '@domain' in string ``deploybot''
@@ -425,7 +485,7 @@ def _kv_pair(key: str, value: str) -> str:
     low = key.lower()
     if low in _KV_CATEGORICAL_KEYS or low.endswith("type"):
         bare = value.strip("\"'")
-        if bare.isalpha() and len(bare) <= 24:
+        if bare.isalpha() and len(bare) <= 24 or _category_word(bare):
             return f"{key}={value}"
         parts = bare.split(".")
         if _is_enhanced(parts) and all(p.isdigit() for p in parts) or (bare.isdigit() and _is_smtp_or_http_code(bare)):
@@ -446,6 +506,8 @@ def _simple_kv(token: str):
         value = value[:-1]
     if any(c in value for c in "<>()'\"`{}"):
         return None
+    if value[-1:] == ":" and value[:-1].isalpha():
+        value, tail = value[:-1], ":" + tail  # Sendmail's `stat=Deferred: Connection refused`
     return _kv_pair(key, value) + tail
 
 
@@ -512,6 +574,8 @@ _SMTP_LEAD_WORDS = frozenset(
     "smtp helo ehlo sender must please try".split()
 )
 _REPLY_WORDS = frozenset("said smtp; smtp returned responded reply response answer dsn".split())
+_FAILED_COLON = frozenset("failed: rejected: refused:".split())
+_CODE_NAMERS = frozenset("response reply status smtp http".split())
 _CODE_COLON_WORDS = frozenset("said: error: data: reply: response: command: dsn: smtp: code: status: diagnostic-code:".split())
 _QUOTED_LOCAL_EMAIL = re.compile(rf"\"(?:[^\"\\\r\n]|\\.){{1,64}}\"(?:@|%40)(?:{_redact._DOMAIN})")
 _ENHANCED_TOKEN = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
@@ -544,6 +608,8 @@ def _mask_token(token: str) -> str:
     if len(token) > _LONG_TOKEN:
         # a blob (base64, a minified payload): one value, and no regex gets to rescan it
         return _URL.sub(URL, token) if "://" in token[:32] else VAR
+    if "&" in token and "=" in token and "://" not in token and _QUERY.fullmatch(token):
+        return _query_string(token)
     if "->" in token:
         # Go's `read tcp 10.0.0.5:51234->[::1]:587:`: two endpoints, each masked as one
         return "->".join(_mask_token(piece) if piece else piece for piece in token.split("->"))
@@ -612,6 +678,8 @@ def _mask_token(token: str) -> str:
         t = _UNIX_PATH.sub(PATH, t)
     if "``" in t:
         t = _TEX_QUOTED.sub(VAR, t)
+    if '\\"' in t:
+        t = _ESCAPED_QUOTED.sub(_quoted, t)  # `"No such template \\"welcome\\""` inside a JSON string
     if "'" in t or '"' in t or "`" in t:
         t = _QUOTED.sub(_quoted, t)
     if digit or "." in t:
@@ -657,6 +725,10 @@ def _is_code_here(core: str, tokens, index: int, token: str) -> bool:
         prev_core in ("error", "status") and index >= 2 and _core(tokens[index - 2]).lower() == "http"
     ):
         return True  # `HTTP 503`, `HTTP Error 429`, `HTTP status 404`: named as an HTTP status
+    if not nxt and (prev.lower() in _CODE_COLON_WORDS or prev.lower() in _FAILED_COLON):
+        return True  # curl's `RCPT failed: 550`, `said: 550` with nothing after: the reply's code
+    if prev_core == "code" and index >= 2 and _core(tokens[index - 2]).lower() in _CODE_NAMERS:
+        return True  # SwiftMailer's `Expected response code 250 but got ...`
     named = token[-1] == ":" or nxt[:1].isupper() or (nxt[:1] != "" and nxt[:1] in "<-")
     if not (named or nxt_core.isalpha()):
         return False  # `failed with error 201` at the end, `status: 200 len: 5`: a value
@@ -704,6 +776,8 @@ _HOST_PORT = re.compile(r"(?<![\w\]\[])(?<!<host>)(?<!<\*>)(?:\[<host>\]|<host>)
 _ANGLE_NAME = re.compile(r"([A-Za-z_][\w.-]*=)?<((?:[\w.-]|<\*>|<host>)+|\[<host>\])>([:.,;)]?)")
 _PAREN_HOST = re.compile(r"([A-Za-z_][\w.-]*=)?\((?:[\w.-]|<\*>|<host>|\[<host>\])+\)")
 _LABEL = re.compile(r"(?:[A-Za-z]|<\*>)(?:[\w-]|<\*>)*([,;]?)")
+_NAME_BRACKET = re.compile(r"(?:[A-Za-z]|<\*>)(?:[\w.-]|<\*>)*(\[[^\[\]]*\][:,;]?)")
+_PORT_WORDS = frozenset(("port", "port:", "Port"))
 _HOST_BEFORE = frozenset("host: port: hostname lookup enotfound eai_again unknownhostexception: java.net.unknownhostexception:".split())
 # cheap tests on the joined text decide whether the token walk of _mask_host_names can change anything
 _ANGLE_TRIGGER = re.compile(r"<(?!(?:email|url|host|path|ts|\*)>)[\w.\[<-]")
@@ -718,7 +792,7 @@ def _host_names_here(text: str) -> bool:
     for word in _HOST_WORDS:
         if word in low:
             return True
-    return False
+    return ("host " in low and "[" in text) or (" port " in low and "connect" in low)
 
 
 _PLACEHOLDER_NAMES = frozenset(("email", "url", "host", "path", "ts", "*"))
@@ -745,12 +819,25 @@ def _mask_host_names(out: list) -> None:
             if before in _HOST_BEFORE or (
                 before == "to" and index + 2 <= last and out[index + 1] == "on" and out[index + 2] == "port"
             ) or (
+                # curl's `Failed to connect to mail port 587`, msmtp's `cannot connect to mail, port 25`,
+                # `unable to establish SMTP connection to mailhog port 25`
+                before == "to" and index < last and out[index + 1] in _PORT_WORDS
+                and index >= 2 and out[index - 2].lower().startswith("connect")
+            ) or (
+                # SwiftMailer's `with host mail [Connection timed out #110]`
+                before == "host" and index < last and out[index + 1][:1] == "["
+            ) or (
                 # Go's x509 `certificate is valid for mail, not smtp`: the names compared are hosts
                 index >= 2 and (before == "for" and out[index - 2] == "valid" or before == "not" and out[index - 2] == HOST + ",")
             ):
                 match = _LABEL.fullmatch(word)
                 if match is not None and (before != "port:" or word[:1].isalpha() or match.group(1) == ","):
                     out[index] = HOST + match.group(1)  # `port: 25` is a port, `port: relay01, 25` a host
+            elif before == "host" and word[-1] == "]":
+                # Postfix's `host deploybot[10.0.0.1] said:` (also `host mail[/var/run/...]`): name[address]
+                match = _NAME_BRACKET.fullmatch(word)
+                if match is not None:
+                    out[index] = HOST + match.group(1)
 
 
 _CONTEXT_WORDS = frozenset(("user", "User", "USER", "for", "For", "FOR", "from", "From", "FROM", "part", "template", "Template"))
@@ -759,6 +846,40 @@ _NAMED_STATE = frozenset("does doesn't not is isn't was wasn't could couldn't ca
 # `The recipient address <john.doe> is not valid`: what an address slot holds is an address
 _ADDRESS_SLOT = frozenset(("address", "Address", "recipient", "Recipient", "sender", "Sender", "mailbox", "Mailbox"))
 _BRACKETED = re.compile(r"<(?:[^<>\s]|<\*>)+>([:.,;]?)")
+
+
+# `Mailer [smtp] is not defined`, `Address in mailbox given [deploybot] does not comply`: a single
+# token in brackets that a noun introduces, or that what is wrong with it follows, is a name
+_BRACKET_NAME = re.compile(r"\[(?:[A-Za-z_][\w.-]*|<\*>)\]([.,:;]?)")
+_NAME_NOUNS = frozenset(
+    "mailer transport driver template view channel queue connection profile account mailbox domain given named "
+    "called".split()
+)
+# Postfix's `sendmail: fatal: deploybot(1000): No recipient addresses found`: a user name and its uid
+_USER_UID = re.compile(r"[A-Za-z_][\w.-]*\(<\*>\):")
+_USER_UID_BEFORE = frozenset(("fatal:", "warning:", "error:", "panic:"))
+
+
+def _mask_named_values(out: list) -> None:
+    last = len(out) - 1
+    for index in range(1, last + 1):
+        word = out[index]
+        first = word[:1]
+        if first == "[":
+            before = out[index - 1]
+            if not before.isalpha():
+                continue
+            match = _BRACKET_NAME.fullmatch(word)
+            if match is None:
+                continue
+            inner = word[1 : word.index("]")]
+            if inner == VAR or inner.isupper():
+                continue  # `[INFO]`, `[ERROR]`: a log level
+            if before.lower() in _NAME_NOUNS or (index < last and out[index + 1].lower() in _NAMED_STATE):
+                out[index] = "[" + VAR + "]" + match.group(1)
+        elif first.isalpha() and word[-2:] == "):" and out[index - 1] in _USER_UID_BEFORE:
+            if _USER_UID.fullmatch(word):
+                out[index] = VAR + "(" + VAR + "):"
 
 
 def _mask_context_values(out: list) -> None:
@@ -945,8 +1066,16 @@ def _frame(match: re.Match) -> str:
     return f"{TS} {HOST} {family}{'[' + VAR + ']' if pid and pid != '-' else ''}: "
 
 
+_KEYED_VALUE = re.compile(r"(['\"])([A-Za-z][\w-]{0,31})\1[,;}\]]*")
+
+
 def _mask_text(text: str) -> str:
     """`mask` of capped text that holds no exception repr of an SMTP reply."""
+    if ", " in text:
+        for day in _WEEKDAY_COMMA:
+            if day in text:
+                text = _TS_WEEKDAY.sub(TS, text)
+                break
     tokens = _split(text)
     if not tokens:
         return ""
@@ -958,10 +1087,16 @@ def _mask_text(text: str) -> str:
     cache = _token_cache
     get = cache.get
     ts_words = _TS_WORDS
+    keyed = '": ' in text or "': " in text
     index = -1
     while index + 1 < count:
         index += 1
         token = tokens[index]
+        if keyed and token[:1] in "\"'" and index and tokens[index - 1][-2:] in ('":', "':"):
+            match = _KEYED_VALUE.fullmatch(token)
+            if match is not None and _keyed_word(tokens[index - 1] + " ", len(tokens[index - 1]) + 1, match.group(2)):
+                append(token)  # `"status": "rejected",`: the value of a categorical key (see _quoted)
+                continue
         hit = get(token)
         if hit is not None:  # most tokens: fixed words, with or without punctuation
             append(hit)
@@ -1010,6 +1145,8 @@ def _mask_text(text: str) -> str:
         cache[token] = masked
         append(masked)
     _mask_context_values(out)
+    if " [" in text or "): " in text:
+        _mask_named_values(out)
     return _finish(" ".join(out))
 
 
