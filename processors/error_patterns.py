@@ -118,12 +118,12 @@ _TS_TEXT = re.compile(
     rf"){_ZONE}(?![\w:])"
 )
 # RFC 2822 dates that name the weekday, wherever they sit (`a,Tue, 12 Jul 2024 10:22:33 +0000,b` in an
-# Exchange message-tracking CSV row, `(Tue, ...)`, `date=Tue, ...`): read on the raw text, before the
-# tokens are split, since the punctuation glued to either end would hide them from the token pass
+# Exchange message-tracking CSV row, `(Tue, ...)`, `date=Tue, ...`): when the token pass meets a
+# weekday and its comma, the raw text is read with this and masked again, since the punctuation glued
+# to either end of the date would hide it from the token pass
 _TS_WEEKDAY = re.compile(
     rf"(?<![A-Za-z]){_WEEKDAY},\s*\d{{1,2}}[\s-]{_MONTH}[\s-]\d{{2,4}}(?:[\s:]+{_CLOCK})?{_ZONE}(?![\w:])"
 )
-_WEEKDAY_COMMA = ("Mon,", "Tue,", "Wed,", "Thu,", "Fri,", "Sat,", "Sun,", "day,")
 _TS_NUM = re.compile(
     rf"(?<![\w.:/-])(?:\d{{4}}[-/.]\d{{1,2}}[-/.]\d{{1,2}}(?:[T\s_]{_CLOCK})?|\d{{1,2}}/\d{{1,2}}/\d{{2,4}}(?:\s{_CLOCK})?"
     rf"|{_CLOCK}){_ZONE}(?![\w:]|/\d)"  # 3/0/4/820/6 (haproxy timers) is no date
@@ -792,7 +792,10 @@ def _host_names_here(text: str) -> bool:
     for word in _HOST_WORDS:
         if word in low:
             return True
-    return ("host " in low and "[" in text) or (" port " in low and "connect" in low)
+    # `host mail[...]`, `host mail [...`, `connect to mail port 25`, unless the name was a host already
+    return ("host " in low and "[" in text and low.count("host ") != low.count("host <host>")) or (
+        " port " in low and "connect" in low and low.count(" to ") != low.count(" to <host>")
+    )
 
 
 _PLACEHOLDER_NAMES = frozenset(("email", "url", "host", "path", "ts", "*"))
@@ -1069,13 +1072,9 @@ def _frame(match: re.Match) -> str:
 _KEYED_VALUE = re.compile(r"(['\"])([A-Za-z][\w-]{0,31})\1[,;}\]]*")
 
 
-def _mask_text(text: str) -> str:
-    """`mask` of capped text that holds no exception repr of an SMTP reply."""
-    if ", " in text:
-        for day in _WEEKDAY_COMMA:
-            if day in text:
-                text = _TS_WEEKDAY.sub(TS, text)
-                break
+def _mask_text(text: str, weekdays: bool = True) -> str:
+    """`mask` of capped text that holds no exception repr of an SMTP reply; `weekdays`: a token
+    that may open an RFC 2822 date with its weekday has not been seen yet."""
     tokens = _split(text)
     if not tokens:
         return ""
@@ -1102,6 +1101,11 @@ def _mask_text(text: str) -> str:
             append(hit)
             continue
         if token[:3] in ts_words:
+            if token[-1] == "," and weekdays:
+                dated = _TS_WEEKDAY.sub(TS, text)  # `Tue, 12 Jul 2024 10:22:33 +0000,Outbound`: see _TS_WEEKDAY
+                if dated != text:
+                    return _mask_text(dated, False)
+                weekdays = False
             span = _timestamp_span(tokens, index)
             if span:
                 trail = tokens[index + span - 1]
@@ -1136,6 +1140,11 @@ def _mask_text(text: str) -> str:
                     masked = token.replace(core, VAR, 1)
                 append(masked)
                 continue
+            if token[-1] == "," and weekdays and (token[-4:-1] in ts_words or token[-4:-1] == "day"):
+                dated = _TS_WEEKDAY.sub(TS, text)  # `(Tue, 12 Jul ...`, `a,Tue, 12 Jul ...`: see _TS_WEEKDAY
+                if dated != text:
+                    return _mask_text(dated, False)
+                weekdays = False
             masked = _mask_token(token)
             if (masked is not token and masked != token and _has_digit(token)) or "@" in token or len(token) >= 64:
                 append(masked)  # holds a value: caching it would only churn the cache
@@ -1145,8 +1154,6 @@ def _mask_text(text: str) -> str:
         cache[token] = masked
         append(masked)
     _mask_context_values(out)
-    if " [" in text or "): " in text:
-        _mask_named_values(out)
     return _finish(" ".join(out))
 
 
@@ -1161,6 +1168,10 @@ def _finish(joined: str) -> str:
     if hit is not None:
         return hit
     text = joined
+    if " [" in text or "): " in text:
+        out = text.split(" ")
+        _mask_named_values(out)
+        text = " ".join(out)
     if _host_names_here(text):
         out = text.split(" ")
         _mask_host_names(out)
