@@ -246,8 +246,9 @@ _WORDING = (
         r"(?:can )?only send (?:testing |test )?e-?mails? to your own", r"(?:must|needs? to) be verified",
         r"verify (?:a|your|the) (?:sending )?domain", r"(?:right|permission) to send (?:mail |e-?mail |messages? )?(?:on behalf|as)\b",
         r"send (?:mail |e-?mail )?on behalf of", r"(?:envelope )?(?:from|sender) address[^.;]{0,40}not accepted",
+        r"\btest[- ]mode\b",  # a sending service's test mode (Mandrill's `test-mode-limit`) only delivers to a few
     )),
-    (SENDER_AUTH, _rx(r"\bspf\b", r"\bptr\b", r"your hostname", r"authentication results")),
+    (SENDER_AUTH, _rx(r"\bspf\b", r"\bptr\b", r"your hostname", r"authentication results", r"\bunsigned\b", r"\bnot signed\b")),
     (AUTHENTICATION, _rx(
         r"authenticat(?:ion|e)[^.;]{0,30}(?:fail|unsuccessful|required|invalid|incorrect|denied|rejected|error)",
         r"(?:not |un)authenticated", r"authentication data", r"auth(?:entication)? extension",
@@ -292,7 +293,7 @@ _WORDING = (
         r"is not a known user", r"hard bounce", r"unable to deliver your message \(ex: unknown user",
         r"invalid address", r"recipients? (?:address )?(?:is ?n[o']t|is not|are not|aren't) valid",
         r"recipient(?: address)?[^.;]{0,40}not accepted", r"(?:no answer|does not contain an answer)[^;]{0,60}\bin mx\b",
-        r"hard[- ]bounce",
+        r"hard[- ]bounce", r"\bno ?mailbox\b", r"\bunsub\b",  # sending services' reason words (`NoMailbox`, `unsub`)
     )),
     (REPUTATION, _rx(
         r"block ?list", r"black ?list", r"deny ?list", r"blocked using", r"listed (?:in|on|at|by)", r"\brbl\b",

@@ -55,6 +55,11 @@ CLASSES = [
     ('{"status":"error","message":"No such template \\"welcome-v2\\""}', None, "validation"),
     ('HTTP Error 400: Bad Request {"errors":[{"message":"The attachment filename is required.",'
      '"field":"attachments.0.filename","help":null}]}', None, "validation"),
+    # sending services' reason words (Mandrill's reject reasons, Elastic Email's categories)
+    ('[{"email":"a@example.org","status":"rejected","reject_reason":"unsigned"}]', None, "sender_auth"),
+    ('[{"email":"a@example.org","status":"rejected","reject_reason":"unsub"}]', None, "recipient"),
+    ('[{"email":"a@example.org","status":"rejected","reject_reason":"test-mode-limit"}]', None, "validation"),
+    ("status=Error&category=NoMailbox&messageid=ab12", None, "recipient"),
     # transient server trouble over an ambiguous x.7.x fallback
     ("451 4.7.0 Temporary server error. Please try again later. PRX5", None, "infrastructure"),
     ("milter-reject: END-OF-MESSAGE from mx.example.org: 4.7.1 Service unavailable - try again later", None,
