@@ -79,11 +79,14 @@ def test_split_follows_the_hash_of_the_group():
 # first wave's unseen part 0.881 (docs/errors-quality.md, "Second wave"). The third wave
 # (tests/data/generalise_wave3_*.tsv), committed before any score, first run: tuning category 0.893, unseen
 # 0.868; after its fixes: tuning 0.994, unseen 0.879, second wave's unseen 0.864, first wave's 0.893
-# (docs/errors-quality.md, "Third wave"). The floors keep what was reached.
-UNSEEN_CATEGORY_FLOOR = {"first": 0.89, "second": 0.86, "third": 0.87}
+# (docs/errors-quality.md, "Third wave"). The fourth wave (tests/data/generalise_wave4_*.tsv), committed before
+# any score, first run: tuning category 0.656, unseen 0.736; after its fixes: tuning 0.962, unseen 0.773, third
+# wave's unseen 0.890, second's 0.864, first's 0.905 (docs/errors-quality.md, "Fourth wave").
+# The floors keep what was reached.
+UNSEEN_CATEGORY_FLOOR = {"first": 0.90, "second": 0.86, "third": 0.89, "fourth": 0.77}
 
 
-@pytest.mark.parametrize("wave", ["first", "second", "third"])
+@pytest.mark.parametrize("wave", ["first", "second", "third", "fourth"])
 @pytest.mark.parametrize("part", ["tuning", "unseen"])
 def test_variants_group_and_categories_hold(part, wave):
     category, retryable, grouping, failures = score(corpus(part, WAVES[wave]))
@@ -95,7 +98,7 @@ def test_variants_group_and_categories_hold(part, wave):
     assert retryable >= 0.9, retryable
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18 goal not reached on the unseen part: category 0.893 < 0.93")
+@pytest.mark.xfail(strict=True, reason="issue 18 goal not reached on the unseen part: category 0.905 < 0.93")
 def test_unseen_category_goal():
     category, _, _, failures = score(corpus("unseen"))
     assert category >= 0.93, (category, len(failures))
