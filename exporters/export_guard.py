@@ -14,19 +14,23 @@ sits between the BatchSpanProcessor and the real exporter and
   BatchSpanProcessor would log a traceback per batch), so nothing reaches the app
   or the export thread.
 
-Queue-full drops inside the BatchSpanProcessor happen before the exporter and are
-logged by the SDK itself at most once per 20 s (its DuplicateFilter).
+Queue-full drops inside the BatchSpanProcessor happen before the exporter. The SDK
+lets its `Queue full, dropping span.` warning through once per 20-second window of
+the wall clock (its DuplicateFilter), so a burst that straddles a window's edge logs
+it twice and a sustained overflow three times a minute. `QueueFullFilter`, installed
+on that logger once per process, lets it through once per signal per 10 minutes.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from mailscope._safety import internal_error
-from mailscope.locks import owned_lock
+from mailscope.locks import module_lock, owned_lock
 
 logger = logging.getLogger("mailscope")
 
@@ -144,3 +148,61 @@ class GuardedExporter(SpanExporter):
                     pass
             for target in self._loggers:
                 target.removeFilter(self.repeat_filter)
+
+
+# the logger of the SDK's BatchProcessor (spans and log records), which logs `Queue full, dropping %s.`
+_QUEUE_LOGGER = "opentelemetry.sdk._shared_internal"
+QUEUE_FULL_INTERVAL_S = 600.0
+_MAX_QUEUE_KEYS = 8
+
+
+class QueueFullFilter(logging.Filter):
+    """The SDK's queue-full warning at most once per `interval` (monotonic clock) for each signal.
+
+    Never blocks the thread that logs (the app's, in a span's end): a record that arrives while
+    another thread is deciding is dropped as a repeat."""
+
+    def __init__(self, interval: float = QUEUE_FULL_INTERVAL_S, clock=time.monotonic):
+        super().__init__()
+        self.interval = interval
+        self._clock = clock
+        self._next: dict = {}
+        self._lock = owned_lock(self)
+        self.suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.msg
+        if not isinstance(msg, str) or not msg.startswith("Queue full"):
+            return True
+        if not self._lock.acquire(blocking=False):
+            self.suppressed += 1
+            return False
+        try:
+            key = str(record.args)[:64]
+            now = self._clock()
+            due = self._next.get(key)
+            if due is not None and now < due:
+                self.suppressed += 1
+                return False
+            if due is None and len(self._next) >= _MAX_QUEUE_KEYS:
+                return True
+            self._next[key] = now + self.interval
+            return True
+        except Exception:
+            return True
+        finally:
+            self._lock.release()
+
+
+_install_lock = module_lock()
+_queue_full_filter: QueueFullFilter | None = None
+
+
+def install_queue_full_filter() -> QueueFullFilter:
+    """Adds the filter to the SDK's batch-processor logger, once per process."""
+    global _queue_full_filter
+    with _install_lock:
+        if _queue_full_filter is None:
+            _queue_full_filter = QueueFullFilter()
+            logging.getLogger(_QUEUE_LOGGER).addFilter(_queue_full_filter)
+        return _queue_full_filter

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from mailscope._safety import log_once
 from mailscope.exporters import export_locks
-from mailscope.exporters.export_guard import GuardedExporter
+from mailscope.exporters.export_guard import GuardedExporter, install_queue_full_filter
 from mailscope.processors.pipeline import EnrichingSpanProcessor, Pipeline
 
 
@@ -57,6 +57,7 @@ def batch_processor(exporter) -> BatchSpanProcessor:
 def enriching_batch_processor(pipeline: Pipeline):
     def factory(exporter):
         export_locks.guard_exporter(exporter)
+        install_queue_full_filter()
         return EnrichingSpanProcessor(
             pipeline, batch_processor(GuardedExporter(exporter)), start_hooks=pipeline.claim_start_hooks()
         )

@@ -111,3 +111,41 @@ def test_valid_batch_settings_are_left_alone(monkeypatch, caplog):
         assert not caplog.records
     finally:
         processor.shutdown()
+
+
+# --- the SDK's queue-full warning -------------------------------------------------------------
+def _record(signal="span"):
+    return logging.LogRecord("opentelemetry.sdk._shared_internal", logging.WARNING, __file__, 1,
+                             "Queue full, dropping %s.", (signal,), None)
+
+
+def test_queue_full_is_logged_once_per_interval_per_signal():
+    from mailscope.exporters.export_guard import QueueFullFilter
+
+    now = [1000.0]
+    queue_filter = QueueFullFilter(interval=600.0, clock=lambda: now[0])
+    assert queue_filter.filter(_record())
+    now[0] += 25.0  # a new 20-second window of the SDK's own DuplicateFilter: it would let this through
+    assert not queue_filter.filter(_record())
+    assert queue_filter.filter(_record("log record"))  # the other signal's overflow is news
+    now[0] += 600.0
+    assert queue_filter.filter(_record())  # a later overflow is logged again
+    other = logging.LogRecord("x", logging.WARNING, __file__, 1, "Exception while exporting %s.", ("span",), None)
+    assert queue_filter.filter(other) and queue_filter.filter(other)  # other messages are not its business
+    assert queue_filter.suppressed == 1
+
+
+def test_the_export_wiring_puts_the_filter_on_the_sdk_batch_logger():
+    from mailscope.exporters.export_guard import QueueFullFilter
+    from mailscope.exporters.wiring import enriching_batch_processor
+    from mailscope.processors.pipeline import Pipeline
+
+    sdk_logger = logging.getLogger("opentelemetry.sdk._shared_internal")
+    processor = enriching_batch_processor(Pipeline([]))(SwitchableExporter())
+    try:
+        filters = [f for f in sdk_logger.filters if isinstance(f, QueueFullFilter)]
+        assert len(filters) == 1
+        enriching_batch_processor(Pipeline([]))(SwitchableExporter()).shutdown()
+        assert len([f for f in sdk_logger.filters if isinstance(f, QueueFullFilter)]) == 1  # once per process
+    finally:
+        processor.shutdown()
