@@ -320,6 +320,10 @@ WAVE3_NAMES = ("generalise_wave3_providers", "generalise_wave3_senders")
 # services, Postfix / Sendmail / Exim / OpenSMTPD / Exchange ... logs); split by the same hash,
 # committed before any score
 WAVE4_NAMES = ("generalise_wave4_servers", "generalise_wave4_senders")
+# the fifth wave: more errors of the first wave's families (the most common senders' exceptions, the big
+# providers' and filters' replies, Postfix / Sendmail / Exim / Dovecot log lines), none repeating a tuning row;
+# split by the same hash, committed before any score
+WAVE5_NAMES = ("generalise_wave5_servers", "generalise_wave5_clients")
 
 
 @dataclass(frozen=True)

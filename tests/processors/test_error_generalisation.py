@@ -15,14 +15,14 @@ import pytest
 from mailscope import attributes as attr
 from mailscope.processors.errors import classify
 from tests.errors_corpus import (
-    GENERALISE, GENERALISE_NAMES, WAVE2_NAMES, WAVE3_NAMES, WAVE4_NAMES, fill, grouping_accuracy, is_unseen, load_groups,
+    GENERALISE, GENERALISE_NAMES, WAVE2_NAMES, WAVE3_NAMES, WAVE4_NAMES, WAVE5_NAMES, fill, grouping_accuracy, is_unseen, load_groups,
 )
 from tests.generic_logs import OTHER_SYSTEMS, compare_with_drain
 
 K = 6
 
 
-WAVES = {"first": GENERALISE_NAMES, "second": WAVE2_NAMES, "third": WAVE3_NAMES, "fourth": WAVE4_NAMES}
+WAVES = {"first": GENERALISE_NAMES, "second": WAVE2_NAMES, "third": WAVE3_NAMES, "fourth": WAVE4_NAMES, "fifth": WAVE5_NAMES}
 
 
 def corpus(part: str, names=GENERALISE_NAMES):
@@ -60,7 +60,7 @@ def log_family(part: str):
 
 # --- the split is mechanical ---------------------------------------------------------------
 def test_split_follows_the_hash_of_the_group():
-    for name in GENERALISE_NAMES + WAVE2_NAMES + WAVE3_NAMES + WAVE4_NAMES:
+    for name in GENERALISE_NAMES + WAVE2_NAMES + WAVE3_NAMES + WAVE4_NAMES + WAVE5_NAMES:
         for suffix, unseen in (("", False), ("_unseen", True)):
             rows = load_groups(GENERALISE / f"{name}{suffix}.tsv")
             assert rows and all(is_unseen(row.group) == unseen for row in rows), name
@@ -113,7 +113,7 @@ def test_generic_logs_group_at_least_as_well_as_drain(part, seed):
 @pytest.mark.parametrize("part", ["tuning", "unseen"])
 def test_patterns_hold_no_address(part):
     rng = random.Random(3)
-    for row in corpus(part, GENERALISE_NAMES + WAVE2_NAMES + WAVE3_NAMES + WAVE4_NAMES):
+    for row in corpus(part, GENERALISE_NAMES + WAVE2_NAMES + WAVE3_NAMES + WAVE4_NAMES + WAVE5_NAMES):
         message = fill(row.template, rng)
         pattern = classify(message, row.error_type).pattern
         assert "@" not in pattern and len(pattern) <= attr.ERROR_PATTERN_MAX_CHARS, (message, pattern)
