@@ -53,7 +53,7 @@ def _rx(*alternatives: str) -> re.Pattern:
 # --- 1. override wording (applied to the lower-cased pattern) ---------------------------
 # substrings without which an override group cannot match (the newer groups, given as a third element): a cheap skip
 _CONTENT_HINTS = ("spam url", "url in", "urls in", "attachment", "file")
-_CLIENT_CONFIG_HINTS = ("tls", "ssl", "encrypt", "secure", "recipients defined", "eenvelope", "no recipient")
+_CLIENT_CONFIG_HINTS = ("tls", "ssl", "encrypt", "secure", "recipients defined", "eenvelope", "no recipient", "plain")
 _OVERRIDES = (
     (CONTENT, _rx(  # what the message carries, whatever the code or a word like `spam` or `banned` says
         r"spam url", r"\burls? in (?:the )?(?:message )?(?:content|body)",
@@ -82,7 +82,7 @@ _OVERRIDES = (
         r"not (?:designated|permitted|allowed) to send mail from", r"is not allowed to send mail from",
     )),
     (VALIDATION, _rx(  # the client's own configuration: it must use TLS (not a credentials problem)
-        r"must issue (?:a )?starttls(?: command)?(?![^;]*authenticat)", r"\b(?:start)?tls (?:is )?required\b(?![^;)]*not offered)",
+        r"must issue (?:a )?starttls(?: command)?(?![^;]*authenticat)", r"\b(?:start)?tls (?:is )?required\b(?![^;)]*(?:not offered|refused|not available|local problem))",
         r"unencrypted connection", r"encryption (?:is )?required", r"no recipients defined", r"\beenvelope\b",
         r"no recipients? (?:address(?:es)? )?(?:found|specified|given|defined)",
         r"requires? (?:a )?(?:secure|encrypted|tls) (?:connection|channel)(?! or the client was not authenticated)",
@@ -92,7 +92,8 @@ _OVERRIDES = (
         r"must (?:support|use|offer) (?:tls|ssl|starttls|encryption)", r"starttls[- ]not[- ]supported",
         # the other end does not offer the TLS the client is set to demand (smtplib, msmtp, curl's use_ssl)
         r"starttls (?:extension |command )?(?:is )?(?:not supported|unavailable|not available|not offered|not advertised)",
-        r"(?:does ?n[o']t|does not|do not|don't) (?:support|offer) (?:tls|ssl|starttls)\b", r"requested ssl level",
+        r"(?:does ?n[o']t|does not|do not|don't) (?:support|offer) (?:the )?(?:tls|ssl|starttls|secure connections?)\b",
+        r"requested ssl level", r"reserved for plain-?text",
         r"secure connection (?:is )?requi",  # mailx's `A secure connection is requiered(such as ssl)`
         # a policy demands encryption the sender cannot apply (Google Workspace's S/MIME rule)
         r"requir(?:ed|es|ing) encryption", r"unable to encrypt",
@@ -103,10 +104,15 @@ _OVERRIDES = (
         r"(?:missing|required|undefined|unset) (?:required )?(?:setting|config(?:uration)? (?:key|value|option)|option)\b",
         r"improperly ?configured", r"\bsettings?\b[^.;]{0,20}(?:is|are) (?:missing|required|not set)",
     ), ("setting", "config", "option")),
+    (VALIDATION, _rx(  # our own sender address is unknown there (sender address verification)
+        r"sender address rejected: (?:user unknown|domain not found|undeliverable|unverified|not found)",
+    ), ("sender address rejected",)),
     (VALIDATION, _rx(  # an address that does not parse: RFC 5322 addr-spec, parsers of address lists
         r"\baddr-spec\b", r"(?:can ?not|cannot|could not|unable to|failed to) parse[^.;]{0,20}\baddress",
         r"address ?list can ?not parse", r"address[^.;]{0,40}(?:does not|doesn't|do not) comply with rfc",
-    ), ("addr-spec", "parse", "comply")),
+        # a library's own syntax check that names the field (PHPMailer's `Invalid address: (to): x`)
+        r"invalid address: \((?:to|cc|bcc|from|reply-to|sender)\)",
+    ), ("addr-spec", "parse", "comply", "invalid address: (")),
     (VALIDATION, _rx(  # the client breaks the protocol: not a rate limit (`too many`), not the recipient
         r"improper (?:use of )?(?:smtp )?(?:command )?pipelining", r"improper use of smtp",
         r"too many (?:unrecognized|unrecognised|unknown|invalid|bad|failed) commands", r"protocol violation",
@@ -114,6 +120,9 @@ _OVERRIDES = (
     (AUTHENTICATION, _rx(
         r"relay(?:ing)? (?:access )?(?:denied|not permitted|not allowed|prohibited)", r"unable to relay",
         r"not permitted to relay", r"relay not permitted", r"we do not relay", r"account is locked", r"locked out",
+        r"sender address rejected: not logged in",
+        # wrong credentials, tried often (`535 5.7.0 Too many bad auth attempts`): not a rate limit
+        r"too many (?:bad|failed|invalid|unsuccessful|wrong) (?:auth|authentication|login|logon|password)",
     )),
     (AUTHENTICATION, _rx(r"rcpthosts"), ("rcpthosts",)),  # qmail: `that domain isn't in my list of allowed rcpthosts`
     (RECIPIENT, _rx(  # the recipient (a group, an organisation) restricts who may send to it
@@ -126,11 +135,12 @@ _OVERRIDES = (
         r"(?:will not|won't|does not|doesn't) accept (?:mail|messages|e-?mail) from (?:you|your|this)",
     ), ("accept",)),
     (CONTENT, _rx(  # the message's form: RFC 5322 compliance, a From address it must carry
-        r"rfc ?5322[^.;]{0,40}complian", r"(?:include|have|contain|carry) a valid from\b",
-    ), ("complian", "valid from")),
+        r"rfc ?5322[^.;]{0,40}complian", r"(?:include|have|contain|carry) a valid from\b", r"\bblank from\b",
+    ), ("complian", "valid from", "blank from")),
     (REPUTATION, _rx(
         r"unsolicited", r"bad outbound sender", r"blocked senders?\b", r"sender (?:address |ip )?blocked", r"outbound spam", r"banned sender", r"gr[ae]ylist",
         r"deferred due to (?:unexpected volume or )?(?:excessive )?user complaints",
+        r"sender address rejected: access denied", r"\bpregreet\b",
     )),
     (REPUTATION, _rx(  # dynamic / residential address space, outgoing mail blocked, unusual activity
         r"dynamic(?:ally)?[- ](?:assigned )?ip", r"dynamic ip", r"residential (?:ip|space|address)",
@@ -149,6 +159,7 @@ _OVERRIDES = (
         r"too much (?:mail|e-?mail|traffic|messages)", r"relay limit exceeded", r"excessive (?:volume|amount|number)(?!s? of data)",
     )),
     (RATE_LIMIT, _rx(r"frequency (?:limit|exceeded|too high)"), ("frequency",)),
+    (RATE_LIMIT, _rx(r"(?:thread|session|concurrency|submission|sending) limits? (?:exceeded|reached)"), ("limit",)),
     (MAILBOX_FULL, _rx(
         r"mailbox (?:is )?full", r"mailbox (?:size )?(?:quota|limit) exceeded", r"\bover ?quota",
         r"out of storage", r"inbox is full", r"full mailbox", r"mailbox has exceeded", r"quotaexceededexception",
@@ -159,7 +170,16 @@ _OVERRIDES = (
     (INFRASTRUCTURE, _rx(  # certificate trouble, over the x.7.5 `cryptographic failure` code (Postfix dsn=4.7.5)
         r"certificate (?:is )?(?:not verified|not trusted|untrusted|verif(?:y|ication) failed|has expired|expired|revoked)",
         r"self[- ]signed certificate", r"unable to get local issuer", r"unknown (?:issuer|authority|ca)\b",
-    ), ("certificate", "issuer", "authority", "unknown ca")),
+        r"\bdane\b", r"\btlsa\b",
+    ), ("certificate", "issuer", "authority", "unknown ca", "dane", "tlsa")),
+    (INFRASTRUCTURE, _rx(  # a mail loop is routing trouble, whatever the code (x.6.0 would read as content)
+        r"mail (?:forwarding )?loop", r"exceeded <\*> hops", r"too many hops", r"hop count (?:exceeded|too high)",
+        r"loops? back to myself",
+    ), ("loop", "hops", "hop count")),
+    (INFRASTRUCTURE, _rx(  # the mail system's own files and sockets: a path it cannot reach, a crash of its own
+        r"<path>\)?(?: failed)?:? permission denied", r"missing \+[rwx] perm", r"connect to (?:<path>|private/\S+|public/\S+) failed",
+        r"\]: panic: ", r"older than (?:its )?source file",
+    ), ("permission denied", " perm", "private/", "public/", "panic:", "older than")),
     (TIMEOUT, _rx(
         r"message (?:has )?expired", r"expired after", r"delivery time expired", r"too long in (?:the )?queue",
         r"retry timeout exceeded",
@@ -246,7 +266,8 @@ _WORDING = (
         r"(?:can )?only send (?:testing |test )?e-?mails? to your own", r"(?:must|needs? to) be verified",
         r"verify (?:a|your|the) (?:sending )?domain", r"(?:right|permission) to send (?:mail |e-?mail |messages? )?(?:on behalf|as)\b",
         r"send (?:mail |e-?mail )?on behalf of", r"(?:envelope )?(?:from|sender) address[^.;]{0,40}not accepted",
-        r"\btest[- ]mode\b",  # a sending service's test mode (Mandrill's `test-mode-limit`) only delivers to a few
+        r"\btest[- ]mode\b", r"unresolvable[^;]{0,30}\b(?:from|sender|envelope)\b",
+        r"not one of your addresses", r"(?:from|sender) address[^.;]{0,40}must match", r"must match your authenticated",  # a sending service's test mode (Mandrill's `test-mode-limit`) only delivers to a few
     )),
     (SENDER_AUTH, _rx(r"\bspf\b", r"\bptr\b", r"your hostname", r"authentication results", r"\bunsigned\b", r"\bnot signed\b")),
     (AUTHENTICATION, _rx(
@@ -260,9 +281,10 @@ _WORDING = (
     )),
     (AUTHENTICATION, _rx(r"auth(?:entication)?[_-]?fail"), ("auth_fail", "authfail", "auth-fail", "authentication_fail")),
     (AUTHENTICATION, _rx(  # no mechanism in common: `No suitable authentication method`, `server doesn't support AUTH`
-        r"(?:authentication|auth|sasl|login) (?:method|mechanism)s?\b", r"(?:does ?n[o']t|not) support(?:s|ed)? auth\b",
+        r"(?:authentication|auth|sasl|login) (?:method|mechanism|type)s?\b", r"(?:does ?n[o']t|not) support(?:s|ed)? (?:the )?auth(?:entication)?\b",
+        r"\bmechanisms?\b[^.;]{0,30}(?:do(?:es)? not (?:fulfill|satisfy|meet)|not (?:supported|available)|unavailable)",
         r"\bauth (?:is )?not (?:supported|enabled|available|offered|advertised)",
-    ), ("method", "mechanism", "support", "auth not", "auth is not")),
+    ), ("method", "mechanism", "type", "support", "auth not", "auth is not")),
     (CONTENT, _rx(r"virus", r"malware", r"malicious", r"executable", r"attachment", r"infected")),
     (REPUTATION, _rx(r"spam", r"junk", r"phish", r"\bbulk\b", r"resolver\.rst", r"reputation")),
     (CONTENT, _rx(
@@ -293,7 +315,7 @@ _WORDING = (
         r"is not a known user", r"hard bounce", r"unable to deliver your message \(ex: unknown user",
         r"invalid address", r"recipients? (?:address )?(?:is ?n[o']t|is not|are not|aren't) valid",
         r"recipient(?: address)?[^.;]{0,40}not accepted", r"(?:no answer|does not contain an answer)[^;]{0,60}\bin mx\b",
-        r"hard[- ]bounce", r"\bno ?mailbox\b", r"\bunsub\b",  # sending services' reason words (`NoMailbox`, `unsub`)
+        r"hard[- ]bounce", r"\bno ?mailbox\b", r"mx records? points? to non-?existent", r"\bunsub\b",  # sending services' reason words (`NoMailbox`, `unsub`)
     )),
     (REPUTATION, _rx(
         r"block ?list", r"black ?list", r"deny ?list", r"blocked using", r"listed (?:in|on|at|by)", r"\brbl\b",
@@ -324,6 +346,7 @@ _WORDING = (
         r"does ?n[o']t exist", r"unconfigured", r"not configured",
         r"(?:may|must|can|cannot|can't|should)(?: not)? be (?:an? )?(?:blank|empty|nil|null|none)\b",
         r"must (?:specify|provide|set|supply|configure|define)\b", r"\bnot defined\b",
+        r"must be (?:specified|provided|set|given|supplied)\b",
         r"no such (?:template|mailer|transport|sender|configuration|setting|key|identity|list)\b",
     ), ("exist", "configured", " be ", "must ", "defined", "no such")),
 )
@@ -346,7 +369,8 @@ _GENERIC_INFRA = _rx(
     r"connection (?:was |has been |is )(?:refused|reset|closed|aborted|lost|dropped)", r"(?:failed|unable) to (?:connect|establish)",
     r"could ?n[o']t connect", r"empty (?:response|reply)", r"no (?:response|reply) from",
     r"(?:terminated|exited|died|crashed) unexpectedly", r"unexpected (?:server |internal )?error", r"servfail",
-    r"nameservers? failed", r"no such file or directory",
+    r"nameservers? failed", r"no such file or directory", r"\bbusy\b", r"server misbehaving", r"could not instantiate",
+    r"short response", r"lookup error", r"\bcorrupt", r"execution of (?:the )?script[^;]{0,40}failed",
 )
 # wording of a transient server-side problem: decides over the generic fallback of an ambiguous
 # enhanced code (x.7.0 is `other security`, x.3.0 `other system status`)
@@ -471,6 +495,9 @@ _ADVICE = re.compile(
 )
 # Postfix's `delivery temporarily suspended: <reason>`: the reason after it decides
 _SUSPENDED_PREFIX = "delivery temporarily suspended: "
+# .NET's SmtpException puts its status code's description before the server's reply
+# (`Exceeded storage allocation. The server response was: 5.3.4 Message size exceeds ...`): the reply decides
+_SERVER_RESPONSE = "the server response was: "
 
 
 def categorize(pattern: str, error_type: str | None = None) -> tuple[str, bool]:
@@ -478,6 +505,12 @@ def categorize(pattern: str, error_type: str | None = None) -> tuple[str, bool]:
     text = pattern.lower()
     if _SUSPENDED_PREFIX in text:
         text = text.replace(_SUSPENDED_PREFIX, "")
+    if _SERVER_RESPONSE in text:
+        reply = text.split(_SERVER_RESPONSE, 1)[1]
+        if reply.strip():
+            category, retryable = categorize(reply, error_type)
+            if category != UNKNOWN:
+                return category, retryable
     if " your " in text and ("check" in text or "verify" in text):
         stripped = _ADVICE.sub("", text)
         if stripped != text:
@@ -563,7 +596,7 @@ def _retryable(text: str, category: str, klass, code, http: bool) -> bool:
             return True
     if category == RATE_LIMIT:
         return True
-    if smtp_class == 5:
+    if smtp_class == 5 or category == AUTHENTICATION and smtp_class is None and "fail" in text:
         return False
     if http:
         return code in (408, 425, 429) or code >= 500

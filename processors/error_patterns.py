@@ -775,13 +775,22 @@ _HOST_PORT = re.compile(r"(?<![\w\]\[])(?<!<host>)(?<!<\*>)(?:\[<host>\]|<host>)
 # `host: mail, port: 25`, `lookup mailhog on ...`, `ENOTFOUND smtp`, `connecting to mail on port 25`
 _ANGLE_NAME = re.compile(r"([A-Za-z_][\w.-]*=)?<((?:[\w.-]|<\*>|<host>)+|\[<host>\])>([:.,;)]?)")
 _PAREN_HOST = re.compile(r"([A-Za-z_][\w.-]*=)?\((?:[\w.-]|<\*>|<host>|\[<host>\])+\)")
-_LABEL = re.compile(r"(?:[A-Za-z]|<\*>)(?:[\w-]|<\*>)*([,;]?)")
+_LABEL = re.compile(r"(?:[A-Za-z]|<\*>)(?:[\w-]|<\*>)*([,;.]?)")
 _NAME_BRACKET = re.compile(r"(?:[A-Za-z]|<\*>)(?:[\w.-]|<\*>)*(\[[^\[\]]*\][:,;]?)")
 _PORT_WORDS = frozenset(("port", "port:", "Port"))
-_HOST_BEFORE = frozenset("host: port: hostname lookup enotfound eai_again unknownhostexception: java.net.unknownhostexception:".split())
+_HOST_BEFORE = frozenset(
+    "host: port: hostname lookup enotfound eai_again etimeout eservfail enodata econnrefused ehlo helo "
+    "unknownhostexception: java.net.unknownhostexception:".split()
+)
+# words that follow `lookup`, `EHLO` ... and are no host (`lookup error for`, `Helo command rejected`)
+_NOT_A_HOST = frozenset(
+    "error errors failed failure failures timeout table command rejected for of on from to name hostname argument "
+    "required not is was the a with and".split()
+)
 # cheap tests on the joined text decide whether the token walk of _mask_host_names can change anything
 _ANGLE_TRIGGER = re.compile(r"<(?!(?:email|url|host|path|ts|\*)>)[\w.\[<-]")
 _HOST_WORDS = ("host: ", "port: ", "hostname ", "lookup ", "enotfound ", "eai_again ", "hostexception: ", " on port ",
+               "etimeout ", "eservfail ", "enodata ", "econnrefused ", "ehlo ", "helo ", "name matching ",
                "valid for ")
 
 
@@ -819,7 +828,10 @@ def _mask_host_names(out: list) -> None:
                 out[index] = (match.group(1) or "") + "(" + HOST + ")"
         elif index and (first.isalpha() or word[:3] == VAR):
             before = out[index - 1].lower()
-            if before in _HOST_BEFORE or (
+            if before in _HOST_BEFORE and word.rstrip(",;.").lower() not in _NOT_A_HOST or (
+                # Java's `No subject alternative DNS name matching mail found`
+                before == "matching" and index >= 2 and out[index - 2].lower() == "name"
+            ) or (
                 before == "to" and index + 2 <= last and out[index + 1] == "on" and out[index + 2] == "port"
             ) or (
                 # curl's `Failed to connect to mail port 587`, msmtp's `cannot connect to mail, port 25`,
@@ -1159,6 +1171,11 @@ def _mask_text(text: str, weekdays: bool = True) -> str:
 
 _FINISH_CACHE_MAX = 2048
 _finish_cache: dict = {}
+# values that only their place tells: the text of a header a filter logged (Postfix's `reject: header
+# Subject: <any words> from host[ip]`), and what PHPMailer could not read as an address
+# (`Invalid address: (to): deploybot`)
+_LOGGED_HEADER = re.compile(r"(\bheader [A-Za-z][\w-]*: ).+?( from <host>\[)")
+_ADDRESS_OF_KIND = re.compile(r"(\baddress: \((?:to|cc|bcc|from|reply-to|sender)\): )(?!<)\S+", re.IGNORECASE)
 
 
 def _finish(joined: str) -> str:
@@ -1176,6 +1193,10 @@ def _finish(joined: str) -> str:
         out = text.split(" ")
         _mask_host_names(out)
         text = " ".join(out)
+    if "header " in text and " from <host>[" in text:
+        text = _LOGGED_HEADER.sub(r"\1" + VAR + r"\2", text)
+    if "): " in text and "ddress: (" in text:
+        text = _ADDRESS_OF_KIND.sub(r"\1" + VAR, text)
     if "<" in text:
         if ":<*>" in text:
             # [::1]:2525, ::1:2525, 127.0.0.1:2525, localhost:2525: an endpoint reads as its host,
