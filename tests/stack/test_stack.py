@@ -126,16 +126,39 @@ def test_traces_started_after_the_restart_arrive_complete(stack_run):
     assert kept and incomplete == []
 
 
-def test_kept_healthy_traces_are_the_configured_share(stack_run):
+def test_kept_healthy_traces_are_the_configured_share(stack_run, capsys):
     considered = stack_run.considered()
     healthy = [t for t, spans in considered.items() if not _must_keep(spans)]
     kept = [t for t in healthy if t in stack_run.kept]
     low, high = _binomial_interval(len(healthy), SAMPLING_PERCENTAGE / 100)
+    with capsys.disabled():  # on record for every run: a drift shows before it fails
+        print(f"\n[stack] healthy traces kept: {len(kept)} of {len(healthy)} (configured {SAMPLING_PERCENTAGE}%, "
+              f"99.9% interval [{low}, {high}]); {_kept_share_by_gateway_and_time(stack_run, healthy)}")
     assert len(healthy) >= 150, len(healthy)
-    assert low <= len(kept) <= high, f"{len(kept)} of {len(healthy)} healthy traces kept; 99.9% interval [{low}, {high}]"
+    assert low <= len(kept) <= high, (
+        f"{len(kept)} of {len(healthy)} healthy traces kept; 99.9% interval [{low}, {high}]; "
+        f"{_kept_share_by_gateway_and_time(stack_run, healthy)}"
+    )
     # a kept trace is kept whole
     partial = [t for t in kept if set(stack_run.kept[t]) != set(considered[t])]
     assert partial == []
+
+
+def _kept_share_by_gateway_and_time(stack_run, healthy) -> str:
+    """Kept / healthy per gateway and per quarter of the run: a loss that is not chance shows up in one of them."""
+    owner = {}
+    for index, path in enumerate(stack_run.stack.owned_paths):
+        for span in file_spans(path):
+            owner.setdefault(span["trace_id"], index)
+    starts = {t: min(s["start_ns"] for s in stack_run.truth[t].values()) for t in healthy}
+    first, last = min(starts.values(), default=0), max(starts.values(), default=0)
+    width = max(1, (last - first) / 4)
+    cells: dict = {}
+    for t in healthy:
+        for key in (f"gateway-{owner.get(t, '?')}", f"q{min(3, int((starts[t] - first) / width)) + 1}"):
+            seen, kept = cells.get(key, (0, 0))
+            cells[key] = (seen + 1, kept + (t in stack_run.kept))
+    return ", ".join(f"{key} {kept}/{seen}" for key, (seen, kept) in sorted(cells.items()))
 
 
 def test_jaeger_holds_only_what_the_services_sent(stack_run):
