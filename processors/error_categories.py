@@ -266,8 +266,10 @@ _WORDING = (
         r"(?:can )?only send (?:testing |test )?e-?mails? to your own", r"(?:must|needs? to) be verified",
         r"verify (?:a|your|the) (?:sending )?domain", r"(?:right|permission) to send (?:mail |e-?mail |messages? )?(?:on behalf|as)\b",
         r"send (?:mail |e-?mail )?on behalf of", r"(?:envelope )?(?:from|sender) address[^.;]{0,40}not accepted",
-        r"\btest[- ]mode\b", r"unresolvable[^;]{0,30}\b(?:from|sender|envelope)\b",
-        r"not one of your addresses", r"(?:from|sender) address[^.;]{0,40}must match", r"must match your authenticated",  # a sending service's test mode (Mandrill's `test-mode-limit`) only delivers to a few
+        r"\btest[- ]mode\b",  # a sending service's test mode (Mandrill's `test-mode-limit`) only delivers to a few
+        # the sender's own identity: an unresolvable From domain, a From that is not the account's
+        r"unresolvable[^;]{0,30}\b(?:from|sender|envelope)\b",
+        r"not one of your addresses", r"(?:from|sender) address[^.;]{0,40}must match", r"must match your authenticated",
     )),
     (SENDER_AUTH, _rx(r"\bspf\b", r"\bptr\b", r"your hostname", r"authentication results", r"\bunsigned\b", r"\bnot signed\b")),
     (AUTHENTICATION, _rx(
