@@ -1108,16 +1108,18 @@ def _mask_text(text: str, weekdays: bool = True) -> str:
             if match is not None and _keyed_word(tokens[index - 1] + " ", len(tokens[index - 1]) + 1, match.group(2)):
                 append(token)  # `"status": "rejected",`: the value of a categorical key (see _quoted)
                 continue
+        if weekdays and token[-1] == "," and (token[:3] in ts_words or token[-4:-1] in ts_words or token[-4:-1] == "day"):
+            # `Tue, 12 Jul ...`, `(Tue, ...`, `a,Tue, ...`: see _TS_WEEKDAY. Before the token cache, so that a
+            # `(Tue,` cached from a text without a date cannot hide the next text's date
+            dated = _TS_WEEKDAY.sub(TS, text)
+            if dated != text:
+                return _mask_text(dated, False)
+            weekdays = False
         hit = get(token)
         if hit is not None:  # most tokens: fixed words, with or without punctuation
             append(hit)
             continue
         if token[:3] in ts_words:
-            if token[-1] == "," and weekdays:
-                dated = _TS_WEEKDAY.sub(TS, text)  # `Tue, 12 Jul 2024 10:22:33 +0000,Outbound`: see _TS_WEEKDAY
-                if dated != text:
-                    return _mask_text(dated, False)
-                weekdays = False
             span = _timestamp_span(tokens, index)
             if span:
                 trail = tokens[index + span - 1]
@@ -1152,11 +1154,6 @@ def _mask_text(text: str, weekdays: bool = True) -> str:
                     masked = token.replace(core, VAR, 1)
                 append(masked)
                 continue
-            if token[-1] == "," and weekdays and (token[-4:-1] in ts_words or token[-4:-1] == "day"):
-                dated = _TS_WEEKDAY.sub(TS, text)  # `(Tue, 12 Jul ...`, `a,Tue, 12 Jul ...`: see _TS_WEEKDAY
-                if dated != text:
-                    return _mask_text(dated, False)
-                weekdays = False
             masked = _mask_token(token)
             if (masked is not token and masked != token and _has_digit(token)) or "@" in token or len(token) >= 64:
                 append(masked)  # holds a value: caching it would only churn the cache

@@ -137,6 +137,12 @@ def test_weekday_dates_anywhere_read_as_ts(template):
         assert word not in pattern, pattern
 
 
+def test_a_weekday_token_seen_without_a_date_does_not_hide_a_later_date():
+    # the token cache must not remember `(Tue,` from a text where it opened no date
+    mask("deferred until (Tue, no date given) by policy")
+    assert mask("deferred until (Tue, 12 Jul 2024 10:22:33 +0000) by policy") == "deferred until (<ts>) by policy"
+
+
 # --- 5. a reply code at the end after `failed:` and after `response code` stays a code --------------
 @pytest.mark.parametrize("message,code", [
     ("curl: (55) DATA failed: 554", "554"),
