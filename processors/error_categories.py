@@ -18,7 +18,9 @@ Order of evidence:
 6. The Python exception type (`TimeoutError`, `socket.gaierror`, `ssl.SSLError`,
    smtplib / aiosmtplib / requests / httpx / botocore exceptions), given or
    named in the text.
-7. `unknown`.
+7. Word evidence (error_words): the words' vote, learnt from the labelled tuning
+   corpora, when it is clear.
+8. `unknown`.
 
 Retryable: explicit permanent wording ("Retrying will NOT succeed", expired,
 returned to sender) says no; a 4xx SMTP class says yes; rate limits say yes;
@@ -30,6 +32,8 @@ transient).
 from __future__ import annotations
 
 import re
+
+from mailscope.processors.error_words import guess
 
 RECIPIENT = "recipient"
 MAILBOX_FULL = "mailbox_full"
@@ -502,21 +506,22 @@ _SUSPENDED_PREFIX = "delivery temporarily suspended: "
 _SERVER_RESPONSE = "the server response was: "
 
 
-def categorize(pattern: str, error_type: str | None = None) -> tuple[str, bool]:
-    """(category, retryable) for a masked pattern and an optional exception type name."""
+def categorize(pattern: str, error_type: str | None = None, *, words: bool = True) -> tuple[str, bool]:
+    """(category, retryable) for a masked pattern and an optional exception type name.
+    `words=False`: no word evidence (step 7), for a part of the text tried before the whole."""
     text = pattern.lower()
     if _SUSPENDED_PREFIX in text:
         text = text.replace(_SUSPENDED_PREFIX, "")
     if _SERVER_RESPONSE in text:
         reply = text.split(_SERVER_RESPONSE, 1)[1]
         if reply.strip():
-            category, retryable = categorize(reply, error_type)
+            category, retryable = categorize(reply, error_type, words=False)
             if category != UNKNOWN:
                 return category, retryable
     if " your " in text and ("check" in text or "verify" in text):
         stripped = _ADVICE.sub("", text)
         if stripped != text:
-            category, retryable = categorize(stripped, error_type)
+            category, retryable = categorize(stripped, error_type, words=False)
             if category != UNKNOWN:
                 return category, retryable
     if "; " in text:
@@ -582,6 +587,8 @@ def categorize(pattern: str, error_type: str | None = None) -> tuple[str, bool]:
             named = _TYPE_IN_TEXT.search(text)
             if named is not None:
                 category = TYPE_CATEGORY[named.group(1)]
+    if category is None and words:
+        category = guess(text, error_type)
     if category is None:
         category = UNKNOWN
     return category, _retryable(text, category, klass, code, http)

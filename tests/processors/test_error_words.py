@@ -1,0 +1,67 @@
+"""Word evidence, the last step of categorize() (processors/error_words.py)."""
+
+from pathlib import Path
+
+import pytest
+
+from mailscope.processors import error_words
+from mailscope.processors.error_categories import categorize
+from mailscope.processors.error_patterns import mask
+from tests import error_words_build as build
+
+
+def test_the_committed_table_is_what_the_tuning_parts_give():
+    assert build.main(["--check"]) == 0, "run: .venv/bin/python -m tests.error_words_build"
+
+
+def test_the_table_is_built_from_no_unseen_part(monkeypatch):
+    read = []
+    original = Path.read_text
+
+    def recording(self, *args, **kwargs):
+        read.append(self.name)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", recording)
+    rows = build.tuning_rows()
+    assert len(rows) > 1000 and read
+    assert not [name for name in read if "unseen" in name], read
+    with pytest.raises(AssertionError):
+        build.tuning_rows(["generalise_providers_unseen"])
+
+
+def test_the_table_holds_words_only():
+    per_category, words = build.counts(build.tuning_rows())
+    assert len(words) < 5000 and all(count > 0 for count in per_category)
+    for word in words:
+        assert "@" not in word and (word.isalpha() or word.startswith("type:")), word
+
+
+@pytest.mark.parametrize("message,expected", [
+    ("The remote mail server is not responding, giving up for now", "infrastructure"),
+    ("The destination server closed the session unexpectedly", "infrastructure"),
+])
+def test_words_decide_when_no_rule_does(message, expected):
+    pattern = mask(message)
+    assert categorize(pattern, words=False)[0] == "unknown"  # no rule knows it
+    assert categorize(pattern)[0] == expected
+
+
+@pytest.mark.parametrize("message", ["hello world", "something odd happened", "Could not resolve the mail exchanger"])
+def test_without_a_clear_vote_it_stays_unknown(message):
+    assert categorize(mask(message))[0] == "unknown"
+
+
+def test_the_margin_decides_whether_the_vote_speaks(monkeypatch):
+    pattern = mask("The remote mail server is not responding, giving up for now")
+    assert error_words.guess(pattern) == "infrastructure"
+    monkeypatch.setattr(error_words, "MARGIN", 50.0)
+    assert error_words.guess(pattern) is None
+
+
+def test_a_reply_inside_a_longer_text_gets_no_vote_of_its_own():
+    """.NET puts its status description before the server's reply: the rules try the reply alone first,
+    but the words vote only on the whole text, after every rule had its turn on it."""
+    reply = "the remote mail server is not responding, giving up for now"
+    assert error_words.guess(mask(reply)) == "infrastructure"
+    assert categorize(mask("Mailbox unavailable. The server response was: " + reply))[0] == "recipient"
