@@ -84,6 +84,8 @@ _OVERRIDES = (
         r"because it is unauthenticated", r"authenticate with either spf", r"\bptr record",
         r"reverse (?:dns|hostname|lookup)", r"cannot find your (?:reverse )?hostname", r"\barc (?:validation|seal)",
         r"not (?:designated|permitted|allowed) to send mail from", r"is not allowed to send mail from",
+        # a sender the receiver believes forged, a platform the domain's owner has not authorised
+        r"\b(?:fake|forged|spoofed) (?:sender|from\b)", r"(?:not|n't) authori[sz]ed \S+ to send [^.;]{0,20}on (?:your|its|their) behalf",
     )),
     (VALIDATION, _rx(  # the client's own configuration: it must use TLS (not a credentials problem)
         r"must issue (?:a )?starttls(?: command)?(?![^;]*authenticat)", r"\b(?:start)?tls (?:is )?required\b(?![^;)]*(?:not offered|refused|not available|local problem))",
@@ -107,7 +109,14 @@ _OVERRIDES = (
     (VALIDATION, _rx(  # the client's settings: a required setting is missing, a setting is misconfigured
         r"(?:missing|required|undefined|unset) (?:required )?(?:setting|config(?:uration)? (?:key|value|option)|option)\b",
         r"improperly ?configured", r"\bsettings?\b[^.;]{0,20}(?:is|are) (?:missing|required|not set)",
-    ), ("setting", "config", "option")),
+        # a file the library was told to attach, a local sendmail binary it was told to run
+        r"could not (?:access|open|read) (?:the )?file", r"process could not be started",
+        # our own organisation's block list (Microsoft's Tenant Allow/Block List), not the recipient's or a reputation
+        r"blocked by your (?:organi[sz]ation|administrator|admin)\b", r"tenant allow ?/? ?block list",
+        # HELO / EHLO names the server will not take are the client's setting, even after `access denied`
+        r"invalid (?:helo|ehlo)(?: name| hostname| host name| argument)?\b",
+        r"null (?:sender|reverse-path) (?:is )?not (?:allowed|permitted|accepted)",
+    ), ("setting", "config", "option", "file", "process", "blocked by your", "block list", "helo", "ehlo", "null")),
     (VALIDATION, _rx(  # our own sender address is unknown there (sender address verification)
         r"sender address rejected: (?:user unknown|domain not found|undeliverable|unverified|not found)",
     ), ("sender address rejected",)),
@@ -116,6 +125,8 @@ _OVERRIDES = (
         r"address ?list can ?not parse", r"address[^.;]{0,40}(?:does not|doesn't|do not) comply with rfc",
         # a library's own syntax check that names the field (PHPMailer's `Invalid address: (to): x`)
         r"invalid address: \((?:to|cc|bcc|from|reply-to|sender)\)",
+        # Django's `Invalid address; only x could be parsed from "..."`
+        r"could be parsed from",
     ), ("addr-spec", "parse", "comply", "invalid address: (")),
     (VALIDATION, _rx(  # the client breaks the protocol: not a rate limit (`too many`), not the recipient
         r"improper (?:use of )?(?:smtp )?(?:command )?pipelining", r"improper use of smtp",
@@ -128,7 +139,10 @@ _OVERRIDES = (
         # wrong credentials, tried often (`535 5.7.0 Too many bad auth attempts`): not a rate limit
         r"too many (?:bad|failed|invalid|unsuccessful|wrong) (?:auth|authentication|login|logon|password)",
     )),
-    (AUTHENTICATION, _rx(r"rcpthosts"), ("rcpthosts",)),  # qmail: `that domain isn't in my list of allowed rcpthosts`
+    (AUTHENTICATION, _rx(r"rcpthosts"), ("rcpthosts",)),
+    (AUTHENTICATION, _rx(  # OAuth 2 token errors (XOAUTH2 senders) and NetEase's `User has no permission`
+        r"\binvalid_(?:grant|client|token)\b", r"\bunauthorized_client\b", r"\buser has no permission\b",
+    ), ("invalid_", "unauthorized_client", "no permission")),  # qmail: `that domain isn't in my list of allowed rcpthosts`
     (RECIPIENT, _rx(  # the recipient (a group, an organisation) restricts who may send to it
         r"delivery restriction", r"delivery not authori[sz]ed",
         r"not authenticated for (?:the )?(?:group|organi[sz]ation|distribution list|mailbox|public folder|mail user)",
@@ -145,6 +159,9 @@ _OVERRIDES = (
         r"unsolicited", r"bad outbound sender", r"blocked senders?\b", r"sender (?:address |ip )?blocked", r"outbound spam", r"banned sender", r"gr[ae]ylist",
         r"deferred due to (?:unexpected volume or )?(?:excessive )?user complaints",
         r"sender address rejected: access denied", r"\bpregreet\b",
+        r"(?:bad|poor|low|negative) (?:sender |ip |domain |sending )?reputation", r"reputation (?:is )?(?:too low|bad|poor)",
+        r"^[45]\d\d [^;]{0,80}connection (?:refused|rejected|denied) (?:from|for) <host>",
+        r"\baup#",  # Charter / Spectrum: `AUP#In-1310`, a block under their acceptable use policy
     )),
     (REPUTATION, _rx(  # dynamic / residential address space, outgoing mail blocked, unusual activity
         r"dynamic(?:ally)?[- ](?:assigned )?ip", r"dynamic ip", r"residential (?:ip|space|address)",
@@ -161,6 +178,7 @@ _OVERRIDES = (
         r"exceeded the max(?:imum)?", r"max(?:imum)? (?:sending|message|send) rate", r"out of credits",
         r"credits exceeded", r"messaging limits", r"please slow down", r"retry after",
         r"too much (?:mail|e-?mail|traffic|messages)", r"relay limit exceeded", r"excessive (?:volume|amount|number)(?!s? of data)",
+        r"limit on the number of", r"number of (?:allowed |permitted )?(?:outgoing |sent )?(?:messages|e-?mails|recipients) (?:was |has been |is )?exceeded",
     )),
     (RATE_LIMIT, _rx(r"frequency (?:limit|exceeded|too high)"), ("frequency",)),
     (RATE_LIMIT, _rx(r"(?:thread|session|concurrency|submission|sending) limits? (?:exceeded|reached)"), ("limit",)),
@@ -168,6 +186,7 @@ _OVERRIDES = (
         r"mailbox (?:is )?full", r"mailbox (?:size )?(?:quota|limit) exceeded", r"\bover ?quota",
         r"out of storage", r"inbox is full", r"full mailbox", r"mailbox has exceeded", r"quotaexceededexception",
         r"exceeded storage allocation", r"user has exceeded (?:their|his|her) quota",
+        r"quota exceeded while writing", r"maildir over quota",
     )),
     (MAILBOX_FULL, _rx(r"(?:exhausted|used up|run out of)[^.;]{0,30}\b(?:storage|disk space|mailbox space)"),
      ("exhausted", "used up", "run out of")),
@@ -176,6 +195,10 @@ _OVERRIDES = (
         r"self[- ]signed certificate", r"unable to get local issuer", r"unknown (?:issuer|authority|ca)\b",
         r"\bdane\b", r"\btlsa\b",
     ), ("certificate", "issuer", "authority", "unknown ca", "dane", "tlsa")),
+    (INFRASTRUCTURE, _rx(
+        r"authentication failed because the remote party", r"a call to sspi failed",
+        r"(?:failed to|unable to|could not|couldn't) connect[^.;]{0,40}: permission denied", r"tried all mxs?\b",
+    ), ("remote party", "sspi", "permission denied", "tried all")),
     (INFRASTRUCTURE, _rx(  # a mail loop is routing trouble, whatever the code (x.6.0 would read as content)
         r"mail (?:forwarding )?loop", r"exceeded <\*> hops", r"too many hops", r"hop count (?:exceeded|too high)",
         r"loops? back to myself",
@@ -186,7 +209,7 @@ _OVERRIDES = (
     ), ("permission denied", " perm", "private/", "public/", "panic:", "older than")),
     (TIMEOUT, _rx(
         r"message (?:has )?expired", r"expired after", r"delivery time expired", r"too long in (?:the )?queue",
-        r"retry timeout exceeded",
+        r"retry timeout exceeded", r"handshake (?:timeout|timed out)",
     )),
     (TIMEOUT, _rx(r"(?:in|on) the queue too long", r"queued (?:for )?too long", r"(?:envelope|delivery) (?:has )?expired"),
      ("queue", "expired")),
@@ -228,8 +251,8 @@ _ENHANCED = {
     (4, 6): INFRASTRUCTURE, (4, 7): TIMEOUT, (4, 14): INFRASTRUCTURE,
     (5, 0): None, (5, 1): VALIDATION, (5, 2): VALIDATION, (5, 3): RATE_LIMIT, (5, 4): VALIDATION,
     (5, 5): VALIDATION, (5, 6): VALIDATION,
-    (7, 0): None, (7, 1): None, (7, 2): REPUTATION, (7, 3): None, (7, 4): None, (7, 5): SENDER_AUTH,
-    (7, 6): SENDER_AUTH, (7, 7): CONTENT, (7, 8): AUTHENTICATION, (7, 9): None, (7, 10): AUTHENTICATION,
+    (7, 0): None, (7, 1): None, (7, 2): REPUTATION, (7, 3): None, (7, 4): None,  # (7, 5), (7, 6): below
+    (7, 7): CONTENT, (7, 8): AUTHENTICATION, (7, 9): None, (7, 10): AUTHENTICATION,
     (7, 11): AUTHENTICATION, (7, 12): AUTHENTICATION, (7, 13): AUTHENTICATION, (7, 14): AUTHENTICATION,
     (7, 15): None, (7, 16): RECIPIENT, (7, 17): RECIPIENT, (7, 18): RECIPIENT, (7, 19): RECIPIENT,
     (7, 20): SENDER_AUTH, (7, 21): SENDER_AUTH, (7, 22): SENDER_AUTH, (7, 23): SENDER_AUTH,
@@ -251,6 +274,10 @@ def _enhanced_category(subject: int, detail: int):
         return specific, _SUBJECT_DEFAULT.get(subject)
     if subject == 6:
         return CONTENT, CONTENT
+    if subject == 7 and detail in (5, 6):
+        # RFC 3463's cryptographic failures: Postfix's TLS trouble (`dsn=4.7.5 ... Cannot start TLS`) and
+        # signature failures (`5.7.5 Permanent error evaluating DMARC`): the words decide, signatures by default
+        return None, SENDER_AUTH
     if subject == 7 and detail >= 100:
         # Microsoft's extended x.7.1xx-7xx codes: restrictions, spam and IP blocks
         return REPUTATION, REPUTATION
@@ -296,7 +323,7 @@ _WORDING = (
     (CONTENT, _rx(
         r"message (?:size|length)", r"size (?:limit|exceeds)", r"exceeds? [^.;]{0,30}size", r"too (?:large|big)",
         r"bytes long", r"attachment", r"virus", r"malware", r"executable", r"content", r"\bmime\b",
-        r"headers?\b", r"message-id", r"rfc ?(?:5322|2822|822)", r"codec", r"encod(?:e|ing)\b", r"line too long",
+        r"headers?\b", r"message-id", r"rfc ?(?:5322|2822|822)", r"codec", r"encod(?:e|ing)\b", r"line (?:is )?too long",
         r"\b8-?bit\b", r"message (?:is )?(?:empty|malformed|corrupt)",
     )),
     (INFRASTRUCTURE, _rx(r"disk quota", r"insufficient system", r"system storage", r"too many open files")),
@@ -311,6 +338,7 @@ _WORDING = (
         r"may not exist", r"does ?n[o']t have an? \S+ account",
         r"(?:address|mailbox|recipient|user|account)[^.;]{0,40}(?:could ?n[o']t|cannot|can't|can not) be found",
         r"recipients? (?:not found|unknown|rejected|invalid)", r"recip(?:ient)?notfound",
+        r"(?:some |all |the )?recipients (?:failed|were (?:refused|rejected))",  # Haraka's, nodemailer's summaries
         r"recipient address rejected: access denied",
         r"(?:mailbox|address|user|recipient|account) (?:is )?(?:not found|unavailable|disabled|inactive|deactivated|suspended|closed|discontinued|frozen|terminated)",
         r"(?:account|mailbox) has been (?:disabled|deactivated|suspended|closed|discontinued)",
@@ -457,6 +485,8 @@ _PERMANENT = _rx(
     r"do not retry", r"don't retry", r"returned to sender", r"status=bounced", r"retry timeout exceeded",
     r"permanent fatal", r"message (?:was |has been )?discarded",
     r"message expired", r"status=expired", r"too long in (?:the )?queue", r"giving up",
+    r"loops? back to myself", r"mail (?:forwarding )?loop",
+    r"(?:failed to|unable to|could not|couldn't) connect[^.;]{0,40}: permission denied",  # the local OS forbids the connection (SELinux): a setting, not a fault
 )
 # qmail's `I'm not going to try again; ... in the queue too long`, OpenSMTPD's `Envelope expired`, Mailgun's `Too old`
 _PERMANENT_PHRASES = ("not going to try again", "the queue too long", "envelope expired", "too old", "cannot send message for")

@@ -791,7 +791,7 @@ _NOT_A_HOST = frozenset(
 _ANGLE_TRIGGER = re.compile(r"<(?!(?:email|url|host|path|ts|\*)>)[\w.\[<-]")
 _HOST_WORDS = ("host: ", "port: ", "hostname ", "lookup ", "enotfound ", "eai_again ", "hostexception: ", " on port ",
                "etimeout ", "eservfail ", "enodata ", "econnrefused ", "ehlo ", "helo ", "name matching ",
-               "valid for ")
+               "valid for ", "wanted to match ")
 
 
 def _host_names_here(text: str) -> bool:
@@ -841,6 +841,9 @@ def _mask_host_names(out: list) -> None:
             ) or (
                 # SwiftMailer's `with host mail [Connection timed out #110]`
                 before == "host" and index < last and out[index + 1][:1] == "["
+            ) or (
+                # Go's x509 `certificate is not valid for any names, but wanted to match mail`
+                before == "match" and index >= 3 and out[index - 2] == "to" and out[index - 3] == "wanted"
             ) or (
                 # Go's x509 `certificate is valid for mail, not smtp`: the names compared are hosts
                 index >= 2 and (before == "for" and out[index - 2] == "valid" or before == "not" and out[index - 2] == HOST + ",")
@@ -1175,6 +1178,15 @@ _LOGGED_HEADER = re.compile(r"(\bheader [A-Za-z][\w-]*: ).+?( from <host>\[)")
 _ADDRESS_OF_KIND = re.compile(r"(\baddress: \((?:to|cc|bcc|from|reply-to|sender)\): )(?!<)\S+", re.IGNORECASE)
 
 
+# Java's InetAddress.toString(), `name/address`: one host whatever the name (`mail/::1`, `relay01/10.0.0.5`)
+_NAME_SLASH_ADDRESS = re.compile(r"(?<![\w/<>*-])(?:[A-Za-z][\w.-]*|<\*>|<host>)/<host>(?![\w/])")
+# Celery's worker log frame, `Task app.tasks.send_welcome[<id>] retry: ...`: the task's name is where it
+# happened, not what happened (as a syslog program name is)
+_TASK_FRAME = re.compile(r"(\bTask )[A-Za-z_][\w.:-]*\[(?=<\*>\])")
+# a scanner's name for what it found: `552 5.7.1 virus Eicar-Test-Signature detected by Zoho Mail`
+_VIRUS_NAME = re.compile(r"(\b[Vv]irus )(?!<)[A-Za-z](?:[\w.:/!-]|<\*>)*( (?:detected|found)\b)")
+
+
 def _finish(joined: str) -> str:
     """The passes over the joined tokens: a pure function of that text, cached (variants of one
     error join to the same text once their values are masked)."""
@@ -1194,6 +1206,12 @@ def _finish(joined: str) -> str:
         text = _LOGGED_HEADER.sub(r"\1" + VAR + r"\2", text)
     if "): " in text and "ddress: (" in text:
         text = _ADDRESS_OF_KIND.sub(r"\1" + VAR, text)
+    if "/<host>" in text:
+        text = _NAME_SLASH_ADDRESS.sub(HOST, text)  # Java's `mail/10.0.0.5`: a host and its address
+    if "Task " in text and "[<*>]" in text:
+        text = _TASK_FRAME.sub(r"\1" + VAR + "[", text)
+    if "irus " in text:
+        text = _VIRUS_NAME.sub(r"\1" + VAR + r"\2", text)
     if "<" in text:
         if ":<*>" in text:
             # [::1]:2525, ::1:2525, 127.0.0.1:2525, localhost:2525: an endpoint reads as its host,

@@ -324,6 +324,10 @@ WAVE4_NAMES = ("generalise_wave4_servers", "generalise_wave4_senders")
 # providers' and filters' replies, Postfix / Sendmail / Exim / Dovecot log lines), none repeating a tuning row;
 # split by the same hash, committed before any score
 WAVE5_NAMES = ("generalise_wave5_servers", "generalise_wave5_clients")
+# the sixth wave: what users quoted in public issue threads and forums, server replies and MTA log lines
+# (generalise_wave6_reported) and senders' exceptions (generalise_wave6_tracebacks); split by the same hash,
+# committed before any score
+WAVE6_NAMES = ("generalise_wave6_reported", "generalise_wave6_tracebacks")
 
 
 @dataclass(frozen=True)
