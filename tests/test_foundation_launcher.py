@@ -26,7 +26,9 @@ with tracer.start_as_current_span("handle-order") as root:
             raise KeyError("card declined")
     except KeyError:
         pass
-print("app-result", sum(range(10)))
+# one write: print("app-result", x) writes its parts separately, and an exporter writing to stdout from
+# its own thread (the bad-config test sends traces there) can land between them
+sys.stdout.write(f"app-result {sum(range(10))}\\n")
 """
 
 

@@ -100,13 +100,17 @@ def test_failure_to_build_the_resource_logs_once_and_keeps_the_setup(monkeypatch
 
 # --- end to end, under the real launcher -------------------------------------------
 APP = """
+import sys
+
 from opentelemetry import trace
 
 tracer = trace.get_tracer("shop.app")
 with tracer.start_as_current_span("handle-order"):
     with tracer.start_as_current_span("email.send", attributes={"mailscope.operation": "send", "email.provider": "smtp"}):
         pass
-print("app-result", sum(range(10)))
+# one write: print("app-result", x) writes its parts separately, and an exporter writing to stdout from
+# its own thread (the bad-config test sends traces there) can land between them
+sys.stdout.write(f"app-result {sum(range(10))}\\n")
 """
 
 
