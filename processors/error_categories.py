@@ -139,10 +139,10 @@ _OVERRIDES = (
         # wrong credentials, tried often (`535 5.7.0 Too many bad auth attempts`): not a rate limit
         r"too many (?:bad|failed|invalid|unsuccessful|wrong) (?:auth|authentication|login|logon|password)",
     )),
-    (AUTHENTICATION, _rx(r"rcpthosts"), ("rcpthosts",)),
+    (AUTHENTICATION, _rx(r"rcpthosts"), ("rcpthosts",)),  # qmail: `that domain isn't in my list of allowed rcpthosts`
     (AUTHENTICATION, _rx(  # OAuth 2 token errors (XOAUTH2 senders) and NetEase's `User has no permission`
         r"\binvalid_(?:grant|client|token)\b", r"\bunauthorized_client\b", r"\buser has no permission\b",
-    ), ("invalid_", "unauthorized_client", "no permission")),  # qmail: `that domain isn't in my list of allowed rcpthosts`
+    ), ("invalid_", "unauthorized_client", "no permission")),
     (RECIPIENT, _rx(  # the recipient (a group, an organisation) restricts who may send to it
         r"delivery restriction", r"delivery not authori[sz]ed",
         r"not authenticated for (?:the )?(?:group|organi[sz]ation|distribution list|mailbox|public folder|mail user)",
@@ -195,7 +195,8 @@ _OVERRIDES = (
         r"self[- ]signed certificate", r"unable to get local issuer", r"unknown (?:issuer|authority|ca)\b",
         r"\bdane\b", r"\btlsa\b",
     ), ("certificate", "issuer", "authority", "unknown ca", "dane", "tlsa")),
-    (INFRASTRUCTURE, _rx(
+    (INFRASTRUCTURE, _rx(  # .NET's words for a failed TLS handshake (not SMTP AUTH), a connect the local OS
+        # refused (SELinux), Haraka's `Tried all MXs`
         r"authentication failed because the remote party", r"a call to sspi failed",
         r"(?:failed to|unable to|could not|couldn't) connect[^.;]{0,40}: permission denied", r"tried all mxs?\b",
     ), ("remote party", "sspi", "permission denied", "tried all")),
