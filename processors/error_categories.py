@@ -619,7 +619,7 @@ def categorize(pattern: str, error_type: str | None = None, *, words: bool = Tru
             if named is not None:
                 category = TYPE_CATEGORY[named.group(1)]
     if category is None and words:
-        category = guess(text, error_type)
+        category = guess(text, _type_key(error_type))
     if category is None:
         category = UNKNOWN
     return category, _retryable(text, category, klass, code, http)

@@ -28,16 +28,15 @@ import re
 
 MARGIN = 1.5
 _WORD = re.compile(r"[a-z]{3,}")
-_TYPE_SPLIT = re.compile(r"\.|::|\\")
 
 _model = None  # (categories, log prior per category, {word: log-probability per category}, unseen-word log-prob)
 
 
-def features(pattern: str, error_type: str | None = None) -> set:
-    """The words of a masked pattern, plus the exception type's class name."""
+def features(pattern: str, type_key: str = "") -> set:
+    """The words of a masked pattern, plus the exception's class name (error_categories._type_key)."""
     words = set(_WORD.findall(pattern.lower()))
-    if error_type:
-        words.add("type:" + _TYPE_SPLIT.split(error_type)[-1].lower().rstrip("()"))
+    if type_key:
+        words.add("type:" + type_key)
     return words
 
 
@@ -64,13 +63,13 @@ def _build():
     return CATEGORIES, prior, table
 
 
-def guess(pattern: str, error_type: str | None = None) -> str | None:
+def guess(pattern: str, type_key: str = "") -> str | None:
     """The category the words vote for, or None when the vote is not clear (or nothing is known)."""
     global _model
     if _model is None:
         _model = _build()
     categories, prior, table = _model
-    known = [table[word] for word in features(pattern, error_type) if word in table]
+    known = [table[word] for word in features(pattern, type_key) if word in table]
     if not known:
         return None
     scores = list(prior)

@@ -16,6 +16,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from mailscope.processors.error_categories import _type_key
 from mailscope.processors.error_patterns import mask
 from mailscope.processors.error_words import features
 from tests import errors_corpus as corpus
@@ -52,7 +53,7 @@ def counts(rows):
         if not labels:
             continue
         share = 1 / len(labels)
-        for word in features(mask(corpus.fill(template, rng)), error_type):
+        for word in features(mask(corpus.fill(template, rng)), _type_key(error_type)):
             holders[word] += 1
             for index in labels:
                 words[word][index] += share
