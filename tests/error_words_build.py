@@ -16,14 +16,14 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from mailscope import attributes as attr
 from mailscope.processors.error_categories import _type_key
 from mailscope.processors.error_patterns import mask
 from mailscope.processors.error_words import features
 from tests import errors_corpus as corpus
 
 TABLE = Path(__file__).resolve().parent.parent / "processors" / "error_words_table.py"
-CATEGORIES = ("recipient", "mailbox_full", "rate_limit", "reputation", "sender_auth", "authentication",
-              "content", "validation", "timeout", "infrastructure")
+CATEGORIES = tuple(category for category in attr.ERROR_CATEGORIES if category != "unknown")
 MIN_ROWS = 2
 
 
