@@ -21,6 +21,15 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# The `logs` extra, outside the venv: only the test of its handler puts it on PYTHONPATH (in the venv,
+# `opentelemetry-instrument` would load it into every launcher test). Its pin is the extra's.
+LOGGING_EXTRA := build/extra/logging/.installed
+$(LOGGING_EXTRA): pyproject.toml | $(STAMP)
+	rm -rf build/extra/logging
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --target build/extra/logging \
+		"$$($(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["logs"])')"
+	@touch $@
+
 system-deps-test:
 	@scripts/system-deps.sh $(SYSTEM_DEPS_TEST)
 
@@ -41,7 +50,7 @@ build/jaeger: $(JAEGER_PINS) scripts/build-jaeger.sh
 
 binaries: build/otelcol-mailscope build/jaeger
 
-test: $(STAMP) system-deps-test binaries
+test: $(STAMP) $(LOGGING_EXTRA) system-deps-test binaries
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The demo needs only the `demo` extra: a fresh clone installs in well under a minute.

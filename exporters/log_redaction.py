@@ -1,10 +1,11 @@
 """Log redaction: OTel log records leave the process without email addresses.
 
-With the logs signal on (`OTEL_LOGS_EXPORTER`, and the SDK's logging handler
-through `OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true`), every log
-record goes through `RedactingLogRecordProcessor` before the exporter's
-BatchLogRecordProcessor sees it. mailscope's configurator installs it as the
-SDK's `export_log_record_processor`, so each log exporter gets one.
+With the logs signal on (`OTEL_LOGS_EXPORTER`, and a logging handler: the one
+of opentelemetry-instrumentation-logging, or the SDK's deprecated one through
+`OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true`), every log record goes
+through `RedactingLogRecordProcessor` before the exporter's BatchLogRecordProcessor
+sees it. mailscope's configurator installs it as the SDK's
+`export_log_record_processor`, so each log exporter gets one.
 
 What is redacted, with the rules and mode of spans (`MAILSCOPE_REDACT`):
 - the body: the formatted message with its args interpolated (or the object an

@@ -17,7 +17,10 @@ the signals it reaches, which shows the search finds what it is looking for.
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
+import tomllib
 import urllib.request
 
 import pytest
@@ -31,6 +34,9 @@ from tests.support.smtp_server import Behaviour, SMTPTestServer
 
 APP = REPO / "tests" / "privacy" / "privacy_app.py"
 REFUSED = ADDRESSES["smtp.refused"]
+# `make test` installs opentelemetry-instrumentation-logging (the `logs` extra's pin) here, outside the
+# venv: installed in it, `opentelemetry-instrument` would load it into every other launcher test
+LOGGING_INSTRUMENTATION = REPO / "build" / "extra" / "logging"
 
 # where each address must show up when nothing is redacted (mode `off`)
 EXPECTED_OFF = {
@@ -53,13 +59,13 @@ def servers(tmp_path_factory):
         redis.close()
 
 
-def _env(mode: str, transport: str, tmp_path, receiver: RawOtlpReceiver, prometheus_port: int) -> dict:
+def _env(mode: str, transport: str, tmp_path, receiver: RawOtlpReceiver, prometheus_port: int,
+         log_handler: str = "sdk") -> dict:
     push = "otlp_json_file" if transport == "file" else "otlp"
     env = base_env(
         OTEL_TRACES_EXPORTER=push,
         OTEL_METRICS_EXPORTER=f"{push},prometheus",
         OTEL_LOGS_EXPORTER=push,
-        OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED="true",
         OTEL_BLRP_SCHEDULE_DELAY="100",
         OTEL_EXPORTER_PROMETHEUS_HOST="127.0.0.1",
         OTEL_EXPORTER_PROMETHEUS_PORT=prometheus_port,
@@ -69,6 +75,10 @@ def _env(mode: str, transport: str, tmp_path, receiver: RawOtlpReceiver, prometh
         MAILSCOPE_QUEUE_ENVELOPE="json",
         MAILSCOPE_TEMPLATES="*",
     )
+    if log_handler == "sdk":  # the SDK's own handler, deprecated since 1.45 but what most setups still use
+        env["OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED"] = "true"
+    else:  # the handler of opentelemetry-instrumentation-logging, which the launcher loads from PYTHONPATH
+        env["PYTHONPATH"] = f"{LOGGING_INSTRUMENTATION}{os.pathsep}{env['PYTHONPATH']}"
     if transport == "file":
         env.update(MAILSCOPE_TRACES_FILE=str(tmp_path / "traces.jsonl"), MAILSCOPE_METRICS_FILE=str(tmp_path / "metrics.jsonl"),
                    MAILSCOPE_LOGS_FILE=str(tmp_path / "logs.jsonl"))
@@ -83,12 +93,12 @@ def _scrape(port: int) -> bytes:
         return response.read()
 
 
-def _run(mode: str, transport: str, tmp_path, servers) -> dict[str, bytes]:
+def _run(mode: str, transport: str, tmp_path, servers, log_handler: str = "sdk") -> dict[str, bytes]:
     """Run the app once; return every exported byte by signal (and the app's stderr)."""
     redis, smtp = servers
     prometheus_port = free_port()
     with RawOtlpReceiver() as receiver:
-        env = _env(mode, transport, tmp_path, receiver, prometheus_port)
+        env = _env(mode, transport, tmp_path, receiver, prometheus_port, log_handler)
         app = popen_instrumented(APP, env, redis.url, smtp.port, cwd=tmp_path,
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
@@ -144,3 +154,27 @@ def test_no_address_leaves_the_process_in_any_signal(mode, transport, tmp_path, 
         assert len(series) == len(set(series)), sorted(s for s in series if series.count(s) > 1)
         depth = [s for s in series if s.startswith("mailscope_queue_depth{") and "email_queue:" in s]
         assert len(depth) == 1, depth
+
+
+def _logs_extra_pin() -> str:
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["logs"]
+    (pin,) = [re.fullmatch(r"opentelemetry-instrumentation-logging==(\S+)", item).group(1) for item in extras]
+    return pin
+
+
+@pytest.mark.parametrize("mode", ["domain", "off"])
+def test_logs_through_the_logging_instrumentation_handler_are_redacted(mode, tmp_path, servers):
+    """SDK 1.45 deprecates OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED for the handler of
+    opentelemetry-instrumentation-logging (`mailscope[logs]`). Its records reach the same log record
+    processors, so mailscope redacts them too. Without the SDK's variable only that handler makes log
+    records: with redaction off, the addresses in the logs show that it ran."""
+    (dist,) = LOGGING_INSTRUMENTATION.glob("opentelemetry_instrumentation_logging-*.dist-info")
+    assert dist.name == f"opentelemetry_instrumentation_logging-{_logs_extra_pin()}.dist-info", "stale build/extra"
+    exported = _run(mode, "file", tmp_path, servers, log_handler="instrumentation")
+    if mode == "off":
+        missing = EXPECTED_OFF["logs"] - _found(exported["logs"])
+        assert not missing, f"with redaction off these addresses should be in the logs: {missing}"
+        return
+    found = leaks(ADDRESSES.values(), exported)
+    assert not found, sorted({(where, address) for where, address, _ in found})
+    assert b"<redacted>@example.org" in exported["logs"]
