@@ -328,6 +328,11 @@ WAVE5_NAMES = ("generalise_wave5_servers", "generalise_wave5_clients")
 # (generalise_wave6_reported) and senders' exceptions (generalise_wave6_tracebacks); split by the same hash,
 # committed before any score
 WAVE6_NAMES = ("generalise_wave6_reported", "generalise_wave6_tracebacks")
+# the seventh wave: receiving providers' and gateways' replies from sources no older wave used
+# (generalise_wave7_providers), MTA and mail-server log lines (generalise_wave7_mta_logs) and senders'
+# exception texts (generalise_wave7_clients); split by the same hash, committed before any score. Tuning rows
+# that nearly repeated an older unseen row were removed before any score.
+WAVE7_NAMES = ("generalise_wave7_providers", "generalise_wave7_mta_logs", "generalise_wave7_clients")
 
 
 @dataclass(frozen=True)
