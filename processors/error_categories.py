@@ -56,17 +56,22 @@ def _rx(*alternatives: str) -> re.Pattern:
 
 # --- 1. override wording (applied to the lower-cased pattern) ---------------------------
 # substrings without which an override group cannot match (the newer groups, given as a third element): a cheap skip
-_CONTENT_HINTS = ("spam url", "url in", "urls in", "attachment", "file")
-_CLIENT_CONFIG_HINTS = ("tls", "ssl", "encrypt", "secure", "recipients defined", "eenvelope", "no recipient", "plain")
+_CONTENT_HINTS = ("spam url", "url in", "urls in", "attachment", "file", "banned: ", "header", "content", "embedded", "found in", "detected in")
+_CLIENT_CONFIG_HINTS = ("tls", "ssl", "encrypt", "secure", "recipients defined", "eenvelope", "no recipient", "plain", "no sender", "no from")
 _OVERRIDES = (
     (CONTENT, _rx(  # what the message carries, whatever the code or a word like `spam` or `banned` says
         r"spam url", r"\burls? in (?:the )?(?:message )?(?:content|body)",
         r"(?:banned|blocked|prohibited|forbidden|disallowed|blacklisted|unsafe|dangerous) (?:file|attachment)",
         r"attachment type", r"file (?:extension|type) (?:is )?(?:not allowed|blocked|banned|detected)",
+        r"(?:attachment|file)(?: type| extension)? (?:is )?(?:forbidden|not allowed|blocked|banned|prohibited)",
+        # amavis's `BANNED: <name>`, Postfix's header_checks, a content filter's own verdict
+        r"\bbanned: ", r"\bheader[_ ]checks?\b", r"\bcontent (?:reject(?:ed)?|filter(?:ed)?|violation)\b",
+        r"spam (?:is )?(?:embedded|found|detected) in (?:the |your )?(?:e-?mail|message|body|content)",
     )),
     (RECIPIENT, _rx(
         r"marked as inactive", r"inactive (?:addresses|recipients?)", r"suppress(?:ed|ion) (?:list|sending)",
         r"has suppressed", r"previously bounced", r"^bounced address", r"history of bouncing",
+        r"archived (?:recipient|mailbox|account)", r"(?:recipient|mailbox|account) (?:is |has been )?archived",
     )),
     (RECIPIENT, _rx(  # sending services' suppression: `Not delivering to unsubscribed address`
         r"not delivering to(?![^.;]*(?:spam|complain))", r"unsubscribed (?:address|recipient|user|contact)",
@@ -77,7 +82,7 @@ _OVERRIDES = (
         # authentication even under a 421 rate-limit or an x.7.0 `other security` code
         r"\bspf\b[^.;]{0,30}(?:check|fail|validation|record|violation|softfail|permerror|temperror|did not pass|"
         r"polic|authori[sz]|align|=(?!pass))", r"authenticat[^.;]{0,30}\bspf\b", r"authentication level",
-        r"sender policy framework", r"\bdkim\b", r"\bdmarc\b", r"domainkeys",
+        r"sender policy framework", r"\bdkim\b", r"\bdmarc\b", r"domainkeys", r"\bsender ?id \(pra\)", r"\bsender ?id (?:check )?fail",
         # ... but `Unauthenticated senders not allowed` (SendGrid's SMTP relay) asks for SMTP AUTH
         r"unauthenticated (?:e-?mail|mail|messages?|senders?)\b(?! (?:are )?not (?:allowed|permitted|accepted))",
         r"sender is unauthenticated",
@@ -90,7 +95,9 @@ _OVERRIDES = (
     (VALIDATION, _rx(  # the client's own configuration: it must use TLS (not a credentials problem)
         r"must issue (?:a )?starttls(?: command)?(?![^;]*authenticat)", r"\b(?:start)?tls (?:is )?required\b(?![^;)]*(?:not offered|refused|not available|local problem))",
         r"unencrypted connection", r"encryption (?:is )?required", r"no recipients defined", r"\beenvelope\b",
-        r"no recipients? (?:address(?:es)? )?(?:found|specified|given|defined)",
+        r"no recipients? (?:address(?:es)? )?(?:found|specified|given|defined|set|provided)",
+        r"^no recipient address(?:es)?\.?$", r"\bno (?:sender|from)(?: address)? (?:has been |was |is )?(?:specified|set|given|provided|defined)",
+        r"missing[_ ]requirement[^;]{0,30}\btls\b",
         r"requires? (?:a )?(?:secure|encrypted|tls) (?:connection|channel)(?! or the client was not authenticated)",
         r"already (?:using|negotiated|started|running|established) (?:tls|ssl|starttls)", r"(?:tls|ssl) (?:is )?already",
         # the mail did not travel over TLS, or the other end must offer it (Gmail 4.7.29, Microsoft 4.7.321)
@@ -110,13 +117,16 @@ _OVERRIDES = (
         r"(?:missing|required|undefined|unset) (?:required )?(?:setting|config(?:uration)? (?:key|value|option)|option)\b",
         r"improperly ?configured", r"\bsettings?\b[^.;]{0,20}(?:is|are) (?:missing|required|not set)",
         # a file the library was told to attach, a local sendmail binary it was told to run
-        r"could not (?:access|open|read) (?:the )?file", r"process could not be started",
+        r"could not (?:access|open|read) (?:the )?file", r"process could not be started", r"could not execute\b",
+        r"unsupported (?:mail )?(?:transport|mailer|driver|scheme)\b", r"\bno provider for\b",
+        r"key values? mismatch", r"(?:private )?key does not match (?:the )?certificate",
         # our own organisation's block list (Microsoft's Tenant Allow/Block List), not the recipient's or a reputation
         r"blocked by your (?:organi[sz]ation|administrator|admin)\b", r"tenant allow ?/? ?block list",
         # HELO / EHLO names the server will not take are the client's setting, even after `access denied`
         r"invalid (?:helo|ehlo)(?: name| hostname| host name| argument)?\b",
         r"null (?:sender|reverse-path) (?:is )?not (?:allowed|permitted|accepted)",
-    ), ("setting", "config", "option", "file", "process", "blocked by your", "block list", "helo", "ehlo", "null")),
+    ), ("setting", "config", "option", "file", "process", "blocked by your", "block list", "helo", "ehlo", "null",
+        "execute", "unsupported", "provider", "mismatch", "does not match")),
     (VALIDATION, _rx(  # our own sender address is unknown there (sender address verification)
         r"sender address rejected: (?:user unknown|domain not found|undeliverable|unverified|not found)",
     ), ("sender address rejected",)),
@@ -131,11 +141,12 @@ _OVERRIDES = (
     (VALIDATION, _rx(  # the client breaks the protocol: not a rate limit (`too many`), not the recipient
         r"improper (?:use of )?(?:smtp )?(?:command )?pipelining", r"improper use of smtp",
         r"too many (?:unrecognized|unrecognised|unknown|invalid|bad|failed) commands", r"protocol violation",
-    ), ("improper", "commands", "protocol violation")),
+        r"non-smtp command",
+    ), ("improper", "commands", "protocol violation", "non-smtp")),
     (AUTHENTICATION, _rx(
         r"relay(?:ing)? (?:access )?(?:denied|not permitted|not allowed|prohibited)", r"unable to relay",
         r"not permitted to relay", r"relay not permitted", r"we do not relay", r"account is locked", r"locked out",
-        r"sender address rejected: not logged in",
+        r"sender address rejected: not logged in", r"must issue an? auth(?: command)?\b", r"relay(?:ing)? attempt",
         # wrong credentials, tried often (`535 5.7.0 Too many bad auth attempts`): not a rate limit
         r"too many (?:bad|failed|invalid|unsuccessful|wrong) (?:auth|authentication|login|logon|password)",
     )),
@@ -162,17 +173,20 @@ _OVERRIDES = (
         r"(?:bad|poor|low|negative) (?:sender |ip |domain |sending )?reputation", r"reputation (?:is )?(?:too low|bad|poor)",
         r"^[45]\d\d [^;]{0,80}connection (?:refused|rejected|denied) (?:from|for) <host>",
         r"\baup#",  # Charter / Spectrum: `AUP#In-1310`, a block under their acceptable use policy
+        r"not yet authori[sz]ed to deliver",  # greylistd: greylisting without the word
+        r"\bspam (?:ip|source|sender|host)s?\b", r"\b(?:rbl|dnsbl|dbl|surbl|uribl)s\b", r"failed an? (?:dbl|rbl|dnsbl) ",
     )),
     (REPUTATION, _rx(  # dynamic / residential address space, outgoing mail blocked, unusual activity
         r"dynamic(?:ally)?[- ](?:assigned )?ip", r"dynamic ip", r"residential (?:ip|space|address)",
         r"(?:outgoing|outbound)(?: e-?mail| mail| messages?)? (?:is |has been )?(?:blocked|disabled|suspended|restricted)",
         r"(?:unusual|suspicious|abnormal) (?:sending )?activity",
-    ), ("dynamic", "residential", "outgoing", "outbound", "unusual", "suspicious", "abnormal")),
+        r"sending (?:for|from|of) (?:this|your) account (?:is |has been )?(?:disabled|blocked|suspended|paused)",
+    ), ("dynamic", "residential", "outgoing", "outbound", "unusual", "suspicious", "abnormal", "sending")),
     (RATE_LIMIT, _rx(
         r"receiving mail (?:at|too) (?:a )?(?:rate|quickly|fast)", r"receiving mail too quickly",
         r"\brate[ -]?limit", r"unusual rate", r"rate (?:of [a-z ]+ )?exceeded", r"throttl",
         r"(?:sending|send|daily|hourly|submission|message|messaging|outbound|recipient|api|request) (?:user )?(?:sending )?(?:quota|limit)s?\b(?! size)",
-        r"submissionquota", r"too many (?:messages|mails?|e-?mails|connections|requests|login|sessions|"
+        r"submissionquota", r"threshold (?:exceeded|reached)", r"too many (?:open |simultaneous |parallel )?(?:messages|mails?|e-?mails|connections|requests|login|sessions|"
         r"concurrent|simultaneous|recipients|commands|auth)",
         r"max(?:imum)? (?:number of )?(?:e-?mails|messages?|mails|connections|recipients)\b[^.;]{0,20}\b(?:per|exceeded)",
         r"exceeded the max(?:imum)?", r"max(?:imum)? (?:sending|message|send) rate", r"out of credits",
@@ -180,7 +194,7 @@ _OVERRIDES = (
         r"too much (?:mail|e-?mail|traffic|messages)", r"relay limit exceeded", r"excessive (?:volume|amount|number)(?!s? of data)",
         r"limit on the number of", r"number of (?:allowed |permitted )?(?:outgoing |sent )?(?:messages|e-?mails|recipients) (?:was |has been |is )?exceeded",
     )),
-    (RATE_LIMIT, _rx(r"frequency (?:limit|exceeded|too high)"), ("frequency",)),
+    (RATE_LIMIT, _rx(r"frequency (?:limit|exceeded|too high)", r"frequency of [^.;]{0,30}(?:is |was )?limited"), ("frequency",)),
     (RATE_LIMIT, _rx(r"(?:thread|session|concurrency|submission|sending) limits? (?:exceeded|reached)"), ("limit",)),
     (MAILBOX_FULL, _rx(
         r"mailbox (?:is )?full", r"mailbox (?:size )?(?:quota|limit) exceeded", r"\bover ?quota",
@@ -200,17 +214,25 @@ _OVERRIDES = (
         r"authentication failed because the remote party", r"a call to sspi failed",
         r"(?:failed to|unable to|could not|couldn't) connect[^.;]{0,40}: permission denied", r"tried all mxs?\b",
     ), ("remote party", "sspi", "permission denied", "tried all")),
+    (INFRASTRUCTURE, _rx(  # a service the MTA relies on failed: its scanner, its spam filter, its authentication server;
+        # not the message's content nor the sender's login
+        r"(?:virus |malware |spam |content )?scanner (?:error|failure|failed|unavailable|not available|not responding)",
+        r"(?:clamd?|spamd|spamassassin|amavisd?|rspamd|milter|antivirus)\b[^;]{0,60}(?:unable to connect|could not connect|"
+        r"connection refused|servers? failed|not responding|unavailable)",
+        r"all \w+ servers failed", r"(?:connection lost to|lost connection to|unable to connect to|cannot connect to) (?:the )?auth(?:entication)? server",
+    ), ("scanner", "clam", "spam", "amavis", "milter", "antivirus", "servers failed", "auth")),
     (INFRASTRUCTURE, _rx(  # a mail loop is routing trouble, whatever the code (x.6.0 would read as content)
         r"mail (?:forwarding )?loop", r"exceeded <\*> hops", r"too many hops", r"hop count (?:exceeded|too high)",
-        r"loops? back to myself",
-    ), ("loop", "hops", "hop count")),
+        r"loops? back to myself", r"too many \"?received:?\"? headers",
+    ), ("loop", "hops", "hop count", "received")),
     (INFRASTRUCTURE, _rx(  # the mail system's own files and sockets: a path it cannot reach, a crash of its own
         r"<path>\)?(?: failed)?:? permission denied", r"missing \+[rwx] perm", r"connect to (?:<path>|private/\S+|public/\S+) failed",
         r"\]: panic: ", r"older than (?:its )?source file",
     ), ("permission denied", " perm", "private/", "public/", "panic:", "older than")),
     (TIMEOUT, _rx(
         r"message (?:has )?expired", r"expired after", r"delivery time expired", r"too long in (?:the )?queue",
-        r"retry timeout exceeded", r"handshake (?:timeout|timed out)",
+        r"retry timeout exceeded", r"handshake (?:timeout|timed out)", r"\btime ?limit (?:exceeded|reached)",
+        r"did not respond to (?:a |the |our )?connection attempt",
     )),
     (TIMEOUT, _rx(r"(?:in|on) the queue too long", r"queued (?:for )?too long", r"(?:envelope|delivery) (?:has )?expired"),
      ("queue", "expired")),
@@ -242,7 +264,7 @@ _OVERRIDES_HINTED = tuple(
 # --- 2 and 4. enhanced status codes ---------------------------------------------------
 # subject.detail -> category; None = ambiguous: let the wording decide, then fall back
 _ENHANCED = {
-    (1, 0): RECIPIENT, (1, 1): RECIPIENT, (1, 2): RECIPIENT, (1, 3): VALIDATION, (1, 4): RECIPIENT,
+    (1, 0): None, (1, 1): RECIPIENT, (1, 2): RECIPIENT, (1, 3): VALIDATION, (1, 4): RECIPIENT,
     (1, 5): RECIPIENT, (1, 6): RECIPIENT, (1, 7): VALIDATION, (1, 8): VALIDATION, (1, 9): RECIPIENT,
     (1, 10): RECIPIENT,
     (2, 0): None, (2, 1): RECIPIENT, (2, 2): MAILBOX_FULL, (2, 3): CONTENT, (2, 4): INFRASTRUCTURE,
@@ -302,6 +324,11 @@ _WORDING = (
         # the sender's own identity: an unresolvable From domain, a From that is not the account's
         r"unresolvable[^;]{0,30}\b(?:from|sender|envelope)\b",
         r"not one of your addresses", r"(?:from|sender) address[^.;]{0,40}must match", r"must match your authenticated",
+        r"\bno mx\b[^.;]{0,30}\b(?:from|sender)\b", r"requires? (?:a )?valid sender",
+        # a library that refuses to build what it was given: a header, an encoding, a message without a body
+        r"invalid character[^.;]{0,30}\bheader", r"more than one [^.;]{0,20}header", r"^unknown encoding\b",
+        r"header values? can'?t contain", r"^(?:an? )?(?:message|attachment|e-?mail)s? must have\b",
+        r"provide a valid from\b",  # GoDaddy's IB50x: the From the sender chose
     )),
     (SENDER_AUTH, _rx(r"\bspf\b", r"\bptr\b", r"your hostname", r"authentication results", r"\bunsigned\b", r"\bnot signed\b")),
     (AUTHENTICATION, _rx(
@@ -312,6 +339,7 @@ _WORDING = (
         r"not authori[sz]ed to perform", r"accessdenied", r"signature ?does ?not ?match", r"secret access key",
         r"access key", r"application-specific password", r"\bsmtp ?client ?authentication",
         r"must issue a starttls", r"\bauthenticate\b", r"permission denied", r"fail(?:ed|ure|s)?(?: to)? authenticat",
+        r"\bauthentifi(?:cation|zierung)", r"\bauth failed\b", r"unexpected (?:server )?challenge",
     )),
     (AUTHENTICATION, _rx(r"auth(?:entication)?[_-]?fail"), ("auth_fail", "authfail", "auth-fail", "authentication_fail")),
     (AUTHENTICATION, _rx(  # no mechanism in common: `No suitable authentication method`, `server doesn't support AUTH`
@@ -324,7 +352,7 @@ _WORDING = (
     (CONTENT, _rx(
         r"message (?:size|length)", r"size (?:limit|exceeds)", r"exceeds? [^.;]{0,30}size", r"too (?:large|big)",
         r"bytes long", r"attachment", r"virus", r"malware", r"executable", r"content", r"\bmime\b",
-        r"headers?\b", r"message-id", r"rfc ?(?:5322|2822|822)", r"codec", r"encod(?:e|ing)\b", r"line (?:is )?too long",
+        r"headers?\b", r"message-id", r"rfc ?(?:5322|2822|822)", r"codec", r"encod(?:e|ing)\b", r"lines? (?:is |are )?too long",
         r"\b8-?bit\b", r"message (?:is )?(?:empty|malformed|corrupt)",
     )),
     (INFRASTRUCTURE, _rx(r"disk quota", r"insufficient system", r"system storage", r"too many open files")),
@@ -332,7 +360,8 @@ _WORDING = (
         r"quota", r"\brate\b", r"limit exceeded", r"exceeded[^.;]{0,20}limit", r"credits", r"per (?:connection|hour|day|minute|second)",
         r"too many", r"try again in \d", r"\blimit reached",
     )),
-    (MAILBOX_FULL, _rx(r"mailbox[^.;]{0,20}(?:full|quota|storage)", r"\bstorage\b[^.;]{0,20}(?:full|exceeded)")),
+    (MAILBOX_FULL, _rx(r"mailbox[^.;]{0,20}(?:full|quota|storage)", r"\bstorage\b[^.;]{0,20}(?:full|exceeded)",
+                       r"(?:account|mailbox|user) storage (?:limit|quota)")),
     (RECIPIENT, _rx(
         r"user unknown", r"unknown (?:user|recipient|address|local ?part|mailbox)", r"no such (?:user|mailbox|recipient|address|account|person)",
         r"(?:account|mailbox|address|user|recipient)[^.;]{0,60}(?:does not|doesn't|did not|do not) exist",
@@ -341,7 +370,7 @@ _WORDING = (
         r"recipients? (?:not found|unknown|rejected|invalid)", r"recip(?:ient)?notfound",
         r"(?:some |all |the )?recipients (?:failed|were (?:refused|rejected))",  # Haraka's, nodemailer's summaries
         r"recipient address rejected: access denied",
-        r"(?:mailbox|address|user|recipient|account) (?:is )?(?:not found|unavailable|disabled|inactive|deactivated|suspended|closed|discontinued|frozen|terminated)",
+        r"(?:mailbox|address|user|recipient|account) (?:is )?(?:currently |permanently )?(?:not found|unavailable|disabled|inactive|deactivated|suspended|closed|discontinued|frozen|terminated)",
         r"(?:account|mailbox) has been (?:disabled|deactivated|suspended|closed|discontinued)",
         r"unroute?able", r"\bno mx\b", r"\bnull mx\b", r"nonexistent domain", r"non-existent domain",
         r"domain(?: name)?(?: <host>)? (?:does not exist|not found|name not found)", r"host or domain name not found",
@@ -350,7 +379,7 @@ _WORDING = (
         r"is not a known user", r"hard bounce", r"unable to deliver your message \(ex: unknown user",
         r"invalid address", r"recipients? (?:address )?(?:is ?n[o']t|is not|are not|aren't) valid",
         r"recipient(?: address)?[^.;]{0,40}not accepted", r"(?:no answer|does not contain an answer)[^;]{0,60}\bin mx\b",
-        r"hard[- ]bounce", r"\bno ?mailbox\b", r"mx records? points? to non-?existent", r"\bunsub\b",  # sending services' reason words (`NoMailbox`, `unsub`)
+        r"hard[- ]bounce", r"\bno ?mailbox\b", r"(?:could not|couldn't|cannot|can't|unable to) find (?:a |any |the )?mail ?servers?\b", r"mx records? points? to non-?existent", r"\bunsub\b",  # sending services' reason words (`NoMailbox`, `unsub`)
     )),
     (REPUTATION, _rx(
         r"block ?list", r"black ?list", r"deny ?list", r"blocked using", r"listed (?:in|on|at|by)", r"\brbl\b",
@@ -381,9 +410,10 @@ _WORDING = (
         r"does ?n[o']t exist", r"unconfigured", r"not configured",
         r"(?:may|must|can|cannot|can't|should)(?: not)? be (?:an? )?(?:blank|empty|nil|null|none)\b",
         r"must (?:specify|provide|set|supply|configure|define)\b", r"\bnot defined\b",
-        r"must be (?:specified|provided|set|given|supplied)\b",
+        r"must be (?:specified|provided|set|given|supplied)\b", r"expected [^.;]{0,30} to be (?:set|specified|provided|given)\b",
+        r"must be an? (?:list|tuple|string|str|dict|array|sequence|instance)\b",
         r"no such (?:template|mailer|transport|sender|configuration|setting|key|identity|list)\b",
-    ), ("exist", "configured", " be ", "must ", "defined", "no such")),
+    ), ("exist", "configured", " be ", "must ", "defined", "no such", "expected")),
 )
 
 _WORDING_HINTED = tuple((entry[0], entry[1], entry[2] if len(entry) > 2 else None) for entry in _WORDING)
@@ -406,11 +436,12 @@ _GENERIC_INFRA = _rx(
     r"(?:terminated|exited|died|crashed) unexpectedly", r"unexpected (?:server |internal )?error", r"servfail",
     r"nameservers? failed", r"no such file or directory", r"\bbusy\b", r"server misbehaving", r"could not instantiate",
     r"short response", r"lookup error", r"\bcorrupt", r"execution of (?:the )?script[^;]{0,40}failed",
+    r"load average", r"\bnot connected\b", r"without being connected", r"inaccessible host",
 )
 # wording of a transient server-side problem: decides over the generic fallback of an ambiguous
 # enhanced code (x.7.0 is `other security`, x.3.0 `other system status`)
 _SYSTEM_TROUBLE = _rx(
-    r"system problem", r"server (?:is )?busy", r"too busy",
+    r"system problem", r"server (?:is )?busy", r"too busy", r"load average",
     r"temporar(?:il)?y (?:unavailable|failure|problem|error)", r"unable to process", r"currently unavailable",
     r"temporary (?:server |system |local )?(?:error|failure|problem)", r"service (?:is )?(?:temporarily )?unavailable",
 )

@@ -1185,6 +1185,21 @@ _NAME_SLASH_ADDRESS = re.compile(r"(?<![\w/<>*-])(?:[A-Za-z][\w.-]*|<\*>|<host>)
 _TASK_FRAME = re.compile(r"(\bTask )[A-Za-z_][\w.:-]*\[(?=<\*>\])")
 # a scanner's name for what it found: `552 5.7.1 virus Eicar-Test-Signature detected by Zoho Mail`
 _VIRUS_NAME = re.compile(r"(\b[Vv]irus )(?!<)[A-Za-z](?:[\w.:/!-]|<\*>)*( (?:detected|found)\b)")
+# ... and after `infected with` (ASSP's `Mail appears infected with <name> -- disinfect`, Haraka's clamd plugin)
+_INFECTED_WITH = re.compile(r"(\binfected with )(?!<|an? |the )[A-Za-z](?:[\w.:/!-]|<\*>)*(?=$|[\s\"'),;])")
+# the value a library could not use: PHPMailer's `Unknown encoding: <name>`
+_UNKNOWN_ENCODING = re.compile(r"(\b[Uu]nknown encoding: )\S+")
+# Sendmail's `<local part>... User unknown`: what the brackets hold is the address it talks about
+_SENDMAIL_ADDRESS = re.compile(r"<(?!(?:email|url|host|path|ts|\*)>)[^<>\s]+>(?=\.\.\.)")
+# hosts that only their place tells: Go's `dial tcp: address mail: missing port in address`, msmtp's
+# `cannot locate host mail: Name or service not known`, IIS's `<time> MAILHOST SMTPSVC 4000:` log lines and
+# Exchange message tracking's `SERVER\Default Frontend SERVER` connector names
+_PLACED_HOST = re.compile(
+    r"(\bdial \w+: address |\bcannot locate host )(?!<host>)(?:[\w.-]|<\*>)+(?=: )|(<ts> )(?:[\w.-]|<\*>|<host>)+(?= SMTPSVC\b)"
+)
+_EXCHANGE_CONNECTOR = re.compile(
+    r"(?:[\w.-]|<\*>|<host>)+\\((?:Default|Client|Outbound Proxy) (?:Frontend|Proxy)) (?:[\w.-]|<\*>|<host>)+(?=,)"
+)
 
 
 def _finish(joined: str) -> str:
@@ -1212,6 +1227,16 @@ def _finish(joined: str) -> str:
         text = _TASK_FRAME.sub(r"\1" + VAR + "[", text)
     if "irus " in text:
         text = _VIRUS_NAME.sub(r"\1" + VAR + r"\2", text)
+    if "infected with " in text:
+        text = _INFECTED_WITH.sub(r"\1" + VAR, text)
+    if "nknown encoding: " in text:
+        text = _UNKNOWN_ENCODING.sub(r"\1" + VAR, text)
+    if ">..." in text:
+        text = _SENDMAIL_ADDRESS.sub(EMAIL, text)
+    if "address " in text or "locate host " in text or " SMTPSVC" in text:
+        text = _PLACED_HOST.sub(lambda m: (m.group(1) or m.group(2)) + HOST, text)
+    if "\\" in text and " Frontend " in text or " Proxy " in text:
+        text = _EXCHANGE_CONNECTOR.sub(HOST + r"\\\1 " + HOST, text)
     if "<" in text:
         if ":<*>" in text:
             # [::1]:2525, ::1:2525, 127.0.0.1:2525, localhost:2525: an endpoint reads as its host,

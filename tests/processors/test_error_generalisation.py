@@ -15,14 +15,15 @@ import pytest
 from mailscope import attributes as attr
 from mailscope.processors.errors import classify
 from tests.errors_corpus import (
-    GENERALISE, GENERALISE_NAMES, WAVE2_NAMES, WAVE3_NAMES, WAVE4_NAMES, WAVE5_NAMES, WAVE6_NAMES, fill, grouping_accuracy, is_unseen, load_groups,
+    GENERALISE, GENERALISE_NAMES, WAVE2_NAMES, WAVE3_NAMES, WAVE4_NAMES, WAVE5_NAMES, WAVE6_NAMES, WAVE7_NAMES, fill, grouping_accuracy, is_unseen, load_groups,
 )
 from tests.generic_logs import OTHER_SYSTEMS, compare_with_drain
 
 K = 6
 
 
-WAVES = {"first": GENERALISE_NAMES, "second": WAVE2_NAMES, "third": WAVE3_NAMES, "fourth": WAVE4_NAMES, "fifth": WAVE5_NAMES, "sixth": WAVE6_NAMES}
+WAVES = {"first": GENERALISE_NAMES, "second": WAVE2_NAMES, "third": WAVE3_NAMES, "fourth": WAVE4_NAMES, "fifth": WAVE5_NAMES, "sixth": WAVE6_NAMES,
+         "seventh": WAVE7_NAMES}
 
 
 def corpus(part: str, names=GENERALISE_NAMES):
@@ -60,7 +61,7 @@ def log_family(part: str):
 
 # --- the split is mechanical ---------------------------------------------------------------
 def test_split_follows_the_hash_of_the_group():
-    for name in GENERALISE_NAMES + WAVE2_NAMES + WAVE3_NAMES + WAVE4_NAMES + WAVE5_NAMES + WAVE6_NAMES:
+    for name in GENERALISE_NAMES + WAVE2_NAMES + WAVE3_NAMES + WAVE4_NAMES + WAVE5_NAMES + WAVE6_NAMES + WAVE7_NAMES:
         for suffix, unseen in (("", False), ("_unseen", True)):
             rows = load_groups(GENERALISE / f"{name}{suffix}.tsv")
             assert rows and all(is_unseen(row.group) == unseen for row in rows), name
@@ -89,15 +90,24 @@ def test_split_follows_the_hash_of_the_group():
 # score, first run: tuning 0.766, unseen 0.667; with the word vote (error_words, built before the wave was
 # scored) tuning 0.787, unseen 0.708; after its fixes: tuning 0.919, unseen 0.719, and the older unseen parts
 # second 0.881, fourth 0.836, fifth 0.837 from the word vote (docs/errors-quality.md, "Sixth wave").
-UNSEEN_CATEGORY_FLOOR = {"first": 0.90, "second": 0.88, "third": 0.89, "fourth": 0.83, "fifth": 0.83, "sixth": 0.71}
+# The seventh wave (tests/data/generalise_wave7_*.tsv), providers and gateways no older wave used, MTA log lines
+# and senders' exceptions, committed before any score, first run: tuning 0.623, unseen 0.612; after its fixes
+# (rules, masking, and its tuning part in the word table): tuning 0.890, unseen 0.620; the older unseen parts
+# third 0.901, fifth 0.848, sixth 0.740, the others unchanged (docs/errors-quality.md, "Seventh wave").
+UNSEEN_CATEGORY_FLOOR = {"first": 0.90, "second": 0.88, "third": 0.90, "fourth": 0.83, "fifth": 0.84, "sixth": 0.73,
+                         "seventh": 0.61}
 # grouping: 0.95 (the issue's goal) except the fifth wave's tuning part, where five groups pair a bare reply or
 # exception with the same text inside a log line or behind an exception type: their fingerprints differ (0.934);
 # the sixth wave's tuning part too (0.939: the same reply under two exception types, or bare and in a Celery
-# line). The sixth wave's unseen part groups at 0.917 (first run and final); it stays unseen, so why is not known.
-GROUPING_FLOOR = {("tuning", "fifth"): 0.93, ("tuning", "sixth"): 0.93, ("unseen", "sixth"): 0.91}
+# line). The sixth wave's unseen part groups at 0.917 (first run and final), the seventh's at 0.868 (first run
+# 0.860); they stay unseen, so why is not known.
+GROUPING_FLOOR = {("tuning", "fifth"): 0.93, ("tuning", "sixth"): 0.93, ("unseen", "sixth"): 0.91,
+                  ("unseen", "seventh"): 0.86}
 # category on a tuning part: 0.93, except the sixth wave's, where five TLS version / mode mismatches are labelled
-# validation only while three older corpora label the same errors infrastructure only (kept as written, 0.919)
-TUNING_CATEGORY_FLOOR = {"sixth": 0.91}
+# validation only while three older corpora label the same errors infrastructure only (kept as written, 0.919);
+# and the seventh's (0.890), where most of what still fails reads two ways or names its cause only in a
+# provider's own words (docs/errors-quality.md, "Seventh wave")
+TUNING_CATEGORY_FLOOR = {"sixth": 0.91, "seventh": 0.88}
 
 
 @pytest.mark.parametrize("wave", list(WAVES))
@@ -127,7 +137,8 @@ def test_generic_logs_group_at_least_as_well_as_drain(part, seed):
 @pytest.mark.parametrize("part", ["tuning", "unseen"])
 def test_patterns_hold_no_address(part):
     rng = random.Random(3)
-    for row in corpus(part, GENERALISE_NAMES + WAVE2_NAMES + WAVE3_NAMES + WAVE4_NAMES + WAVE5_NAMES + WAVE6_NAMES):
+    for row in corpus(part, GENERALISE_NAMES + WAVE2_NAMES + WAVE3_NAMES + WAVE4_NAMES + WAVE5_NAMES + WAVE6_NAMES
+                      + WAVE7_NAMES):
         message = fill(row.template, rng)
         pattern = classify(message, row.error_type).pattern
         assert "@" not in pattern and len(pattern) <= attr.ERROR_PATTERN_MAX_CHARS, (message, pattern)
