@@ -634,8 +634,10 @@ def categorize(pattern: str, error_type: str | None = None, *, words: bool = Tru
                 break
     if category is None and fallback is not None and _SYSTEM_TROUBLE.search(text):
         category = INFRASTRUCTURE
+    weak = False  # decided by a code alone: an ambiguous enhanced code's fallback, or a bare reply code
     if category is None:
         category = fallback
+        weak = category is not None
     if category is None and _GENERIC_INFRA.search(text):
         category = INFRASTRUCTURE
     if category is None and code is not None:
@@ -643,14 +645,19 @@ def categorize(pattern: str, error_type: str | None = None, *, words: bool = Tru
             category = _HTTP_CODES.get(code) or (INFRASTRUCTURE if code >= 500 else VALIDATION)
         else:
             category = _SMTP_CODES.get(code)
+            weak = category is not None
     if category is None:
         category = _type_category(error_type)
         if category is None:
             named = _TYPE_IN_TEXT.search(text)
             if named is not None:
                 category = TYPE_CATEGORY[named.group(1)]
-    if category is None and words:
-        category = guess(text, _type_key(error_type))
+    if words and (category is None or weak):
+        # the words' vote: for a text no rule recognised, and over a code that alone decided (a 550 is
+        # `recipient` only for want of anything better; docs/errors-quality.md, "Words over a bare code")
+        voted = guess(text, _type_key(error_type))
+        if voted is not None:
+            category = voted
     if category is None:
         category = UNKNOWN
     return category, _retryable(text, category, klass, code, http)

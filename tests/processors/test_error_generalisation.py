@@ -94,8 +94,10 @@ def test_split_follows_the_hash_of_the_group():
 # and senders' exceptions, committed before any score, first run: tuning 0.623, unseen 0.612; after its fixes
 # (rules, masking, and its tuning part in the word table): tuning 0.890, unseen 0.620; the older unseen parts
 # third 0.901, fifth 0.848, sixth 0.740, the others unchanged (docs/errors-quality.md, "Seventh wave").
-UNSEEN_CATEGORY_FLOOR = {"first": 0.90, "second": 0.88, "third": 0.90, "fourth": 0.83, "fifth": 0.84, "sixth": 0.73,
-                         "seventh": 0.61}
+# The words' vote over a code that alone decided (docs/errors-quality.md, "Words over a bare code") then moved
+# third 0.912, fourth 0.845, seventh 0.636, the others unchanged.
+UNSEEN_CATEGORY_FLOOR = {"first": 0.90, "second": 0.88, "third": 0.91, "fourth": 0.84, "fifth": 0.84, "sixth": 0.73,
+                         "seventh": 0.63}
 # grouping: 0.95 (the issue's goal) except the fifth wave's tuning part, where five groups pair a bare reply or
 # exception with the same text inside a log line or behind an exception type: their fingerprints differ (0.934);
 # the sixth wave's tuning part too (0.939: the same reply under two exception types, or bare and in a Celery

@@ -65,3 +65,23 @@ def test_a_reply_inside_a_longer_text_gets_no_vote_of_its_own():
     reply = "the destination server closed the session unexpectedly"
     assert error_words.guess(mask(reply)) == "infrastructure"
     assert categorize(mask("Mailbox unavailable. The server response was: " + reply))[0] == "recipient"
+
+
+@pytest.mark.parametrize("message,by_code,expected", [
+    # a bare reply code decided (550: recipient, 421: infrastructure); the words vote clearly otherwise
+    ("550 Suspected bounce attack. https://x.example/help", "recipient", "reputation"),
+    ("421 HL:REP 203.0.113.9, please see https://x.example/help", "infrastructure", "reputation"),
+])
+def test_words_decide_over_a_code_that_alone_decided(message, by_code, expected):
+    pattern = mask(message)
+    assert categorize(pattern, words=False)[0] == by_code
+    assert categorize(pattern)[0] == expected
+
+
+@pytest.mark.parametrize("message,expected", [
+    ("550 Requested action not taken", "recipient"),  # a bare code, no clear vote: the code stands
+    ("554 Transaction failed", "reputation"),
+    ("550 5.1.1 <bob@example.org>: Recipient address rejected: User unknown", "recipient"),  # a rule decided
+])
+def test_a_code_stands_without_a_clear_vote_and_a_rule_is_never_outvoted(message, expected):
+    assert categorize(mask(message))[0] == expected
