@@ -19,7 +19,9 @@ Order of evidence:
    smtplib / aiosmtplib / requests / httpx / botocore exceptions), given or
    named in the text.
 7. Word evidence (error_words): the words' vote, learnt from the labelled tuning
-   corpora, when it is clear.
+   corpora, when it is clear: for a text steps 1-6 did not recognise, and over
+   the generic wording of step 3 or a code that alone decided (steps 4 and 5)
+   when it is clearer still (OUTVOTE_WORDING, OUTVOTE_CODE).
 8. `unknown`.
 
 Retryable: explicit permanent wording ("Retrying will NOT succeed", expired,
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import re
 
-from mailscope.processors.error_words import guess
+from mailscope.processors.error_words import MARGIN, guess
 
 RECIPIENT = "recipient"
 MAILBOX_FULL = "mailbox_full"
@@ -48,6 +50,14 @@ INFRASTRUCTURE = "infrastructure"
 UNKNOWN = "unknown"
 
 TRANSIENT = frozenset({TIMEOUT, INFRASTRUCTURE, RATE_LIMIT, MAILBOX_FULL})
+
+# How clear the words' vote (error_words) must be to decide over a category the rules found, as a log-odds
+# margin: over the generic wording of step 3, and over a code that alone decided (steps 4 and 5). An
+# override phrase (step 1), a specific enhanced code (step 2) and an exception type (step 6) are never
+# outvoted. Chosen from retrospectives on the fourth to seventh waves' first runs (docs/errors-quality.md,
+# "Words over a bare code" and "Words over generic wording").
+OUTVOTE_WORDING = 3.0
+OUTVOTE_CODE = MARGIN
 
 
 def _rx(*alternatives: str) -> re.Pattern:
@@ -174,6 +184,7 @@ _OVERRIDES = (
         r"^[45]\d\d [^;]{0,80}connection (?:refused|rejected|denied) (?:from|for) <host>",
         r"\baup#",  # Charter / Spectrum: `AUP#In-1310`, a block under their acceptable use policy
         r"not yet authori[sz]ed to deliver",  # greylistd: greylisting without the word
+        r"(?:you are|you're|your (?:ip|host|server) is) not (?:allowed|permitted) to connect",  # our address refused
         r"\bspam (?:ip|source|sender|host)s?\b", r"\b(?:rbl|dnsbl|dbl|surbl|uribl)s\b", r"failed an? (?:dbl|rbl|dnsbl) ",
     )),
     (REPUTATION, _rx(  # dynamic / residential address space, outgoing mail blocked, unusual activity
@@ -625,19 +636,21 @@ def categorize(pattern: str, error_type: str | None = None, *, words: bool = Tru
     fallback = None
     if category is None and enhanced is not None:
         category, fallback = _enhanced_category(subject, detail)
+    outvote = None  # how clear a vote must be to decide over the category found so far; None: it cannot
     if category is None:
         for name, rx, hints in _WORDING_HINTED:
             if hints is not None and not any(hint in text for hint in hints):
                 continue
             if rx.search(text):
                 category = name
+                outvote = OUTVOTE_WORDING
                 break
     if category is None and fallback is not None and _SYSTEM_TROUBLE.search(text):
         category = INFRASTRUCTURE
-    weak = False  # decided by a code alone: an ambiguous enhanced code's fallback, or a bare reply code
     if category is None:
         category = fallback
-        weak = category is not None
+        if category is not None:
+            outvote = OUTVOTE_CODE
     if category is None and _GENERIC_INFRA.search(text):
         category = INFRASTRUCTURE
     if category is None and code is not None:
@@ -645,17 +658,18 @@ def categorize(pattern: str, error_type: str | None = None, *, words: bool = Tru
             category = _HTTP_CODES.get(code) or (INFRASTRUCTURE if code >= 500 else VALIDATION)
         else:
             category = _SMTP_CODES.get(code)
-            weak = category is not None
+            if category is not None:
+                outvote = OUTVOTE_CODE
     if category is None:
         category = _type_category(error_type)
         if category is None:
             named = _TYPE_IN_TEXT.search(text)
             if named is not None:
                 category = TYPE_CATEGORY[named.group(1)]
-    if words and (category is None or weak):
-        # the words' vote: for a text no rule recognised, and over a code that alone decided (a 550 is
-        # `recipient` only for want of anything better; docs/errors-quality.md, "Words over a bare code")
-        voted = guess(text, _type_key(error_type))
+    if words and (category is None or outvote is not None):
+        # the words' vote: for a text no rule recognised, and over generic wording or a code that alone
+        # decided (a 550 is `recipient` only for want of anything better)
+        voted = guess(text, _type_key(error_type), None if category is None else outvote)
         if voted is not None:
             category = voted
     if category is None:

@@ -95,9 +95,11 @@ def test_split_follows_the_hash_of_the_group():
 # (rules, masking, and its tuning part in the word table): tuning 0.890, unseen 0.620; the older unseen parts
 # third 0.901, fifth 0.848, sixth 0.740, the others unchanged (docs/errors-quality.md, "Seventh wave").
 # The words' vote over a code that alone decided (docs/errors-quality.md, "Words over a bare code") then moved
-# third 0.912, fourth 0.845, seventh 0.636, the others unchanged.
-UNSEEN_CATEGORY_FLOOR = {"first": 0.90, "second": 0.88, "third": 0.91, "fourth": 0.84, "fifth": 0.84, "sixth": 0.73,
-                         "seventh": 0.63}
+# third 0.912, fourth 0.845, seventh 0.636, the others unchanged; the vote over generic wording
+# ("Words over generic wording") then first 0.917, second 0.864 (one row lost), third 0.934, fifth 0.859, seventh
+# 0.686, fourth and sixth unchanged.
+UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.86, "third": 0.93, "fourth": 0.84, "fifth": 0.85, "sixth": 0.73,
+                         "seventh": 0.68}
 # grouping: 0.95 (the issue's goal) except the fifth wave's tuning part, where five groups pair a bare reply or
 # exception with the same text inside a log line or behind an exception type: their fingerprints differ (0.934);
 # the sixth wave's tuning part too (0.939: the same reply under two exception types, or bare and in a Celery
@@ -124,7 +126,7 @@ def test_variants_group_and_categories_hold(part, wave):
     assert retryable >= 0.9, retryable
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18 goal not reached on the unseen part: category 0.905 < 0.93")
+@pytest.mark.xfail(strict=True, reason="issue 18 goal not reached on the unseen part: category 0.917 < 0.93")
 def test_unseen_category_goal():
     category, _, _, failures = score(corpus("unseen"))
     assert category >= 0.93, (category, len(failures))

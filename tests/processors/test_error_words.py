@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mailscope.processors import error_words
+from mailscope.processors import error_categories, error_words
 from mailscope.processors.error_categories import categorize
 from mailscope.processors.error_patterns import mask
 from tests import error_words_build as build
@@ -59,12 +59,21 @@ def test_the_margin_decides_whether_the_vote_speaks(monkeypatch):
     assert error_words.guess(pattern) is None
 
 
-def test_a_reply_inside_a_longer_text_gets_no_vote_of_its_own():
+def test_a_reply_inside_a_longer_text_gets_no_vote_of_its_own(monkeypatch):
     """.NET puts its status description before the server's reply: the rules try the reply alone first,
-    but the words vote only on the whole text, after every rule had its turn on it."""
+    but the words vote only on the whole text, after every rule had its turn on it. With the vote kept
+    from deciding over wording, the whole text's rules answer (`mailbox unavailable`)."""
     reply = "the destination server closed the session unexpectedly"
     assert error_words.guess(mask(reply)) == "infrastructure"
+    monkeypatch.setattr(error_categories, "OUTVOTE_WORDING", float("inf"))
     assert categorize(mask("Mailbox unavailable. The server response was: " + reply))[0] == "recipient"
+
+
+def test_a_clear_vote_decides_over_generic_wording(monkeypatch):
+    """`Mailbox unavailable` is .NET's description of every 550; the reply's words say what happened."""
+    text = mask("Mailbox unavailable. The server response was: the destination server closed the session unexpectedly")
+    assert categorize(text, words=False)[0] == "recipient"
+    assert categorize(text)[0] == "infrastructure"
 
 
 @pytest.mark.parametrize("message,by_code,expected", [
@@ -83,5 +92,5 @@ def test_words_decide_over_a_code_that_alone_decided(message, by_code, expected)
     ("554 Transaction failed", "reputation"),
     ("550 5.1.1 <bob@example.org>: Recipient address rejected: User unknown", "recipient"),  # a rule decided
 ])
-def test_a_code_stands_without_a_clear_vote_and_a_rule_is_never_outvoted(message, expected):
+def test_a_code_stands_without_a_clear_vote_and_a_specific_rule_is_never_outvoted(message, expected):
     assert categorize(mask(message))[0] == expected
