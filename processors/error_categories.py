@@ -83,6 +83,7 @@ _OVERRIDES = (
         r"has suppressed", r"previously bounced", r"^bounced address", r"history of bouncing",
         r"archived (?:recipient|mailbox|account)", r"(?:recipient|mailbox|account) (?:is |has been )?archived",
     )),
+    (RECIPIENT, _rx(r"recipients? (?:address )?(?:is ?n[o']t|is not|are not|aren't) valid"), ("valid",)),
     (RECIPIENT, _rx(  # sending services' suppression: `Not delivering to unsubscribed address`
         r"not delivering to(?![^.;]*(?:spam|complain))", r"unsubscribed (?:address|recipient|user|contact)",
         r"(?:address|recipient)e?s? (?:is |was |has been )?suppressed", r"suppressed (?:address|recipient)",
@@ -545,6 +546,19 @@ _TEMPORARY = _rx(
 _NAMESPACE = re.compile(r"\.|::|\\")
 
 
+def vote_codes(text: str) -> tuple:
+    """The codes of a lower-cased pattern as features of the words' vote: `enh:7.1` and `enhsub:7` for an
+    enhanced status code, `code:550` for a reply or status code."""
+    found = ()
+    enhanced = _ENHANCED_RX.search(text)
+    if enhanced is not None:
+        found = (f"enh:{int(enhanced.group(2))}.{int(enhanced.group(3))}", f"enhsub:{int(enhanced.group(2))}")
+    reply = _REPLY_RX.search(text)
+    if reply is not None:
+        found += ("code:" + reply.group(1),)
+    return found
+
+
 def _type_key(error_type: str | None) -> str:
     """The class name without its module or namespace: Python `smtplib.X`, Ruby `Net::X`, PHP `A\\B\\X`."""
     if not error_type:
@@ -669,7 +683,7 @@ def categorize(pattern: str, error_type: str | None = None, *, words: bool = Tru
     if words and (category is None or outvote is not None):
         # the words' vote: for a text no rule recognised, and over generic wording or a code that alone
         # decided (a 550 is `recipient` only for want of anything better)
-        voted = guess(text, _type_key(error_type), None if category is None else outvote)
+        voted = guess(text, _type_key(error_type), None if category is None else outvote, vote_codes(text))
         if voted is not None:
             category = voted
     if category is None:

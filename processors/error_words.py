@@ -22,8 +22,10 @@ fifth waves (docs/errors-quality.md, "Word evidence"): trained on the tuning
 parts that existed before each, the vote answered 20 of their 51 first-run
 `unknown` rows with a margin above 1.5, and 18 of those answers were right.
 
-Words are runs of three or more ASCII letters of the masked pattern, so no
-address or value reaches the table or the vote. The log-probabilities are
+Words are runs of three or more ASCII letters of the masked pattern, plus the
+exception's class name and the pattern's reply and enhanced codes
+(error_categories.vote_codes), so no address or value reaches the table or
+the vote. The log-probabilities are
 built on first use (a few milliseconds), not at import.
 """
 
@@ -33,16 +35,21 @@ import math
 import re
 
 MARGIN = 1.5
+# additive smoothing of the word counts: 0.5 rather than 1 (a retrospective on the fourth to seventh waves,
+# docs/errors-quality.md, "A better vote")
+ALPHA = 0.5
 _WORD = re.compile(r"[a-z]{3,}")
 
 _model = None  # (categories, log prior per category, {word: log-probability per category}, unseen-word log-prob)
 
 
-def features(pattern: str, type_key: str = "") -> set:
-    """The words of a masked pattern, plus the exception's class name (error_categories._type_key)."""
+def features(pattern: str, type_key: str = "", codes=()) -> set:
+    """The words of a masked pattern, plus the exception's class name (error_categories._type_key) and
+    the pattern's codes (error_categories.vote_codes: `enh:7.1`, `enhsub:7`, `code:550`)."""
     words = set(_WORD.findall(pattern.lower()))
     if type_key:
         words.add("type:" + type_key)
+    words.update(codes)
     return words
 
 
@@ -60,23 +67,23 @@ def _build():
     for counts in words.values():
         for index, count in enumerate(counts):
             totals[index] += count
-    denominators = [totals[index] + vocabulary for index in range(len(CATEGORIES))]
+    denominators = [totals[index] + ALPHA * vocabulary for index in range(len(CATEGORIES))]
     prior = tuple(math.log(rows / total_rows) for rows in ROWS)
     table = {
-        word: tuple(math.log((count + 1) / denominators[index]) for index, count in enumerate(counts))
+        word: tuple(math.log((count + ALPHA) / denominators[index]) for index, count in enumerate(counts))
         for word, counts in words.items()
     }
     return CATEGORIES, prior, table
 
 
-def guess(pattern: str, type_key: str = "", margin: float | None = None) -> str | None:
+def guess(pattern: str, type_key: str = "", margin: float | None = None, codes=()) -> str | None:
     """The category the words vote for, or None when the best category does not beat the second by more
     than `margin` (MARGIN by default), or nothing is known."""
     global _model
     if _model is None:
         _model = _build()
     categories, prior, table = _model
-    known = [table[word] for word in features(pattern, type_key) if word in table]
+    known = [table[word] for word in features(pattern, type_key, codes) if word in table]
     if not known:
         return None
     scores = list(prior)

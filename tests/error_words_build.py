@@ -17,7 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from mailscope import attributes as attr
-from mailscope.processors.error_categories import _type_key
+from mailscope.processors.error_categories import _type_key, vote_codes
 from mailscope.processors.error_patterns import mask
 from mailscope.processors.error_words import features
 from tests import errors_corpus as corpus
@@ -53,7 +53,8 @@ def counts(rows):
         if not labels:
             continue
         share = 1 / len(labels)
-        for word in features(mask(corpus.fill(template, rng)), _type_key(error_type)):
+        pattern = mask(corpus.fill(template, rng))
+        for word in features(pattern, _type_key(error_type), vote_codes(pattern.lower())):
             holders[word] += 1
             for index in labels:
                 words[word][index] += share
