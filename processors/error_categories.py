@@ -66,7 +66,8 @@ def _rx(*alternatives: str) -> re.Pattern:
 
 # --- 1. override wording (applied to the lower-cased pattern) ---------------------------
 # substrings without which an override group cannot match (the newer groups, given as a third element): a cheap skip
-_CONTENT_HINTS = ("spam url", "url in", "urls in", "attachment", "file", "banned: ", "header", "content", "embedded", "found in", "detected in")
+_CONTENT_HINTS = ("spam url", "url in", "urls in", "attachment", "file", "banned: ", "header", "content", "embedded", "found in",
+                  "detected in", "message size", "message length")
 _CLIENT_CONFIG_HINTS = ("tls", "ssl", "encrypt", "secure", "recipients defined", "eenvelope", "no recipient", "plain", "no sender", "no from")
 _OVERRIDES = (
     (CONTENT, _rx(  # what the message carries, whatever the code or a word like `spam` or `banned` says
@@ -77,6 +78,7 @@ _OVERRIDES = (
         # amavis's `BANNED: <name>`, Postfix's header_checks, a content filter's own verdict
         r"\bbanned: ", r"\bheader[_ ]checks?\b", r"\bcontent (?:reject(?:ed)?|filter(?:ed)?|violation)\b",
         r"spam (?:is )?(?:embedded|found|detected) in (?:the |your )?(?:e-?mail|message|body|content)",
+        r"message (?:size|length) (?:is )?(?:more than|greater than|exceeds|over)\b",
     )),
     (RECIPIENT, _rx(
         r"marked as inactive", r"inactive (?:addresses|recipients?)", r"suppress(?:ed|ion) (?:list|sending)",
@@ -158,6 +160,7 @@ _OVERRIDES = (
         r"relay(?:ing)? (?:access )?(?:denied|not permitted|not allowed|prohibited)", r"unable to relay",
         r"not permitted to relay", r"relay not permitted", r"we do not relay", r"account is locked", r"locked out",
         r"sender address rejected: not logged in", r"must issue an? auth(?: command)?\b", r"relay(?:ing)? attempt",
+        r"must issue a starttls[^;]*\bauthenticat",
         # wrong credentials, tried often (`535 5.7.0 Too many bad auth attempts`): not a rate limit
         r"too many (?:bad|failed|invalid|unsuccessful|wrong) (?:auth|authentication|login|logon|password)",
     )),
@@ -179,7 +182,7 @@ _OVERRIDES = (
     ), ("complian", "valid from", "blank from")),
     (REPUTATION, _rx(
         r"unsolicited", r"bad outbound sender", r"blocked senders?\b", r"sender (?:address |ip )?blocked", r"outbound spam", r"banned sender", r"gr[ae]ylist",
-        r"deferred due to (?:unexpected volume or )?(?:excessive )?user complaints",
+        r"deferred due to (?:unexpected volume or )?(?:excessive )?user complaints", r"\b(?:spam|user|abuse) complaints?\b",
         r"sender address rejected: access denied", r"\bpregreet\b",
         r"(?:bad|poor|low|negative) (?:sender |ip |domain |sending )?reputation", r"reputation (?:is )?(?:too low|bad|poor)",
         r"^[45]\d\d [^;]{0,80}connection (?:refused|rejected|denied) (?:from|for) <host>",
@@ -233,6 +236,10 @@ _OVERRIDES = (
         r"connection refused|servers? failed|not responding|unavailable)",
         r"all \w+ servers failed", r"(?:connection lost to|lost connection to|unable to connect to|cannot connect to) (?:the )?auth(?:entication)? server",
     ), ("scanner", "clam", "spam", "amavis", "milter", "antivirus", "servers failed", "auth")),
+    (INFRASTRUCTURE, _rx(  # Gmail's `421 4.7.0 Try again later, closing connection`: three corpora labelled it, and
+        # infrastructure is the answer all three accept (the others: reputation in one, rate limit in another)
+        r"try again later,? closing connection",
+    ), ("closing connection",)),
     (INFRASTRUCTURE, _rx(  # a mail loop is routing trouble, whatever the code (x.6.0 would read as content)
         r"mail (?:forwarding )?loop", r"exceeded <\*> hops", r"too many hops", r"hop count (?:exceeded|too high)",
         r"loops? back to myself", r"too many \"?received:?\"? headers",

@@ -98,8 +98,9 @@ def test_split_follows_the_hash_of_the_group():
 # third 0.912, fourth 0.845, seventh 0.636, the others unchanged; the vote over generic wording
 # ("Words over generic wording") then first 0.917, second 0.864 (one row lost), third 0.934, fifth 0.859, seventh
 # 0.686, fourth and sixth unchanged; the vote with codes as features and smoothing 0.5 ("A better vote") then
-# second 0.881, third 0.901 (three rows lost), fifth 0.870, seventh 0.727, the others unchanged.
-UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.88, "third": 0.90, "fourth": 0.84, "fifth": 0.86, "sixth": 0.73,
+# second 0.881, third 0.901 (three rows lost), fifth 0.870, seventh 0.727, the others unchanged; four phrases of
+# the older corpora moved into the override phrases, then third 0.912, sixth 0.750.
+UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.88, "third": 0.91, "fourth": 0.84, "fifth": 0.86, "sixth": 0.74,
                          "seventh": 0.72}
 # grouping: 0.95 (the goal) except the fifth wave's tuning part, where five groups pair a bare reply or
 # exception with the same text inside a log line or behind an exception type: their fingerprints differ (0.934);

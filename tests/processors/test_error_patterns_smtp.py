@@ -53,14 +53,14 @@ def aiosmtplib_refused(addresses, reply=UNKNOWN, code=550):
          "reputation", False),
         (aio.SMTPSenderRefused(553, "5.7.1 Sender rejected", "me@x.com"), "553 5.7.1 Sender rejected",
          "reputation", False),
-        # Gmail's `421 4.7.0 Try again later, closing connection` (its reference: a DoS limit at the relay) is a
-        # rate limit by the words' vote over x.7.0's generic `reputation` (docs/errors-quality.md, "A better vote")
+        # Gmail's `421 4.7.0 Try again later, closing connection`: infrastructure, the one answer that every corpus
+        # labelling it accepts (docs/errors-quality.md, "A better vote")
         (smtplib.SMTPResponseException(421, b"4.7.0 Try again later\nclosing connection"),
-         "421 4.7.0 Try again later closing connection", "rate_limit", True),
+         "421 4.7.0 Try again later closing connection", "infrastructure", True),
         (smtplib.SMTPResponseException(421, b"4.7.0 Try again later\r\nclosing connection"),
-         "421 4.7.0 Try again later closing connection", "rate_limit", True),
+         "421 4.7.0 Try again later closing connection", "infrastructure", True),
         (aio.SMTPResponseException(421, "4.7.0 Try again later\nclosing connection"),
-         "421 4.7.0 Try again later closing connection", "rate_limit", True),
+         "421 4.7.0 Try again later closing connection", "infrastructure", True),
         (smtplib.SMTPDataError(450, b"4.2.1 The user you are trying to contact is receiving mail at a rate that "
                                     b"prevents additional messages from being delivered."),
          "450 4.2.1 The user you are trying to contact is receiving mail at a rate that prevents additional "

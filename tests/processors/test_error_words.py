@@ -97,3 +97,16 @@ def test_words_decide_over_a_code_that_alone_decided(message, by_code, expected)
 ])
 def test_a_code_stands_without_a_clear_vote_and_a_specific_rule_is_never_outvoted(message, expected):
     assert categorize(mask(message))[0] == expected
+
+
+@pytest.mark.parametrize("message,expected", [
+    # classes of the older corpora that the vote over wording would flip: override phrases now
+    ("421 Too many spam complaints from your domain, please try later", "reputation"),
+    ("Message length is more than 10485760 bytes long: '12000000'.", "content"),
+    ("530 Must issue a STARTTLS command first and authenticate", "authentication"),
+    ("421 4.7.0 Try again later, closing connection.", "infrastructure"),
+    ("At least one recipient is not valid.", "recipient"),
+    ("554 Connection rejected: you are not allowed to connect", "reputation"),
+])
+def test_override_phrases_hold_against_the_vote(message, expected):
+    assert categorize(mask(message))[0] == expected
