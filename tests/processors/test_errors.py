@@ -48,7 +48,10 @@ def test_corpus_accuracy(path):
     rows = load_corpus(path)
     assert len(rows) >= {CORPUS: 150, UNSEEN: 80, PROBE: 60}[path]
     category, retryable, grouping, failures = evaluate(rows)
-    assert category >= 0.9, failures
+    # what was reached (docs/errors-quality.md, "A better vote"): a lower floor let three changes cost 3-4 rows
+    # each unnoticed; the unseen part's failures are never printed
+    floor = {CORPUS: 0.99, UNSEEN: 0.98, PROBE: 0.98}[path]
+    assert category >= floor, (category, len(failures)) if path == UNSEEN else failures
     assert retryable >= 0.9
     assert grouping >= 0.95
 
