@@ -20,8 +20,8 @@ Order of evidence:
    named in the text.
 7. Word evidence (error_words): the words' vote, learnt from the labelled tuning
    corpora, when it is clear: for a text steps 1-6 did not recognise, and over
-   the generic wording of step 3 or a code that alone decided (steps 4 and 5)
-   when it is clearer still (OUTVOTE_WORDING, OUTVOTE_CODE).
+   a specific code, the generic wording of step 3 or a code that alone decided
+   (steps 4 and 5) when it is clearer still (the OUTVOTE_ margins).
 8. `unknown`.
 
 Retryable: explicit permanent wording ("Retrying will NOT succeed", expired,
@@ -52,11 +52,12 @@ UNKNOWN = "unknown"
 TRANSIENT = frozenset({TIMEOUT, INFRASTRUCTURE, RATE_LIMIT, MAILBOX_FULL})
 
 # How clear the words' vote (error_words) must be to decide over a category the rules found, as a log-odds
-# margin: over the generic wording of step 3, and over a code that alone decided (steps 4 and 5). An
-# override phrase (step 1), a specific enhanced code (step 2) and an exception type (step 6) are never
+# margin: over a specific enhanced code (step 2), over the generic wording of step 3, and over a code that
+# alone decided (steps 4 and 5). An override phrase (step 1) and an exception type (step 6) are never
 # outvoted. Chosen from retrospectives on the fourth to seventh waves' first runs (docs/errors-quality.md,
-# "Words over a bare code" and "Words over generic wording").
+# "Words over a bare code", "Words over generic wording" and "A better vote").
 OUTVOTE_WORDING = 3.0
+OUTVOTE_SPECIFIC_CODE = 3.0
 OUTVOTE_CODE = MARGIN
 
 
@@ -655,9 +656,11 @@ def categorize(pattern: str, error_type: str | None = None, *, words: bool = Tru
     ):
         category = INFRASTRUCTURE
     fallback = None
+    outvote = None  # how clear a vote must be to decide over the category found so far; None: it cannot
     if category is None and enhanced is not None:
         category, fallback = _enhanced_category(subject, detail)
-    outvote = None  # how clear a vote must be to decide over the category found so far; None: it cannot
+        if category is not None:
+            outvote = OUTVOTE_SPECIFIC_CODE
     if category is None:
         for name, rx, hints in _WORDING_HINTED:
             if hints is not None and not any(hint in text for hint in hints):

@@ -99,9 +99,10 @@ def test_split_follows_the_hash_of_the_group():
 # ("Words over generic wording") then first 0.917, second 0.864 (one row lost), third 0.934, fifth 0.859, seventh
 # 0.686, fourth and sixth unchanged; the vote with codes as features and smoothing 0.5 ("A better vote") then
 # second 0.881, third 0.901 (three rows lost), fifth 0.870, seventh 0.727, the others unchanged; four phrases of
-# the older corpora moved into the override phrases, then third 0.912, sixth 0.750.
-UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.88, "third": 0.91, "fourth": 0.84, "fifth": 0.86, "sixth": 0.74,
-                         "seventh": 0.72}
+# the older corpora moved into the override phrases, then third 0.912, sixth 0.750; the vote over a specific
+# enhanced code (margin 3) then sixth 0.760, seventh 0.744.
+UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.88, "third": 0.91, "fourth": 0.84, "fifth": 0.86, "sixth": 0.75,
+                         "seventh": 0.74}
 # grouping: 0.95 (the goal) except the fifth wave's tuning part, where five groups pair a bare reply or
 # exception with the same text inside a log line or behind an exception type: their fingerprints differ (0.934);
 # the sixth wave's tuning part too (0.939: the same reply under two exception types, or bare and in a Celery

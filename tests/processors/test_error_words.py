@@ -93,10 +93,22 @@ def test_words_decide_over_a_code_that_alone_decided(message, by_code, expected)
 @pytest.mark.parametrize("message,expected", [
     ("550 Requested action not taken", "recipient"),  # a bare code, no clear vote: the code stands
     ("554 Transaction failed", "reputation"),
-    ("550 5.1.1 <bob@example.org>: Recipient address rejected: User unknown", "recipient"),  # a rule decided
+    ("550 5.1.1 <bob@example.org>: Recipient address rejected: User unknown", "recipient"),  # the words agree
 ])
-def test_a_code_stands_without_a_clear_vote_and_a_specific_rule_is_never_outvoted(message, expected):
+def test_a_code_stands_without_a_clear_vote(message, expected):
     assert categorize(mask(message))[0] == expected
+
+
+def test_words_decide_over_a_specific_code_only_when_clearer_still(monkeypatch):
+    """Postfix's `450 4.3.2 Service currently unavailable` to a client it rejects at RCPT (a blocked sender):
+    4.3.2 says `system not accepting network messages`; the whole line's words say a rejected sender."""
+    pattern = mask("Mar  3 04:05:06 relay01 postfix/smtpd[811]: NOQUEUE: reject: RCPT from unknown[198.51.100.7]: "
+                   "450 4.3.2 Service currently unavailable; from=<a@example.org> to=<b@example.net> proto=ESMTP "
+                   "helo=<mx.example.org>")
+    assert categorize(pattern, words=False)[0] == "infrastructure"
+    assert categorize(pattern)[0] == "reputation"
+    monkeypatch.setattr(error_categories, "OUTVOTE_SPECIFIC_CODE", 50.0)
+    assert categorize(pattern)[0] == "infrastructure"
 
 
 @pytest.mark.parametrize("message,expected", [
