@@ -86,11 +86,10 @@ def guess(pattern: str, type_key: str = "", margin: float | None = None, codes=(
     known = [table[word] for word in features(pattern, type_key, codes) if word in table]
     if not known:
         return None
-    scores = list(prior)
-    for row in known:
-        for index, value in enumerate(row):
-            scores[index] += value
-    ranked = sorted(range(len(categories)), key=scores.__getitem__, reverse=True)
-    if scores[ranked[0]] - scores[ranked[1]] <= (MARGIN if margin is None else margin):
+    scores = [sum(column) for column in zip(prior, *known)]  # per category: the prior plus each word's log-probability
+    best = max(range(len(scores)), key=scores.__getitem__)
+    top = scores[best]
+    scores[best] = -math.inf
+    if top - max(scores) <= (MARGIN if margin is None else margin):
         return None
-    return categories[ranked[0]]
+    return categories[best]
