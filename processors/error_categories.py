@@ -691,8 +691,8 @@ def categorize(pattern: str, error_type: str | None = None, *, words: bool = Tru
             if named is not None:
                 category = TYPE_CATEGORY[named.group(1)]
     if words and (category is None or outvote is not None):
-        # the words' vote: for a text no rule recognised, and over generic wording or a code that alone
-        # decided (a 550 is `recipient` only for want of anything better)
+        # the words' vote: for a text no rule recognised, and, when clearer still, over a code or generic
+        # wording (a 550 is `recipient` only for want of anything better; see the OUTVOTE_ margins)
         voted = guess(text, _type_key(error_type), None if category is None else outvote, vote_codes(text))
         if voted is not None:
             category = voted
