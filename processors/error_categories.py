@@ -197,6 +197,8 @@ _OVERRIDES = (
         r"(?:outgoing|outbound)(?: e-?mail| mail| messages?)? (?:is |has been )?(?:blocked|disabled|suspended|restricted)",
         r"(?:unusual|suspicious|abnormal) (?:sending )?activity",
         r"sending (?:for|from|of) (?:this|your) account (?:is |has been )?(?:disabled|blocked|suspended|paused)",
+        # a sending service paused the account (SES `Sending is paused for this account`): not a rate limit
+        r"sending (?:is |has been )?(?:paused|suspended|disabled)\b",
     ), ("dynamic", "residential", "outgoing", "outbound", "unusual", "suspicious", "abnormal", "sending")),
     (RATE_LIMIT, _rx(
         r"receiving mail (?:at|too) (?:a )?(?:rate|quickly|fast)", r"receiving mail too quickly",

@@ -119,6 +119,7 @@ def test_words_decide_over_a_specific_code_only_when_clearer_still(monkeypatch):
     ("421 4.7.0 Try again later, closing connection.", "infrastructure"),
     ("At least one recipient is not valid.", "recipient"),
     ("554 Connection rejected: you are not allowed to connect", "reputation"),
+    ("Email sending is disabled for your entire Amazon SES account.", "reputation"),
 ])
 def test_override_phrases_hold_against_the_vote(message, expected):
     assert categorize(mask(message))[0] == expected
