@@ -333,6 +333,11 @@ WAVE6_NAMES = ("generalise_wave6_reported", "generalise_wave6_tracebacks")
 # exception texts (generalise_wave7_clients); split by the same hash, committed before any score. Tuning rows
 # that nearly repeated an older unseen row were removed before any score.
 WAVE7_NAMES = ("generalise_wave7_providers", "generalise_wave7_mta_logs", "generalise_wave7_clients")
+# the eighth wave: sending services' bounce and block reasons (generalise_wave8_esp), mail servers' reject and
+# defer texts from their sources (generalise_wave8_servers), and applications' own send errors as frameworks word
+# them (generalise_wave8_clients); split by the same hash, committed before any score, near-twins of older unseen
+# rows removed from the tuning part before any score
+WAVE8_NAMES = ("generalise_wave8_esp", "generalise_wave8_servers", "generalise_wave8_clients")
 
 
 @dataclass(frozen=True)
