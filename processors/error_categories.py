@@ -155,8 +155,9 @@ _OVERRIDES = (
     (VALIDATION, _rx(  # the client breaks the protocol: not a rate limit (`too many`), not the recipient
         r"improper (?:use of )?(?:smtp )?(?:command )?pipelining", r"improper use of smtp",
         r"too many (?:unrecognized|unrecognised|unknown|invalid|bad|failed) commands", r"protocol violation",
-        r"non-smtp command",
-    ), ("improper", "commands", "protocol violation", "non-smtp")),
+        r"non-smtp command", r"\bbare newline\b", r"command (?:count|length) limit", r"synchroni[sz]ation error",
+        r"too many errors after",
+    ), ("improper", "commands", "protocol violation", "non-smtp", "bare newline", "command", "synchroni", "errors after")),
     (AUTHENTICATION, _rx(
         r"relay(?:ing)? (?:access )?(?:denied|not permitted|not allowed|prohibited)", r"unable to relay",
         r"not permitted to relay", r"relay not permitted", r"we do not relay", r"account is locked", r"locked out",
@@ -254,6 +255,7 @@ _OVERRIDES = (
     (TIMEOUT, _rx(
         r"message (?:has )?expired", r"expired after", r"delivery time expired", r"too long in (?:the )?queue",
         r"retry timeout exceeded", r"handshake (?:timeout|timed out)", r"\btime ?limit (?:exceeded|reached)",
+        r"\bconnection timed out\b",
         r"did not respond to (?:a |the |our )?connection attempt",
     )),
     (TIMEOUT, _rx(r"(?:in|on) the queue too long", r"queued (?:for )?too long", r"(?:envelope|delivery) (?:has )?expired"),
@@ -458,7 +460,7 @@ _GENERIC_INFRA = _rx(
     r"(?:terminated|exited|died|crashed) unexpectedly", r"unexpected (?:server |internal )?error", r"servfail",
     r"nameservers? failed", r"no such file or directory", r"\bbusy\b", r"server misbehaving", r"could not instantiate",
     r"short response", r"lookup error", r"\bcorrupt", r"execution of (?:the )?script[^;]{0,40}failed",
-    r"load average", r"\bnot connected\b", r"without being connected", r"inaccessible host",
+    r"load average", r"\bnot connected\b", r"without being connected", r"inaccessible host", r"unexpected disconnection",
 )
 # wording of a transient server-side problem: decides over the generic fallback of an ambiguous
 # enhanced code (x.7.0 is `other security`, x.3.0 `other system status`)

@@ -435,9 +435,13 @@ def _quoted(match: re.Match) -> str:
     return VAR
 
 
+# ... and any key named for a kind or a cause (`MessageCategory`, `bounce_classification`, `dropReason`)
+_CATEGORICAL_SUFFIXES = ("type", "category", "classification", "reason", "status")
+
+
 def _categorical_key(key: str) -> bool:
     low = key.lower()
-    return low in _KV_CATEGORICAL_KEYS or low.endswith("type")
+    return low in _KV_CATEGORICAL_KEYS or low.endswith(_CATEGORICAL_SUFFIXES)
 
 
 def _category_word(value: str) -> bool:
@@ -482,8 +486,7 @@ def _kv(match: re.Match) -> str:
 def _kv_pair(key: str, value: str) -> str:
     if not value or _PLACEHOLDER.fullmatch(value):
         return f"{key}={value}"
-    low = key.lower()
-    if low in _KV_CATEGORICAL_KEYS or low.endswith("type"):
+    if _categorical_key(key):
         bare = value.strip("\"'")
         if bare.isalpha() and len(bare) <= 24 or _category_word(bare):
             return f"{key}={value}"
@@ -716,6 +719,8 @@ def _is_code_here(core: str, tokens, index: int, token: str) -> bool:
         return True
     if token[0] == "(" and token[-1] == ",":
         return True
+    if index == 0 and core[0] in "45" and len(tokens) > 2 and tokens[2] in ("SMTP", "ESMTP"):
+        return True  # `421 mailhog SMTP incoming data timeout`: the server's name, then its protocol
     if index == 0:
         # `550 Unrouteable address`, `554 delivery error`, but not `408 double-hummer alignment exceptions`
         return nxt[:1].isupper() or nxt_core in _SMTP_LEAD_WORDS or (nxt[:1] != "" and nxt[:1] in "<#-")
@@ -791,7 +796,7 @@ _NOT_A_HOST = frozenset(
 _ANGLE_TRIGGER = re.compile(r"<(?!(?:email|url|host|path|ts|\*)>)[\w.\[<-]")
 _HOST_WORDS = ("host: ", "port: ", "hostname ", "lookup ", "enotfound ", "eai_again ", "hostexception: ", " on port ",
                "etimeout ", "eservfail ", "enodata ", "econnrefused ", "ehlo ", "helo ", "name matching ",
-               "valid for ", "wanted to match ")
+               "valid for ", "wanted to match ", "getaddrinfo for ")
 
 
 def _host_names_here(text: str) -> bool:
@@ -802,7 +807,7 @@ def _host_names_here(text: str) -> bool:
         if word in low:
             return True
     # `host mail[...]`, `host mail [...`, `connect to mail port 25`, unless the name was a host already
-    return ("host " in low and "[" in text and low.count("host ") != low.count("host <host>")) or (
+    return ("host " in low and ("[" in text or " :" in text) and low.count("host ") != low.count("host <host>")) or (
         " port " in low and "connect" in low and low.count(" to ") != low.count(" to <host>")
     )
 
@@ -839,8 +844,11 @@ def _mask_host_names(out: list) -> None:
                 before == "to" and index < last and out[index + 1] in _PORT_WORDS
                 and index >= 2 and out[index - 2].lower().startswith("connect")
             ) or (
-                # SwiftMailer's `with host mail [Connection timed out #110]`
-                before == "host" and index < last and out[index + 1][:1] == "["
+                # SwiftMailer's `with host mail [Connection timed out #110]`, `with host mail :stream_socket_client()`
+                before == "host" and index < last and out[index + 1][:1] in ("[", ":")
+            ) or (
+                # PHP's `getaddrinfo for mail failed`
+                before == "for" and index >= 2 and out[index - 2].lower() == "getaddrinfo"
             ) or (
                 # Go's x509 `certificate is not valid for any names, but wanted to match mail`
                 before == "match" and index >= 3 and out[index - 2] == "to" and out[index - 3] == "wanted"
@@ -1197,9 +1205,25 @@ _SENDMAIL_ADDRESS = re.compile(r"<(?!(?:email|url|host|path|ts|\*)>)[^<>\s]+>(?=
 _PLACED_HOST = re.compile(
     r"(\bdial \w+: address |\bcannot locate host )(?!<host>)(?:[\w.-]|<\*>)+(?=: )|(<ts> )(?:[\w.-]|<\*>|<host>)+(?= SMTPSVC\b)"
 )
+# the server's name right after its reply code (`421 mailhog SMTP incoming data timeout`), a quoted endpoint
+# (`host "mail:<port>"`), the names a library quotes: Ruby mail's `can not parse |name|`, Rails's `Missing
+# template <path> with`, Laravel's `View [<name>] not found`
+_NAMED_PLACES = re.compile(
+    r"^([245]\d\d[ -])(?!<host>)(?:[a-z][\w.-]*|<\*>)(?= E?SMTP\b| Service\b)"
+    r'|(")(?:[A-Za-z][\w.-]*|<host>):<\*>(?=")'
+    r"|(\bcan ?not parse \|)[^|\s]+(?=\|)"
+    r"|(\bMissing template )\S+(?= with\b)"
+    r"|(\bView \[)[^\]\s]+(?=\] not found)"
+)
+_NAMED_PLACE_VALUE = {1: HOST, 2: HOST, 3: VAR, 4: VAR, 5: VAR}
 _EXCHANGE_CONNECTOR = re.compile(
     r"(?:[\w.-]|<\*>|<host>)+\\((?:Default|Client|Outbound Proxy) (?:Frontend|Proxy)) (?:[\w.-]|<\*>|<host>)+(?=,)"
 )
+
+
+def _named_place(match: re.Match) -> str:
+    group = match.lastindex
+    return match.group(group) + _NAMED_PLACE_VALUE[group]
 
 
 def _finish(joined: str) -> str:
@@ -1235,6 +1259,8 @@ def _finish(joined: str) -> str:
         text = _SENDMAIL_ADDRESS.sub(EMAIL, text)
     if "address " in text or "locate host " in text or " SMTPSVC" in text:
         text = _PLACED_HOST.sub(lambda m: (m.group(1) or m.group(2)) + HOST, text)
+    if "SMTP" in text or "Service" in text or ':<*>"' in text or "parse |" in text or "template " in text or "View [" in text:
+        text = _NAMED_PLACES.sub(_named_place, text)
     if "\\" in text and " Frontend " in text or " Proxy " in text:
         text = _EXCHANGE_CONNECTOR.sub(HOST + r"\\\1 " + HOST, text)
     if "<" in text:

@@ -29,7 +29,7 @@ MIN_ROWS = 2
 
 def tuning_names() -> tuple:
     return (corpus.GENERALISE_NAMES + corpus.WAVE2_NAMES + corpus.WAVE3_NAMES + corpus.WAVE4_NAMES
-            + corpus.WAVE5_NAMES + corpus.WAVE6_NAMES + corpus.WAVE7_NAMES)
+            + corpus.WAVE5_NAMES + corpus.WAVE6_NAMES + corpus.WAVE7_NAMES + corpus.WAVE8_NAMES)
 
 
 def tuning_rows(names=None):

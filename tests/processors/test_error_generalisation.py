@@ -15,7 +15,7 @@ import pytest
 from mailscope import attributes as attr
 from mailscope.processors.errors import classify
 from tests.errors_corpus import (
-    GENERALISE, GENERALISE_NAMES, WAVE2_NAMES, WAVE3_NAMES, WAVE4_NAMES, WAVE5_NAMES, WAVE6_NAMES, WAVE7_NAMES, fill, grouping_accuracy, is_unseen, load_groups,
+    GENERALISE, GENERALISE_NAMES, WAVE2_NAMES, WAVE3_NAMES, WAVE4_NAMES, WAVE5_NAMES, WAVE6_NAMES, WAVE7_NAMES, WAVE8_NAMES, fill, grouping_accuracy, is_unseen, load_groups,
 )
 from tests.generic_logs import OTHER_SYSTEMS, compare_with_drain
 
@@ -23,7 +23,7 @@ K = 6
 
 
 WAVES = {"first": GENERALISE_NAMES, "second": WAVE2_NAMES, "third": WAVE3_NAMES, "fourth": WAVE4_NAMES, "fifth": WAVE5_NAMES, "sixth": WAVE6_NAMES,
-         "seventh": WAVE7_NAMES}
+         "seventh": WAVE7_NAMES, "eighth": WAVE8_NAMES}
 
 
 def corpus(part: str, names=GENERALISE_NAMES):
@@ -61,7 +61,7 @@ def log_family(part: str):
 
 # --- the split is mechanical ---------------------------------------------------------------
 def test_split_follows_the_hash_of_the_group():
-    for name in GENERALISE_NAMES + WAVE2_NAMES + WAVE3_NAMES + WAVE4_NAMES + WAVE5_NAMES + WAVE6_NAMES + WAVE7_NAMES:
+    for name in GENERALISE_NAMES + WAVE2_NAMES + WAVE3_NAMES + WAVE4_NAMES + WAVE5_NAMES + WAVE6_NAMES + WAVE7_NAMES + WAVE8_NAMES:
         for suffix, unseen in (("", False), ("_unseen", True)):
             rows = load_groups(GENERALISE / f"{name}{suffix}.tsv")
             assert rows and all(is_unseen(row.group) == unseen for row in rows), name
@@ -101,8 +101,12 @@ def test_split_follows_the_hash_of_the_group():
 # second 0.881, third 0.901 (three rows lost), fifth 0.870, seventh 0.727, the others unchanged; four phrases of
 # the older corpora moved into the override phrases, then third 0.912, sixth 0.750; the vote over a specific
 # enhanced code (margin 3) then sixth 0.760, seventh 0.744.
-UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.88, "third": 0.91, "fourth": 0.84, "fifth": 0.86, "sixth": 0.75,
-                         "seventh": 0.74}
+# The eighth wave (tests/data/generalise_wave8_*.tsv: sending services' bounce reasons, mail servers' own reject
+# texts, applications' send errors), committed before any score, first run: tuning 0.724, unseen 0.778; with its
+# tuning part in the word table and its fixes: tuning 0.878, unseen 0.793; the older unseen parts fourth 0.855,
+# fifth 0.880, sixth 0.781, seventh 0.752, the others unchanged (docs/errors-quality.md, "Eighth wave").
+UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.88, "third": 0.91, "fourth": 0.85, "fifth": 0.87, "sixth": 0.77,
+                         "seventh": 0.75, "eighth": 0.78}
 # grouping: 0.95 (the issue's goal) except the fifth wave's tuning part, where five groups pair a bare reply or
 # exception with the same text inside a log line or behind an exception type: their fingerprints differ (0.934);
 # the sixth wave's tuning part too (0.939: the same reply under two exception types, or bare and in a Celery
@@ -115,7 +119,11 @@ GROUPING_FLOOR = {("tuning", "fifth"): 0.93, ("tuning", "sixth"): 0.93, ("unseen
 # the seventh's (0.904), where most of what still fails reads two ways or names its cause only in a provider's
 # own words (docs/errors-quality.md, "Seventh wave"); and the fifth's (0.929), where the vote over generic
 # wording and bare codes, better on every newer wave's first run, moved three rows of its own tuning part
-TUNING_CATEGORY_FLOOR = {"fifth": 0.92, "sixth": 0.91, "seventh": 0.89}
+# the eighth's (0.878): sending services' event JSON whose reason sits in a field value nothing else names
+TUNING_CATEGORY_FLOOR = {"fifth": 0.92, "sixth": 0.91, "seventh": 0.89, "eighth": 0.87}
+# retryable: 0.9, except the eighth wave's unseen part (0.874; its tuning part's misses are 4xx replies labelled
+# permanent and certificate failures labelled not retryable, against the older corpora's conventions)
+RETRYABLE_FLOOR = {("unseen", "eighth"): 0.87}
 
 
 @pytest.mark.parametrize("wave", list(WAVES))
@@ -127,7 +135,7 @@ def test_variants_group_and_categories_hold(part, wave):
         assert category >= TUNING_CATEGORY_FLOOR.get(wave, 0.93), (category, failures)
     else:
         assert category >= UNSEEN_CATEGORY_FLOOR[wave], (category, len(failures))  # no lines: it stays unseen
-    assert retryable >= 0.9, retryable
+    assert retryable >= RETRYABLE_FLOOR.get((part, wave), 0.9), retryable
 
 
 @pytest.mark.xfail(strict=True, reason="issue 18 goal not reached on the unseen part: category 0.917 < 0.93")
@@ -146,7 +154,7 @@ def test_generic_logs_group_at_least_as_well_as_drain(part, seed):
 def test_patterns_hold_no_address(part):
     rng = random.Random(3)
     for row in corpus(part, GENERALISE_NAMES + WAVE2_NAMES + WAVE3_NAMES + WAVE4_NAMES + WAVE5_NAMES + WAVE6_NAMES
-                      + WAVE7_NAMES):
+                      + WAVE7_NAMES + WAVE8_NAMES):
         message = fill(row.template, rng)
         pattern = classify(message, row.error_type).pattern
         assert "@" not in pattern and len(pattern) <= attr.ERROR_PATTERN_MAX_CHARS, (message, pattern)
