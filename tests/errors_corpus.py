@@ -338,6 +338,10 @@ WAVE7_NAMES = ("generalise_wave7_providers", "generalise_wave7_mta_logs", "gener
 # them (generalise_wave8_clients); split by the same hash, committed before any score, near-twins of older unseen
 # rows removed from the tuning part before any score
 WAVE8_NAMES = ("generalise_wave8_esp", "generalise_wave8_servers", "generalise_wave8_clients")
+# the ninth wave: replies of receiving systems outside the English-speaking world, in their own languages
+# (generalise_wave9_intl), and send failures inside background workers' log frames (generalise_wave9_workers);
+# split by the same hash, committed before any score, near-twins of older unseen rows removed from the tuning part
+WAVE9_NAMES = ("generalise_wave9_intl", "generalise_wave9_workers")
 
 
 @dataclass(frozen=True)
