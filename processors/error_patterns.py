@@ -1270,8 +1270,8 @@ def _finish(joined: str) -> str:
             text = _HOST_PORT.sub(HOST, text)
         text = _RUNS.sub(r"\1", text)
     if "@" in text:
-        # anything still shaped like local@host (root@localhost, a@b) is an address too
-        text = " ".join(EMAIL if "@" in t and t[0] != "@" and t[-1] != "@" else t for t in text.split(" "))
+        # anything still shaped like local@host (root@localhost, a@b, Temporal's `pid@host@`) is an address too
+        text = " ".join(EMAIL if "@" in t.strip("@") else t for t in text.split(" ")).replace(EMAIL + "@", EMAIL)
     if len(text) > ERROR_PATTERN_MAX_CHARS:
         text = text[:ERROR_PATTERN_MAX_CHARS]
     if len(joined) <= 1024 and "@" not in joined:  # nothing shaped like an address is kept

@@ -15,7 +15,7 @@ import pytest
 from mailscope import attributes as attr
 from mailscope.processors.errors import classify
 from tests.errors_corpus import (
-    GENERALISE, GENERALISE_NAMES, WAVE2_NAMES, WAVE3_NAMES, WAVE4_NAMES, WAVE5_NAMES, WAVE6_NAMES, WAVE7_NAMES, WAVE8_NAMES, fill, grouping_accuracy, is_unseen, load_groups,
+    GENERALISE, GENERALISE_NAMES, WAVE2_NAMES, WAVE3_NAMES, WAVE4_NAMES, WAVE5_NAMES, WAVE6_NAMES, WAVE7_NAMES, WAVE8_NAMES, WAVE9_NAMES, fill, grouping_accuracy, is_unseen, load_groups,
 )
 from tests.generic_logs import OTHER_SYSTEMS, compare_with_drain
 
@@ -23,7 +23,7 @@ K = 6
 
 
 WAVES = {"first": GENERALISE_NAMES, "second": WAVE2_NAMES, "third": WAVE3_NAMES, "fourth": WAVE4_NAMES, "fifth": WAVE5_NAMES, "sixth": WAVE6_NAMES,
-         "seventh": WAVE7_NAMES, "eighth": WAVE8_NAMES}
+         "seventh": WAVE7_NAMES, "eighth": WAVE8_NAMES, "ninth": WAVE9_NAMES}
 
 
 def corpus(part: str, names=GENERALISE_NAMES):
@@ -61,10 +61,11 @@ def log_family(part: str):
 
 # --- the split is mechanical ---------------------------------------------------------------
 def test_split_follows_the_hash_of_the_group():
-    for name in GENERALISE_NAMES + WAVE2_NAMES + WAVE3_NAMES + WAVE4_NAMES + WAVE5_NAMES + WAVE6_NAMES + WAVE7_NAMES + WAVE8_NAMES:
-        for suffix, unseen in (("", False), ("_unseen", True)):
-            rows = load_groups(GENERALISE / f"{name}{suffix}.tsv")
-            assert rows and all(is_unseen(row.group) == unseen for row in rows), name
+    for names in WAVES.values():
+        for name in names:
+            for suffix, unseen in (("", False), ("_unseen", True)):
+                rows = load_groups(GENERALISE / f"{name}{suffix}.tsv")
+                assert rows and all(is_unseen(row.group) == unseen for row in rows), name
     assert log_family("tuning") and log_family("unseen")
     for names in WAVES.values():
         labels = {c for row in corpus("tuning", names) + corpus("unseen", names) for c in row.categories}
@@ -105,22 +106,26 @@ def test_split_follows_the_hash_of_the_group():
 # texts, applications' send errors), committed before any score, first run: tuning 0.724, unseen 0.778; with its
 # tuning part in the word table and its fixes: tuning 0.878, unseen 0.793; the older unseen parts fourth 0.855,
 # fifth 0.880, sixth 0.781, seventh 0.752, the others unchanged (docs/errors-quality.md, "Eighth wave").
+# The ninth wave (generalise_wave9_*: replies in other languages, errors inside workers' log frames) is measured
+# only: first run tuning 0.695, unseen 0.727; its tuning part in the word table lowered the unseen total, so it is
+# not in the table, and no rule was changed for it (docs/errors-quality.md, "Ninth wave").
 UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.88, "third": 0.91, "fourth": 0.85, "fifth": 0.87, "sixth": 0.77,
-                         "seventh": 0.75, "eighth": 0.78}
+                         "seventh": 0.75, "eighth": 0.78, "ninth": 0.72}
 # grouping: 0.95 (the issue's goal) except the fifth wave's tuning part, where five groups pair a bare reply or
 # exception with the same text inside a log line or behind an exception type: their fingerprints differ (0.934);
 # the sixth wave's tuning part too (0.939: the same reply under two exception types, or bare and in a Celery
 # line). The sixth wave's unseen part groups at 0.917 (first run and final), the seventh's at 0.868 (first run
 # 0.860); they stay unseen, so why is not known.
 GROUPING_FLOOR = {("tuning", "fifth"): 0.93, ("tuning", "sixth"): 0.93, ("unseen", "sixth"): 0.91,
-                  ("unseen", "seventh"): 0.86}
+                  ("unseen", "seventh"): 0.86, ("tuning", "ninth"): 0.88, ("unseen", "ninth"): 0.88}
 # category on a tuning part: 0.93, except the sixth wave's, where five TLS version / mode mismatches are labelled
 # validation only while three older corpora label the same errors infrastructure only (kept as written, 0.919);
 # the seventh's (0.904), where most of what still fails reads two ways or names its cause only in a provider's
 # own words (docs/errors-quality.md, "Seventh wave"); and the fifth's (0.929), where the vote over generic
 # wording and bare codes, better on every newer wave's first run, moved three rows of its own tuning part
 # the eighth's (0.878): sending services' event JSON whose reason sits in a field value nothing else names
-TUNING_CATEGORY_FLOOR = {"fifth": 0.92, "sixth": 0.91, "seventh": 0.89, "eighth": 0.87}
+# and the ninth's, measured only (0.695)
+TUNING_CATEGORY_FLOOR = {"fifth": 0.92, "sixth": 0.91, "seventh": 0.89, "eighth": 0.87, "ninth": 0.69}
 # retryable: 0.9, except the eighth wave's unseen part (0.874; its tuning part's misses are 4xx replies labelled
 # permanent and certificate failures labelled not retryable, against the older corpora's conventions)
 RETRYABLE_FLOOR = {("unseen", "eighth"): 0.87}
@@ -154,10 +159,11 @@ def test_generic_logs_group_at_least_as_well_as_drain(part, seed):
 def test_patterns_hold_no_address(part):
     rng = random.Random(3)
     for row in corpus(part, GENERALISE_NAMES + WAVE2_NAMES + WAVE3_NAMES + WAVE4_NAMES + WAVE5_NAMES + WAVE6_NAMES
-                      + WAVE7_NAMES + WAVE8_NAMES):
+                      + WAVE7_NAMES + WAVE8_NAMES + WAVE9_NAMES):
         message = fill(row.template, rng)
         pattern = classify(message, row.error_type).pattern
-        assert "@" not in pattern and len(pattern) <= attr.ERROR_PATTERN_MAX_CHARS, (message, pattern)
+        ok = "@" not in pattern and len(pattern) <= attr.ERROR_PATTERN_MAX_CHARS
+        assert ok, (message, pattern) if part == "tuning" else row.group  # an unseen line is never printed
 
 
 # --- the failure classes, one by one ------------------------------------------------------
@@ -383,3 +389,12 @@ def test_third_wave_retryability_and_names():
     assert classify('"delivery-status": {"message": "Too old", "code": 498}').retryable is False
     assert len(fingerprints(*(f"Template {w} does not exist." for w in ("welcome", "ops-user", "invoice2024")))) == 1
     assert classify("Template is missing").pattern == "Template is missing"  # a verb is no name
+
+
+@pytest.mark.parametrize("message", [
+    "WARN Activity error. Namespace default TaskQueue email-tq WorkerID 2393684@smtp@ WorkflowID send-1",
+    "WARN Activity error. Namespace default TaskQueue email-tq WorkerID 2378390@smtp.example.net@ WorkflowID send-1",
+])
+def test_an_at_sign_never_survives_masking(message):
+    """Temporal's worker id is `pid@host@`: shaped like an address, it masks as one."""
+    assert "@" not in classify(message, None).pattern
