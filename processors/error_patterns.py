@@ -1261,7 +1261,7 @@ def _finish(joined: str) -> str:
         text = _PLACED_HOST.sub(lambda m: (m.group(1) or m.group(2)) + HOST, text)
     if "SMTP" in text or "Service" in text or ':<*>"' in text or "parse |" in text or "template " in text or "View [" in text:
         text = _NAMED_PLACES.sub(_named_place, text)
-    if "\\" in text and " Frontend " in text or " Proxy " in text:
+    if "\\" in text and (" Frontend " in text or " Proxy " in text):
         text = _EXCHANGE_CONNECTOR.sub(HOST + r"\\\1 " + HOST, text)
     if "<" in text:
         if ":<*>" in text:
