@@ -561,11 +561,13 @@ _NAMESPACE = re.compile(r"\.|::|\\")
 def vote_codes(text: str) -> tuple:
     """The codes of a lower-cased pattern as features of the words' vote: `enh:7.1` and `enhsub:7` for an
     enhanced status code, `code:550` for a reply or status code."""
+    return _vote_codes(_ENHANCED_RX.search(text), _REPLY_RX.search(text))
+
+
+def _vote_codes(enhanced, reply) -> tuple:
     found = ()
-    enhanced = _ENHANCED_RX.search(text)
     if enhanced is not None:
         found = (f"enh:{int(enhanced.group(2))}.{int(enhanced.group(3))}", f"enhsub:{int(enhanced.group(2))}")
-    reply = _REPLY_RX.search(text)
     if reply is not None:
         found += ("code:" + reply.group(1),)
     return found
@@ -697,7 +699,8 @@ def categorize(pattern: str, error_type: str | None = None, *, words: bool = Tru
     if words and (category is None or outvote is not None):
         # the words' vote: for a text no rule recognised, and, when clearer still, over a code or generic
         # wording (a 550 is `recipient` only for want of anything better; see the OUTVOTE_ margins)
-        voted = guess(text, _type_key(error_type), None if category is None else outvote, vote_codes(text))
+        # (the codes found above, in the same text: no second search)
+        voted = guess(text, _type_key(error_type), None if category is None else outvote, _vote_codes(enhanced, reply))
         if voted is not None:
             category = voted
     if category is None:

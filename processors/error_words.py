@@ -1,5 +1,5 @@
 """The last step of categorize(): word evidence, for a pattern no rule recognised,
-and over a code that alone decided.
+and over weaker rule evidence (a code, generic wording) when the vote is clear enough.
 
 The rules in error_categories know codes and phrases. A message that carries
 neither (a library's own wording, a provider's new text with no code) used to
@@ -25,8 +25,8 @@ parts that existed before each, the vote answered 20 of their 51 first-run
 Words are runs of three or more ASCII letters of the masked pattern, plus the
 exception's class name and the pattern's reply and enhanced codes
 (error_categories.vote_codes), so no address or value reaches the table or
-the vote. The log-probabilities are
-built on first use (a few milliseconds), not at import.
+the vote. The log-probabilities are built on first use (a few milliseconds),
+not at import.
 """
 
 from __future__ import annotations
