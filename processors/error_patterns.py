@@ -115,18 +115,18 @@ _TS_TEXT = re.compile(
     rf"\b(?:{_WEEKDAY},?\s+)?(?:"
     rf"\d{{1,2}}[\s/-]{_MONTH}[\s/-]\d{{2,4}}(?:[\s:]+{_CLOCK})?"  # 01 Jan 2024 10:00:00 / 17/Jul/2005:23:21:54
     rf"|{_MONTH}\s+\d{{1,2}}(?:,?\s+\d{{4}})?(?:\s+{_CLOCK})?(?:\s+\d{{4}})?"  # Jan  5 10:22:33 / Jul 17 23:21:54 2005
-    rf"){_ZONE}(?![\w:])"
+    rf"){_ZONE}(?!\w|:(?!\s|$))"  # a colon and a space after it ends a log frame (`[<ts>: ERROR/...]`)
 )
 # RFC 2822 dates that name the weekday, wherever they sit (`a,Tue, 12 Jul 2024 10:22:33 +0000,b` in an
 # Exchange message-tracking CSV row, `(Tue, ...)`, `date=Tue, ...`): when the token pass meets a
 # weekday and its comma, the raw text is read with this and masked again, since the punctuation glued
 # to either end of the date would hide it from the token pass
 _TS_WEEKDAY = re.compile(
-    rf"(?<![A-Za-z]){_WEEKDAY},\s*\d{{1,2}}[\s-]{_MONTH}[\s-]\d{{2,4}}(?:[\s:]+{_CLOCK})?{_ZONE}(?![\w:])"
+    rf"(?<![A-Za-z]){_WEEKDAY},\s*\d{{1,2}}[\s-]{_MONTH}[\s-]\d{{2,4}}(?:[\s:]+{_CLOCK})?{_ZONE}(?!\w|:(?!\s|$))"
 )
 _TS_NUM = re.compile(
     rf"(?<![\w.:/-])(?:\d{{4}}[-/.]\d{{1,2}}[-/.]\d{{1,2}}(?:[T\s_]{_CLOCK})?|\d{{1,2}}/\d{{1,2}}/\d{{2,4}}(?:\s{_CLOCK})?"
-    rf"|{_CLOCK}){_ZONE}(?![\w:]|/\d)"  # 3/0/4/820/6 (haproxy timers) is no date
+    rf"|{_CLOCK}){_ZONE}(?!\w|:(?!\s|$)|/\d)"  # 3/0/4/820/6 (haproxy timers) is no date
 )
 _UUID = re.compile(r"(?i)\b[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\b")
 _IPV6 = re.compile(
@@ -600,6 +600,13 @@ def _simple(core: str) -> bool:
 
 _LONG_TOKEN = 512
 _NAMED_ENDPOINT = re.compile(r"([(\[]?)[A-Za-z][\w-]*:\d{1,5}([)\],;.:]*)")
+# `pid:4021`, `attempt:3`: a counter by its name, not a host and its port
+_COUNTER_KEYS = frozenset(
+    "pid ppid tid uid gid id jid port line lineno attempt attempts retry retries try tries count errno code status "
+    "thread worker shard partition offset seq index pri priority queue job delay timeout ttl exit signal".split()
+)
+# `Worker(host:mailhog pid:4021)` (Delayed::Job), `node:relay-b`: the name after a host key is a host
+_HOST_KEYED = re.compile(r"([(\[]?(?:host|hostname|server|node):)([A-Za-z][\w.-]*)([)\],;]*)", re.IGNORECASE)
 _BRACKETED_SIMPLE = re.compile(r"[\w.+\-()\[\],;]*[()\[\]][\w.+\-()\[\],;:]*")
 _BRACKET_SPLIT = re.compile(r"([()\[\]]+)")
 
@@ -619,8 +626,14 @@ def _mask_token(token: str) -> str:
     if ":" in token:
         endpoint = _NAMED_ENDPOINT.fullmatch(token)
         if endpoint is not None:
+            name = token[len(endpoint.group(1)) : token.index(":")]
+            if name.lower() in _COUNTER_KEYS:
+                return endpoint.group(1) + name + ":" + VAR + endpoint.group(2)
             # localhost:2525, mail:25, (relay01:587): a host name and its port, like any host:port
             return endpoint.group(1) + HOST + ":" + VAR + endpoint.group(2)
+        keyed = _HOST_KEYED.fullmatch(token)
+        if keyed is not None:
+            return keyed.group(1) + HOST + keyed.group(3)
     core = token.strip(_EDGE)
     if core.lower() == "localhost" and "'" not in token and '"' not in token:
         return token.replace(core, HOST)
