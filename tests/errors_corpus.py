@@ -342,6 +342,11 @@ WAVE8_NAMES = ("generalise_wave8_esp", "generalise_wave8_servers", "generalise_w
 # (generalise_wave9_intl), and send failures inside background workers' log frames (generalise_wave9_workers);
 # split by the same hash, committed before any score, near-twins of older unseen rows removed from the tuning part
 WAVE9_NAMES = ("generalise_wave9_intl", "generalise_wave9_workers")
+# the tenth wave: returned bounce messages as a bounce processor reads them (generalise_wave10_bounces), what an
+# application meets at its smarthost or submission relay (generalise_wave10_relays), and the texts of filtering
+# gateways, anti-spam milters and block lists in front of receivers (generalise_wave10_filters); same split,
+# committed before any score, near-twins of older unseen rows removed from the tuning part
+WAVE10_NAMES = ("generalise_wave10_bounces", "generalise_wave10_relays", "generalise_wave10_filters")
 
 
 @dataclass(frozen=True)
