@@ -18,7 +18,9 @@ enhanced status codes (`5.1.1`, `4.7.28`), errno numbers, and every fixed word.
 Python `bytes` reprs lose their `b` prefix and literal `\\n` escapes become spaces,
 so an exception's str() and a log line give the same pattern. Runs of the same
 placeholder collapse into one (a list of 1 or 5 addresses is the same error).
-The result is at most 300 characters and never contains an address.
+The result is at most 300 characters (a longer text keeps its head and its tail, see
+`shorten`) and never contains an address; `masked` is the whole masked text, which
+categorize() reads.
 
 smtplib / aiosmtplib exceptions print the reply as a repr: `(550, b'5.1.1 ...')`,
 `(553, '5.7.1 ...', 'me@x.com')`, a dict `{'a@x.com': (550, b'...'), ...}` or a list
@@ -1055,14 +1057,39 @@ def _mask_replies(text: str, truncated: bool) -> str:
     after = _mask_text(text[pos:]) if pos < len(text) else ""
     if after:
         pieces.append(after)
-    text = " ".join(pieces)
-    if len(text) > ERROR_PATTERN_MAX_CHARS:
-        text = text[:ERROR_PATTERN_MAX_CHARS]
-    return text
+    return " ".join(pieces)
 
 
 def mask(message: str) -> str:
     """The pattern of `message`: variable parts replaced by placeholders, <= 300 chars."""
+    return shorten(masked(message))
+
+
+# a long text keeps its beginning and its end: a bounce body's or a traceback's cause is often in its
+# last line, after boilerplate that alone would fill the pattern
+_HEAD_CHARS = 150
+_ELLIPSIS = " ... "
+
+
+def shorten(text: str) -> str:
+    """At most ERROR_PATTERN_MAX_CHARS of a masked text: all of it, or its head and its tail, each cut at
+    a space when one is near."""
+    if len(text) <= ERROR_PATTERN_MAX_CHARS:
+        return text
+    head = text[:_HEAD_CHARS]
+    cut = head.rfind(" ")
+    if cut > _HEAD_CHARS - 40:
+        head = head[:cut]
+    tail = text[len(text) - (ERROR_PATTERN_MAX_CHARS - len(head) - len(_ELLIPSIS)) :]
+    cut = tail.find(" ")
+    if 0 <= cut < 40:
+        tail = tail[cut + 1 :]
+    return head + _ELLIPSIS + tail
+
+
+def masked(message: str) -> str:
+    """The masked text of `message` (its first MAX_INPUT_CHARS), whatever its length: what categorize()
+    reads. `mask` shortens it to the pattern."""
     text = _capped(message)
     frame = ""
     if text[:1] in _FRAME_FIRST:
@@ -1075,7 +1102,7 @@ def mask(message: str) -> str:
     else:
         pattern = _mask_text(text)
     if frame:
-        pattern = (frame + pattern)[:ERROR_PATTERN_MAX_CHARS]
+        pattern = frame + pattern
     return pattern
 
 
@@ -1285,8 +1312,6 @@ def _finish(joined: str) -> str:
     if "@" in text:
         # anything still shaped like local@host (root@localhost, a@b, Temporal's `pid@host@`) is an address too
         text = " ".join(EMAIL if "@" in t.strip("@") else t for t in text.split(" ")).replace(EMAIL + "@", EMAIL)
-    if len(text) > ERROR_PATTERN_MAX_CHARS:
-        text = text[:ERROR_PATTERN_MAX_CHARS]
     if len(joined) <= 1024 and "@" not in joined:  # nothing shaped like an address is kept
         if len(_finish_cache) >= _FINISH_CACHE_MAX:
             _finish_cache.clear()

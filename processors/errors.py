@@ -30,7 +30,7 @@ from typing import NamedTuple
 from mailscope import attributes as attr
 from mailscope.metrics import LabelCap, instruments
 from mailscope.processors.error_categories import UNKNOWN, categorize
-from mailscope.processors.error_patterns import mask
+from mailscope.processors.error_patterns import masked, shorten
 from mailscope.processors.error_table import OccurrenceTable
 from mailscope.processors.error_type import event_attributes, http_error_status
 
@@ -97,11 +97,14 @@ def classify(message, error_type=None) -> Classification:
         if hit is not None:
             return hit
     kind = normalize_type(error_type)
-    pattern = mask(text)
-    key = (pattern, kind)
+    full = masked(text)
+    pattern = shorten(full)
+    # a long text's pattern is its head and tail: the key also holds the whole text's hash, since its middle
+    # may hold the cause (the key keeps the hash, not the text, so the table stays small)
+    key = (pattern, kind) if full is pattern else (pattern, kind, hash(full))
     result = _cache.get(key)
     if result is None:
-        category, retryable = categorize(pattern, kind or None)
+        category, retryable = categorize(full, kind or None)
         result = Classification(category, retryable, pattern, fingerprint(kind, pattern))
         _remember(_cache, _CACHE_MAX, key, result)
     if exact is not None:

@@ -112,8 +112,25 @@ def test_pattern_examples(message, expected):
 def test_pattern_is_at_most_300_chars():
     long = "550 5.7.1 " + " ".join(f"word{i} rejected" for i in range(500)) + " bob@example.org"
     result = classify(long)
-    assert len(result.pattern) == attr.ERROR_PATTERN_MAX_CHARS
+    assert attr.ERROR_PATTERN_MAX_CHARS - 40 < len(result.pattern) <= attr.ERROR_PATTERN_MAX_CHARS
     assert "bob@" not in result.pattern
+
+
+# a bounce body: boilerplate longer than a pattern, then the cause
+_BOUNCE = ("This is the mail system at host mx1.example.org. I'm sorry to have to inform you that your message could "
+           "not be delivered to one or more recipients. It's attached below. For further assistance, please send mail "
+           "to postmaster. If you do so, please include this problem report. You can delete your own text from the "
+           "attached returned message. The mail system <ann@example.net>: host mx.example.net[192.0.2.7] said: {}")
+
+
+def test_a_long_text_is_categorised_by_its_cause_at_the_end_and_its_pattern_keeps_it():
+    full = classify(_BOUNCE.format("552 5.2.2 <ann@example.net>: Mailbox full (in reply to RCPT TO command)"))
+    unknown = classify(_BOUNCE.format("550 5.1.1 <ann@example.net>: User unknown (in reply to RCPT TO command)"))
+    assert (full.category, unknown.category) == ("mailbox_full", "recipient")
+    assert full.pattern.startswith("This is the mail system at host <host>.") and " ... " in full.pattern
+    assert full.pattern.endswith("Mailbox full (in reply to RCPT TO command)"), full.pattern
+    assert full.fingerprint != unknown.fingerprint  # two causes behind the same boilerplate are two errors
+    assert len(full.pattern) <= attr.ERROR_PATTERN_MAX_CHARS and "ann@" not in full.pattern
 
 
 def test_fingerprint_is_sha256_of_type_and_pattern_only():

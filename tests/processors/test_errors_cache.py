@@ -41,7 +41,7 @@ def _failed_span(description):
 @pytest.fixture
 def unmasked(monkeypatch):
     """A masking that leaves the address in the pattern (a miss another version could have)."""
-    monkeypatch.setattr(errors, "mask", lambda text: text)
+    monkeypatch.setattr(errors, "masked", lambda text: text)
     monkeypatch.setattr(errors, "_cache", {})
     monkeypatch.setattr(errors, "_messages", {})
     forget_texts()
