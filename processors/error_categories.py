@@ -74,15 +74,22 @@ _OVERRIDES = (
     (CONTENT, _rx(  # what the message carries, whatever the code or a word like `spam` or `banned` says
         r"spam url", r"\burls? in (?:the )?(?:message )?(?:content|body)",
         r"(?:banned|blocked|prohibited|forbidden|disallowed|blacklisted|unsafe|dangerous) (?:file|attachment)",
-        r"attachment type", r"file (?:extension|type) (?:is )?(?:not allowed|blocked|banned|detected)",
+        r"attachment type", r"file (?:extension|type) (?:\S+ )?(?:is )?(?:not (?:allowed|permitted)|blocked|banned|detected)",
         r"(?:attachment|file)(?: type| extension)? (?:is )?(?:forbidden|not allowed|blocked|banned|prohibited)",
         # amavis's `BANNED: <name>`, Postfix's header_checks, a content filter's own verdict
         r"\bbanned: ", r"\bheader[_ ]checks?\b", r"\bcontent (?:reject(?:ed)?|filter(?:ed)?|violation)\b",
         r"spam (?:is )?(?:embedded|found|detected) in (?:the |your )?(?:e-?mail|message|body|content)",
         r"message (?:size|length) (?:is )?(?:more than|greater than|exceeds|over)\b",
     )),
+    (CONTENT, _rx(  # a filter's verdict on what the message carries: phishing, fraud, a threat, a data-loss rule
+        r"(?:detected|identified|classified|flagged|judged|rejected) as (?:an? )?(?:phishing|fraud|malware|malicious)",
+        r"(?:possible |suspected |likely )?(?:phishing|fraud) attempt", r"business e-?mail compromise",
+        r"data loss prevention", r"\bdlp (?:rule|policy|violation)", r"url shorteners?\b",
+        r"\bthreats? (?:found|detected)", r"harmful (?:e-?mail|message|content|attachment)",
+    ), ("phishing", "fraud", "malware", "malicious", "compromise", "data loss", "dlp", "shortener", "threat", "harmful")),
     (RECIPIENT, _rx(
         r"marked as inactive", r"inactive (?:addresses|recipients?)", r"suppress(?:ed|ion) (?:list|sending)",
+        r"suppression for (?:user|recipient|address)",
         r"has suppressed", r"previously bounced", r"^bounced address", r"history of bouncing",
         r"archived (?:recipient|mailbox|account)", r"(?:recipient|mailbox|account) (?:is |has been )?archived",
     )),
@@ -95,8 +102,8 @@ _OVERRIDES = (
         # a text that names SPF, DKIM or DMARC, or an authentication level, is about the sender's
         # authentication even under a 421 rate-limit or an x.7.0 `other security` code
         r"\bspf\b[^.;]{0,30}(?:check|fail|validation|record|violation|softfail|permerror|temperror|did not pass|"
-        r"polic|authori[sz]|align|=(?!pass))", r"authenticat[^.;]{0,30}\bspf\b", r"authentication level",
-        r"sender policy framework", r"\bdkim\b", r"\bdmarc\b", r"domainkeys", r"\bsender ?id \(pra\)", r"\bsender ?id (?:check )?fail",
+        r"polic|authori[sz]|align|perm(?:anent)? ?error|temp(?:orary)? ?error|=(?!pass))", r"authenticat[^.;]{0,30}\bspf\b", r"authentication level",
+        r"sender policy framework", r"\bdkim\b", r"\bno signature data\b", r"\bdmarc\b", r"domainkeys", r"\bsender ?id \(pra\)", r"\bsender ?id (?:check )?fail",
         # ... but `Unauthenticated senders not allowed` (SendGrid's SMTP relay) asks for SMTP AUTH
         r"unauthenticated (?:e-?mail|mail|messages?|senders?)\b(?! (?:are )?not (?:allowed|permitted|accepted))",
         r"sender is unauthenticated",
@@ -127,6 +134,18 @@ _OVERRIDES = (
         # settings that contradict each other or are missing (`EMAIL_USE_TLS/EMAIL_USE_SSL are mutually exclusive`)
         r"mutually exclusive",
     ), _CLIENT_CONFIG_HINTS + ("exclusive",)),
+    (VALIDATION, _rx(  # the client and server share no authentication mechanism: the client's settings, not its credentials
+        r"(?:no|(?:can ?not|could not|unable to) (?:find|use) an?) (?:suitable|compatible|usable|supported|common|secure) "
+        r"(?:sasl |smtp )?(?:authentication|auth|sasl|login) (?:method|mechanism)",
+        r"(?:does ?n[o']t|does not) (?:support|advertise|offer) (?:any )?(?:supported )?(?:the )?(?:authentication|auth) (?:methods?|mechanisms?)",
+        r"(?:authentication|auth) (?:method|mechanism) \S+ (?:is )?not supported", r"find an authenticator supported",
+    ), ("method", "mechanism", "authenticator")),
+    (VALIDATION, _rx(  # a local sending tool (msmtp, nullmailer, dma, Postfix) that cannot read or lacks its own setup
+        r"can ?not (?:open|read|load|parse) (?:the )?(?:config(?:uration)?|auth(?:entication)?|password|credentials?|account)"
+        r"(?: file)?\b",
+        r"support is not compiled in", r"\bnot compiled in\b", r"no remote hosts? (?:listed|configured|defined|specified)",
+        r"\baccount \S+ not found in <path>", r"(?:can ?not|could not|unable to) set [^.;]{0,20}\btrust file",
+    ), ("open", "read", "load", "parse", "compiled", "remote host", "not found in", "trust file")),
     (VALIDATION, _rx(  # the client's settings: a required setting is missing, a setting is misconfigured
         r"(?:missing|required|undefined|unset) (?:required )?(?:setting|config(?:uration)? (?:key|value|option)|option)\b",
         r"improperly ?configured", r"\bsettings?\b[^.;]{0,20}(?:is|are) (?:missing|required|not set)",
@@ -174,7 +193,10 @@ _OVERRIDES = (
         r"delivery restriction", r"delivery not authori[sz]ed",
         r"not authenticated for (?:the )?(?:group|organi[sz]ation|distribution list|mailbox|public folder|mail user)",
         r"sendernotauthenticatedfor", r"allowed-senders", r"not in (?:the )?(?:allowed|accepted) senders",
-    ), ("restriction", "sendernotauthenticatedfor", "authenticated for", "allowed", "accepted senders", "not authori")),
+        r"(?:only accepts?|accepts? only) (?:e-?mail|mail|messages) from (?:certain|specific|approved|authori[sz]ed) senders",
+        r"not listed in (?:the )?(?:domino |public |global )?(?:directory|address book)",
+    ), ("restriction", "sendernotauthenticatedfor", "authenticated for", "allowed", "accepted senders", "not authori",
+        "senders", "not listed in")),
     (REPUTATION, _rx(  # a receiver that will not take our mail, whatever code it uses (AOL's 521 5.2.1)
         r"will not accept (?:delivery of )?(?:this|your) (?:message|mail|e-?mail)",
         r"(?:will not|won't|does not|doesn't) accept (?:mail|messages|e-?mail) from (?:you|your|this)",
@@ -236,17 +258,18 @@ _OVERRIDES = (
     (INFRASTRUCTURE, _rx(  # a service the MTA relies on failed: its scanner, its spam filter, its authentication server;
         # not the message's content nor the sender's login
         r"(?:virus |malware |spam |content )?scanner (?:error|failure|failed|unavailable|not available|not responding)",
+        r"(?:virus|malware|spam|content) scanning (?:service |engine )?(?:error|failure|failed|unavailable|not available|not responding)",
         r"(?:clamd?|spamd|spamassassin|amavisd?|rspamd|milter|antivirus)\b[^;]{0,60}(?:unable to connect|could not connect|"
         r"connection refused|servers? failed|not responding|unavailable)",
         r"all \w+ servers failed", r"(?:connection lost to|lost connection to|unable to connect to|cannot connect to) (?:the )?auth(?:entication)? server",
-    ), ("scanner", "clam", "spam", "amavis", "milter", "antivirus", "servers failed", "auth")),
+    ), ("scanner", "scanning", "clam", "spam", "amavis", "milter", "antivirus", "servers failed", "auth")),
     (INFRASTRUCTURE, _rx(  # Gmail's `421 4.7.0 Try again later, closing connection`: three corpora labelled it, and
         # infrastructure is the answer all three accept (the others: reputation in one, rate limit in another)
         r"try again later,? closing connection",
     ), ("closing connection",)),
     (INFRASTRUCTURE, _rx(  # a mail loop is routing trouble, whatever the code (x.6.0 would read as content)
         r"mail (?:forwarding )?loop", r"exceeded <\*> hops", r"too many hops", r"hop count (?:exceeded|too high)",
-        r"loops? back to myself", r"too many \"?received:?\"? headers",
+        r"loops? back to myself", r"too many \"?received:?\"? headers", r"\bloop detected\b", r"\blooping (?:message|mail)\b",
     ), ("loop", "hops", "hop count", "received")),
     (INFRASTRUCTURE, _rx(  # the mail system's own files and sockets: a path it cannot reach, a crash of its own
         r"<path>\)?(?: failed)?:? permission denied", r"missing \+[rwx] perm", r"connect to (?:<path>|private/\S+|public/\S+) failed",
@@ -257,12 +280,14 @@ _OVERRIDES = (
         r"retry timeout exceeded", r"handshake (?:timeout|timed out)", r"\btime ?limit (?:exceeded|reached)",
         r"\bconnection timed out\b",
         r"did not respond to (?:a |the |our )?connection attempt",
+        r"in the time limit specified", r"exceeded (?:the )?(?:allowable|allowed|maximum) connection time",
     )),
     (TIMEOUT, _rx(r"(?:in|on) the queue too long", r"queued (?:for )?too long", r"(?:envelope|delivery) (?:has )?expired"),
      ("queue", "expired")),
     (TIMEOUT, _rx(  # Sendmail's `DSN: Cannot send message for 5 days`: the queue gave up after its age
         r"(?:cannot|could not|couldn't|unable to) (?:send|deliver)[^.;]{0,20} for (?:<\*>|\d+|over|more than) [^.;]{0,12}(?:days?|hours?)",
-    ), (" days", " day", " hours", " hour")),
+        r"(?:cannot|could not|couldn't|unable to) deliver for the last <\*> (?:seconds|minutes|hours)",
+    ), (" days", " day", " hours", " hour", "for the last")),
     (VALIDATION, _rx(
         r"not a valid rfc-?\s?5321", r"not a valid (?:e-?mail )?address", r"(?:address|e-?mail)[^.;]{0,30}not (?:properly |correctly )?formatted",
         r"(?:incorrectly|badly|improperly) formatted", r"malformed (?:e-?mail )?address", r"address syntax",

@@ -15,7 +15,7 @@ import pytest
 from mailscope import attributes as attr
 from mailscope.processors.errors import classify
 from tests.errors_corpus import (
-    GENERALISE, GENERALISE_NAMES, WAVE2_NAMES, WAVE3_NAMES, WAVE4_NAMES, WAVE5_NAMES, WAVE6_NAMES, WAVE7_NAMES, WAVE8_NAMES, WAVE9_NAMES, fill, grouping_accuracy, is_unseen, load_groups,
+    GENERALISE, GENERALISE_NAMES, WAVE2_NAMES, WAVE3_NAMES, WAVE4_NAMES, WAVE5_NAMES, WAVE6_NAMES, WAVE7_NAMES, WAVE8_NAMES, WAVE9_NAMES, WAVE10_NAMES, fill, grouping_accuracy, is_unseen, load_groups,
 )
 from tests.generic_logs import OTHER_SYSTEMS, compare_with_drain
 
@@ -23,7 +23,7 @@ K = 6
 
 
 WAVES = {"first": GENERALISE_NAMES, "second": WAVE2_NAMES, "third": WAVE3_NAMES, "fourth": WAVE4_NAMES, "fifth": WAVE5_NAMES, "sixth": WAVE6_NAMES,
-         "seventh": WAVE7_NAMES, "eighth": WAVE8_NAMES, "ninth": WAVE9_NAMES}
+         "seventh": WAVE7_NAMES, "eighth": WAVE8_NAMES, "ninth": WAVE9_NAMES, "tenth": WAVE10_NAMES}
 
 
 def corpus(part: str, names=GENERALISE_NAMES):
@@ -111,24 +111,33 @@ def test_split_follows_the_hash_of_the_group():
 # not in the table, and no rule was changed for it (docs/errors-quality.md, "Ninth wave").
 # Categorising the whole masked text, not its first 300 characters (docs/errors-quality.md, "Long texts"), then
 # moved fourth 0.845 (one row lost) and ninth 0.740, the others unchanged.
+# The tenth wave (generalise_wave10_*: returned bounce messages, smarthost and submission relays, filtering gateways),
+# committed before any score, first run: tuning 0.686, unseen 0.736; after the long-text change and its classes:
+# tuning 0.853, unseen 0.768; the older unseen parts seventh 0.760, the others unchanged (docs/errors-quality.md,
+# "Tenth wave").
 UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.88, "third": 0.91, "fourth": 0.84, "fifth": 0.87, "sixth": 0.77,
-                         "seventh": 0.75, "eighth": 0.78, "ninth": 0.72}
+                         "seventh": 0.75, "eighth": 0.78, "ninth": 0.72, "tenth": 0.76}
 # grouping: 0.95 (the issue's goal) except the fifth wave's tuning part, where five groups pair a bare reply or
 # exception with the same text inside a log line or behind an exception type: their fingerprints differ (0.934);
 # the sixth wave's tuning part too (0.939: the same reply under two exception types, or bare and in a Celery
 # line). The sixth wave's unseen part groups at 0.917 (first run and final), the seventh's at 0.868 (first run
 # 0.860); they stay unseen, so why is not known. The ninth's workers' frames: 0.983 tuning, 0.948 unseen (first
-# run 0.907 and 0.883, before timestamps ended by `: ` and `host:<name>` were masked).
+# run 0.907 and 0.883, before timestamps ended by `: ` and `host:<name>` were masked). The tenth's: 0.864 tuning,
+# 0.880 unseen: its writers put a variable name (a virus, a rule, an account, a subject) where only its place says
+# it varies (`threat found (<name>)`, `account <name> not found`), which a masker cannot know.
 GROUPING_FLOOR = {("tuning", "fifth"): 0.93, ("tuning", "sixth"): 0.93, ("unseen", "sixth"): 0.91,
-                  ("unseen", "seventh"): 0.86, ("tuning", "ninth"): 0.98, ("unseen", "ninth"): 0.94}
+                  ("unseen", "seventh"): 0.86, ("tuning", "ninth"): 0.98, ("unseen", "ninth"): 0.94,
+                  ("tuning", "tenth"): 0.86, ("unseen", "tenth"): 0.87}
 # category on a tuning part: 0.93, except the sixth wave's, where five TLS version / mode mismatches are labelled
 # validation only while three older corpora label the same errors infrastructure only (kept as written, 0.919);
 # the seventh's (0.904), where most of what still fails reads two ways or names its cause only in a provider's
 # own words (docs/errors-quality.md, "Seventh wave"); and the fifth's (0.929), where the vote over generic
 # wording and bare codes, better on every newer wave's first run, moved three rows of its own tuning part
 # the eighth's (0.878): sending services' event JSON whose reason sits in a field value nothing else names
-# and the ninth's, measured only (0.695)
-TUNING_CATEGORY_FLOOR = {"fifth": 0.92, "sixth": 0.91, "seventh": 0.89, "eighth": 0.87, "ninth": 0.69}
+# and the ninth's, measured only (0.695 first run, 0.712 after the long-text change and the tenth wave's classes);
+# the tenth's (0.853): nine of its misses are messages a spam filter judged (`Blocked by SpamAssassin`), labelled
+# content, where the oldest corpora label the same verdict reputation (docs/errors-quality.md, "Tenth wave")
+TUNING_CATEGORY_FLOOR = {"fifth": 0.92, "sixth": 0.91, "seventh": 0.89, "eighth": 0.87, "ninth": 0.70, "tenth": 0.85}
 # retryable: 0.9, except the eighth wave's unseen part (0.874; its tuning part's misses are 4xx replies labelled
 # permanent and certificate failures labelled not retryable, against the older corpora's conventions)
 RETRYABLE_FLOOR = {("unseen", "eighth"): 0.87}
@@ -162,7 +171,7 @@ def test_generic_logs_group_at_least_as_well_as_drain(part, seed):
 def test_patterns_hold_no_address(part):
     rng = random.Random(3)
     for row in corpus(part, GENERALISE_NAMES + WAVE2_NAMES + WAVE3_NAMES + WAVE4_NAMES + WAVE5_NAMES + WAVE6_NAMES
-                      + WAVE7_NAMES + WAVE8_NAMES + WAVE9_NAMES):
+                      + WAVE7_NAMES + WAVE8_NAMES + WAVE9_NAMES + WAVE10_NAMES):
         message = fill(row.template, rng)
         pattern = classify(message, row.error_type).pattern
         ok = "@" not in pattern and len(pattern) <= attr.ERROR_PATTERN_MAX_CHARS
@@ -363,9 +372,10 @@ def test_second_wave_values_mask_alike():
     ("Invalid addr-spec token at offset 12", None, "validation"),
     ('Email "deploybot" does not comply with addr-spec of RFC 2822.', None, "validation"),
     ("Failed to parse address: unexpected token '<' at offset 4", None, "validation"),
-    # no authentication mechanism in common
-    ("No suitable authentication method found.", "smtplib.SMTPException", "authentication"),
-    ("internal client error: No compatible authentication mechanism was found", None, "authentication"),
+    # no authentication mechanism in common: the client's settings (its corpora accept validation or
+    # authentication; the tenth wave's labels say validation only: nothing is wrong with the credentials)
+    ("No suitable authentication method found.", "smtplib.SMTPException", "validation"),
+    ("internal client error: No compatible authentication mechanism was found", None, "validation"),
     ("smtp: server doesn't support AUTH", None, "authentication"),
     # the recipient restricts who may send to it, under Microsoft's extended x.7.1xx codes
     ("550 5.7.133 RESOLVER.RST.SenderNotAuthenticatedForGroup; authentication required; Delivery restriction check "

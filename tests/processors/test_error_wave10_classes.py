@@ -1,0 +1,49 @@
+"""Failure classes of the tenth wave's tuning part (returned bounce messages, smarthost and submission relays, filtering
+gateways), one case each, written as variants of the rows, not the rows. 22 of the 26 cases fail on the code before
+the wave's rules (docs/errors-quality.md, "Tenth wave"); the other four are controls, two of them variants that other
+evidence already decided (the rows they vary did fail)."""
+
+import pytest
+
+from mailscope.processors.errors import classify
+
+
+@pytest.mark.parametrize("message,expected", [
+    # a filter's verdict on what the message carries
+    ("550 5.7.1 Your message was rejected because it was detected as phishing", "content"),
+    ("554 Message refused: possible fraud attempt from mail.example.org", "content"),
+    ("550 5.7.1 Rejected: suspected business email compromise", "content"),
+    ("550 5.7.1 Message blocked by data loss prevention policy outbound-pci", "content"),
+    ("554 5.7.1 Message rejected: threat detected (Trojan.Generic)", "content"),
+    ("554 Rejected: links through a URL shortener are blocked by policy", "content"),
+    ("550 5.7.1 Message rejected by mail gateway: file type scr is not permitted", "content"),  # control
+    # the client and server share no authentication mechanism: the client's settings
+    ("smtp: cannot find a usable authentication method", "validation"),
+    ("Server does not advertise any supported authentication methods", "validation"),
+    ("authentication method XOAUTH2 not supported", "validation"),
+    # a local sending tool that cannot read its own setup
+    ("dma[812]: can not open config `/etc/dma/dma.conf'", "validation"),
+    ("nullmailer[90]: No remote hosts listed for delivery", "validation"),
+    ("msmtp: account alerts not found in /home/app/.msmtprc", "validation"),
+    ("postfix/smtp[77]: warning: TLS support is not compiled in", "validation"),
+    # the recipient's own directory and allow list
+    ("User Jane Roe (jane@example.org) not listed in public address book", "recipient"),
+    ("Your message wasn't delivered: the group only accepts messages from approved senders.", "recipient"),
+    ("550 4.7.1 Suppression for recipient jane@example.org", "recipient"),
+    # SPF's permanent error, DKIM without a signature
+    ("550 5.7.1 <ann@example.org>: Recipient address rejected: SPF Permanent Error: too many DNS lookups",  # control
+     "sender_auth"),
+    ("550 5.7.0 no signature data", "sender_auth"),
+    # time the delivery ran out of
+    ("Could not deliver the message in the time limit specified. Please retry or contact your administrator.", "timeout"),
+    ("dma[44]: 1a2b3c: Could not deliver for the last 86400 seconds. Giving up.", "timeout"),
+    ("421 Exceeded allowed connection time", "timeout"),
+    # a loop, a scanner that is down
+    ("Please DO NOT REPLY. Delivery to the following recipients failed: ann@example.org: Loop detected", "infrastructure"),
+    ("451 4.7.1 Try later: virus scanning service unavailable", "infrastructure"),
+    # controls: the server's own missing mechanisms stay authentication; a spam score stays as it was
+    ("postfix/submission/smtpd[1]: fatal: no SASL authentication mechanisms", "authentication"),
+    ("smtp: server doesn't support AUTH", "authentication"),
+])
+def test_tenth_wave_classes(message, expected):
+    assert classify(message, None).category == expected
