@@ -19,8 +19,8 @@ Python `bytes` reprs lose their `b` prefix and literal `\\n` escapes become spac
 so an exception's str() and a log line give the same pattern. Runs of the same
 placeholder collapse into one (a list of 1 or 5 addresses is the same error).
 The result is at most 300 characters (a longer text keeps its head and its tail, see
-`shorten`) and never contains an address; `masked` is the whole masked text, which
-categorize() reads.
+`shorten`) and never contains an address; `masked` is the whole masked text, and
+`evidence` the part of it categorize() reads (up to 1,024 characters, head and tail).
 
 smtplib / aiosmtplib exceptions print the reply as a repr: `(550, b'5.1.1 ...')`,
 `(553, '5.7.1 ...', 'me@x.com')`, a dict `{'a@x.com': (550, b'...'), ...}` or a list
@@ -1069,27 +1069,36 @@ def mask(message: str) -> str:
 # last line, after boilerplate that alone would fill the pattern
 _HEAD_CHARS = 150
 _ELLIPSIS = " ... "
+# what categorize() reads of a longer masked text: its head and its tail, enough for a bounce body's
+# boilerplate and its cause, while a 4 KB text of rule words costs at most a few milliseconds once
+CATEGORIZE_MAX_CHARS = 1024
+_CATEGORIZE_HEAD_CHARS = 256
 
 
-def shorten(text: str) -> str:
-    """At most ERROR_PATTERN_MAX_CHARS of a masked text: all of it, or its head and its tail, each cut at
-    a space when one is near."""
-    if len(text) <= ERROR_PATTERN_MAX_CHARS:
+def shorten(text: str, limit: int = ERROR_PATTERN_MAX_CHARS, head_chars: int = _HEAD_CHARS) -> str:
+    """At most `limit` characters of a masked text: all of it, or its head and its tail, each cut at a
+    space when one is near. The pattern is shorten(masked(message))."""
+    if len(text) <= limit:
         return text
-    head = text[:_HEAD_CHARS]
+    head = text[:head_chars]
     cut = head.rfind(" ")
-    if cut > _HEAD_CHARS - 40:
+    if cut > head_chars - 40:
         head = head[:cut]
-    tail = text[len(text) - (ERROR_PATTERN_MAX_CHARS - len(head) - len(_ELLIPSIS)) :]
+    tail = text[len(text) - (limit - len(head) - len(_ELLIPSIS)) :]
     cut = tail.find(" ")
     if 0 <= cut < 40:
         tail = tail[cut + 1 :]
     return head + _ELLIPSIS + tail
 
 
+def evidence(full: str) -> str:
+    """What categorize() reads of a masked text: all of it up to CATEGORIZE_MAX_CHARS, else its head and tail."""
+    return shorten(full, CATEGORIZE_MAX_CHARS, _CATEGORIZE_HEAD_CHARS)
+
+
 def masked(message: str) -> str:
-    """The masked text of `message` (its first MAX_INPUT_CHARS), whatever its length: what categorize()
-    reads. `mask` shortens it to the pattern."""
+    """The masked text of `message` (its first MAX_INPUT_CHARS), whatever its length. `mask` shortens it to
+    the pattern, `evidence` to what categorize() reads."""
     text = _capped(message)
     frame = ""
     if text[:1] in _FRAME_FIRST:

@@ -30,7 +30,7 @@ from typing import NamedTuple
 from mailscope import attributes as attr
 from mailscope.metrics import LabelCap, instruments
 from mailscope.processors.error_categories import UNKNOWN, categorize
-from mailscope.processors.error_patterns import masked, shorten
+from mailscope.processors.error_patterns import evidence, masked, shorten
 from mailscope.processors.error_table import OccurrenceTable
 from mailscope.processors.error_type import event_attributes, http_error_status
 
@@ -104,7 +104,7 @@ def classify(message, error_type=None) -> Classification:
     key = (pattern, kind) if full is pattern else (pattern, kind, hash(full))
     result = _cache.get(key)
     if result is None:
-        category, retryable = categorize(full, kind or None)
+        category, retryable = categorize(evidence(full), kind or None)
         result = Classification(category, retryable, pattern, fingerprint(kind, pattern))
         _remember(_cache, _CACHE_MAX, key, result)
     if exact is not None:

@@ -5,7 +5,7 @@
 
 Only the tuning parts are read: send_errors.tsv and every generalisation corpus named in
 tests/errors_corpus.py without its `_unseen` suffix. Each template is filled once (fixed seed)
-and masked (the whole text, as categorize() reads it), so the words are the ones classify() sees. A row labelled `a|b` counts half for each.
+and masked (as much of it as categorize() reads), so the words are the ones classify() sees. A row labelled `a|b` counts half for each.
 Words held by fewer than MIN_ROWS rows are dropped: they carry no evidence worth a table entry.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mailscope import attributes as attr
 from mailscope.processors.error_categories import _type_key, vote_codes
-from mailscope.processors.error_patterns import masked
+from mailscope.processors.error_patterns import evidence, masked
 from mailscope.processors.error_words import features
 from tests import errors_corpus as corpus
 
@@ -55,7 +55,7 @@ def counts(rows):
         if not labels:
             continue
         share = 1 / len(labels)
-        pattern = masked(corpus.fill(template, rng))  # the whole masked text, as categorize() reads it
+        pattern = evidence(masked(corpus.fill(template, rng)))  # the masked text as categorize() reads it
         for word in features(pattern, _type_key(error_type), vote_codes(pattern.lower())):
             holders[word] += 1
             for index in labels:

@@ -133,6 +133,16 @@ def test_a_long_text_is_categorised_by_its_cause_at_the_end_and_its_pattern_keep
     assert len(full.pattern) <= attr.ERROR_PATTERN_MAX_CHARS and "ann@" not in full.pattern
 
 
+def test_categorize_reads_a_bounded_head_and_tail_of_a_long_text():
+    from mailscope.processors.error_patterns import CATEGORIZE_MAX_CHARS, evidence, masked
+
+    filler = " ".join(f"line{i} of the transcript" for i in range(120))  # within the 4,096 input characters
+    read = evidence(masked(_BOUNCE.format(filler + " 552 5.2.2 Mailbox full")))
+    assert len(read) <= CATEGORIZE_MAX_CHARS and read.startswith("This is the mail system")
+    assert read.endswith("552 5.2.2 Mailbox full")
+    assert classify(_BOUNCE.format(filler + " 552 5.2.2 Mailbox full")).category == "mailbox_full"
+
+
 def test_fingerprint_is_sha256_of_type_and_pattern_only():
     a = classify("550 5.1.1 <bob@example.org>: user unknown", "smtplib.SMTPRecipientsRefused")
     b = classify("550 5.1.1 <eve@example.net>: user unknown", "smtplib.SMTPRecipientsRefused")
