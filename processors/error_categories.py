@@ -81,6 +81,14 @@ _OVERRIDES = (
         r"spam (?:is )?(?:embedded|found|detected) in (?:the |your )?(?:e-?mail|message|body|content)",
         r"message (?:size|length) (?:is )?(?:more than|greater than|exceeds|over)\b",
     )),
+    (CONTENT, _rx(  # a spam filter's verdict on the message itself (SpamAssassin's score, `classified as spam`): what to
+        # review is the message, as the report's advice for content says; a block of the sender for spam (its IP, a
+        # spam source, complaints, block lists) stays reputation (docs/errors-quality.md, "Spam verdicts")
+        r"(?:message|e-?mail|mail|content)\b[^.;]{0,30}\b(?:classified|detected|identified|judged|considered|flagged|rejected|blocked|refused)(?: as| for being)? (?:likely )?spam\b",
+        r"(?:looks|appears|seems) (?:like|to be) spam", r"blocked by spamassassin", r"spamassassin score", r"\bspam score\b",
+        r"probability of spam", r"(?:suspected|suspicion of) spam\b(?! ?(?:ip|source|sender|host|server|network|domain|relay)s?\b)", r"^(?:<\*>-?)?(?:[45]\d\d[- ])?(?:[45]\.\d+\.\d+ )?spam message rejected",
+        r"\bspam message rejected", r"rejected as spam\b", r"\bspam points\b", r"\bgtube\b", r"anti-?spam engine", r"spam detected\b",
+    ), ("spam", "gtube")),
     (CONTENT, _rx(  # a filter's verdict on what the message carries: phishing, fraud, a threat, a data-loss rule
         r"(?:detected|identified|classified|flagged|judged|rejected) as (?:an? )?(?:phishing|fraud|malware|malicious)",
         r"(?:possible |suspected |likely )?(?:phishing|fraud) attempt", r"business e-?mail compromise",

@@ -114,9 +114,10 @@ def test_split_follows_the_hash_of_the_group():
 # The tenth wave (generalise_wave10_*: returned bounce messages, smarthost and submission relays, filtering gateways),
 # committed before any score, first run: tuning 0.686, unseen 0.736; after the long-text change and its classes:
 # tuning 0.853, unseen 0.768; the older unseen parts seventh 0.760, the others unchanged (docs/errors-quality.md,
-# "Tenth wave").
+# "Tenth wave"). A spam filter's verdict on the message made content ("Spam verdicts") then moved seventh 0.769
+# and ninth 0.766, the others unchanged.
 UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.88, "third": 0.91, "fourth": 0.84, "fifth": 0.87, "sixth": 0.77,
-                         "seventh": 0.75, "eighth": 0.78, "ninth": 0.72, "tenth": 0.76}
+                         "seventh": 0.76, "eighth": 0.78, "ninth": 0.76, "tenth": 0.76}
 # grouping: 0.95 (the issue's goal) except the fifth wave's tuning part, where five groups pair a bare reply or
 # exception with the same text inside a log line or behind an exception type: their fingerprints differ (0.934);
 # the sixth wave's tuning part too (0.939: the same reply under two exception types, or bare and in a Celery
@@ -134,10 +135,9 @@ GROUPING_FLOOR = {("tuning", "fifth"): 0.93, ("tuning", "sixth"): 0.93, ("unseen
 # own words (docs/errors-quality.md, "Seventh wave"); and the fifth's (0.929), where the vote over generic
 # wording and bare codes, better on every newer wave's first run, moved three rows of its own tuning part
 # the eighth's (0.878): sending services' event JSON whose reason sits in a field value nothing else names
-# and the ninth's, measured only (0.695 first run, 0.712 after the long-text change and the tenth wave's classes);
-# the tenth's (0.853): nine of its misses are messages a spam filter judged (`Blocked by SpamAssassin`), labelled
-# content, where the oldest corpora label the same verdict reputation (docs/errors-quality.md, "Tenth wave")
-TUNING_CATEGORY_FLOOR = {"fifth": 0.92, "sixth": 0.91, "seventh": 0.89, "eighth": 0.87, "ninth": 0.70, "tenth": 0.85}
+# and the ninth's, not in the word table (0.695 first run, 0.754 after the long-text change, the tenth wave's classes
+# and spam verdicts as content); the tenth's (0.890), not in the word table either (docs/errors-quality.md, "Tenth wave")
+TUNING_CATEGORY_FLOOR = {"fifth": 0.92, "sixth": 0.91, "seventh": 0.89, "eighth": 0.87, "ninth": 0.75, "tenth": 0.88}
 # retryable: 0.9, except the eighth wave's unseen part (0.874; its tuning part's misses are 4xx replies labelled
 # permanent and certificate failures labelled not retryable, against the older corpora's conventions)
 RETRYABLE_FLOOR = {("unseen", "eighth"): 0.87}

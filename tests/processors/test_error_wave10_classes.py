@@ -47,3 +47,20 @@ from mailscope.processors.errors import classify
 ])
 def test_tenth_wave_classes(message, expected):
     assert classify(message, None).category == expected
+
+
+@pytest.mark.parametrize("message,expected", [
+    # a spam filter's verdict on the message: review the message
+    ("550 5.7.1 Blocked by SpamAssassin (score 8.2)", "content"),
+    ("554 5.7.1 Your message was classified as spam by our filter", "content"),
+    ("550 This email looks like spam (score 7.4, required 5.0)", "content"),
+    ("554 Rejected: high probability of spam", "content"),
+    ("bounce_class=52: The message was rejected as spam by the receiver", "content"),
+    # controls: the sender blocked for spam stays reputation
+    ("550 Suspected spam ip, see the postmaster page", "reputation"),
+    ("421 Too many spams from your IP (198.51.100.7), please visit the postmaster site", "reputation"),
+    ("554 5.7.1 Service unavailable; Client host [198.51.100.7] blocked using zen.spamhaus.org", "reputation"),
+    ("550 5.5.4 Spam source rejected", "reputation"),
+])
+def test_a_spam_verdict_on_the_message_is_content_and_a_spam_block_of_the_sender_is_reputation(message, expected):
+    assert classify(message, None).category == expected

@@ -118,7 +118,7 @@ def test_failed_sends_are_tagged_with_category_pattern_and_fingerprint(tmp_path)
     sends = [s for s in read_spans(str(traces)) if s["name"] == attr.SPAN_SEND]
     assert len(sends) == 3
     categories = sorted(s["attributes"][attr.ERROR_CATEGORY] for s in sends)
-    assert categories == ["recipient", "reputation", "validation"], [s["attributes"] for s in sends]
+    assert categories == ["content", "recipient", "validation"], [s["attributes"] for s in sends]
     for send in sends:
         a = send["attributes"]
         assert re.fullmatch(r"[0-9a-f]{16}", a[attr.ERROR_FINGERPRINT])
@@ -132,4 +132,4 @@ def test_failed_sends_are_tagged_with_category_pattern_and_fingerprint(tmp_path)
         assert (a[attr.ERROR_CATEGORY], a[attr.ERROR_FINGERPRINT]) in labelled
     durations = [p for p in read_metric_points(str(metrics))
                  if p["name"] == attr.METRIC_OPERATION_DURATION and p["attributes"].get(attr.LABEL_OUTCOME) == "error"]
-    assert {p["attributes"].get(attr.ERROR_CATEGORY) for p in durations} >= {"recipient", "reputation", "validation"}
+    assert {p["attributes"].get(attr.ERROR_CATEGORY) for p in durations} >= {"content", "recipient", "validation"}

@@ -173,7 +173,7 @@ def _check(produced, worked, points, gap, upstream: bool):
     # a failed one
     (rejected,) = by_task["mail.send_rejected"]
     assert rejected["status_code"] == "ERROR"
-    assert rejected["attributes"][attr.ERROR_CATEGORY] == "reputation"
+    assert rejected["attributes"][attr.ERROR_CATEGORY] == "content"  # a spam verdict on the message
     assert rejected["attributes"][attr.ERROR_RETRYABLE] is False
 
     # one queue-wait sample per execution (summed over the processes that ran tasks: prefork children)
