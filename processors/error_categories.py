@@ -153,7 +153,8 @@ _OVERRIDES = (
         r"(?: file)?\b",
         r"support is not compiled in", r"\bnot compiled in\b", r"no remote hosts? (?:listed|configured|defined|specified)",
         r"\baccount \S+ not found in <path>", r"(?:can ?not|could not|unable to) set [^.;]{0,20}\btrust file",
-    ), ("open", "read", "load", "parse", "compiled", "remote host", "not found in", "trust file")),
+        r"failed to bind (?:the )?source address",
+    ), ("open", "read", "load", "parse", "compiled", "remote host", "not found in", "trust file", "source address")),
     (VALIDATION, _rx(  # the client's settings: a required setting is missing, a setting is misconfigured
         r"(?:missing|required|undefined|unset) (?:required )?(?:setting|config(?:uration)? (?:key|value|option)|option)\b",
         r"improperly ?configured", r"\bsettings?\b[^.;]{0,20}(?:is|are) (?:missing|required|not set)",
@@ -489,6 +490,7 @@ _GENERIC_INFRA = _rx(
     r"closing (?:connection|transmission channel)", r"out of memory", r"unavailable",
     r"lost (?:input )?channel", r"\bfrozen\b", r"no such host", r"unable to process", r"greeting", r"socket close",
     r"connection (?:was |has been |is )(?:refused|reset|closed|aborted|lost|dropped)", r"(?:failed|unable) to (?:connect|establish)",
+    r"(?:has been |was )?closed unexpectedly", r"but got code \"\"", r"\bhost not found\b", r"\benodata\b",
     r"could ?n[o']t connect", r"empty (?:response|reply)", r"no (?:response|reply) from",
     r"(?:terminated|exited|died|crashed) unexpectedly", r"unexpected (?:server |internal )?error", r"servfail",
     r"nameservers? failed", r"no such file or directory", r"\bbusy\b", r"server misbehaving", r"could not instantiate",

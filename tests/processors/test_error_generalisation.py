@@ -115,9 +115,10 @@ def test_split_follows_the_hash_of_the_group():
 # committed before any score, first run: tuning 0.686, unseen 0.736; after the long-text change and its classes:
 # tuning 0.853, unseen 0.768; the older unseen parts seventh 0.760, the others unchanged (docs/errors-quality.md,
 # "Tenth wave"). A spam filter's verdict on the message made content ("Spam verdicts") then moved seventh 0.769
-# and ninth 0.766, the others unchanged.
-UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.88, "third": 0.91, "fourth": 0.84, "fifth": 0.87, "sixth": 0.77,
-                         "seventh": 0.76, "eighth": 0.78, "ninth": 0.76, "tenth": 0.76}
+# and ninth 0.766, the others unchanged; a connection closed without a reply as infrastructure then third 0.923,
+# sixth 0.792, ninth 0.779.
+UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.88, "third": 0.92, "fourth": 0.84, "fifth": 0.87, "sixth": 0.79,
+                         "seventh": 0.76, "eighth": 0.78, "ninth": 0.77, "tenth": 0.76}
 # grouping: 0.95 (the goal) except the fifth wave's tuning part, where five groups pair a bare reply or
 # exception with the same text inside a log line or behind an exception type: their fingerprints differ (0.934);
 # the sixth wave's tuning part too (0.939: the same reply under two exception types, or bare and in a Celery

@@ -64,3 +64,16 @@ def test_tenth_wave_classes(message, expected):
 ])
 def test_a_spam_verdict_on_the_message_is_content_and_a_spam_block_of_the_sender_is_reputation(message, expected):
     assert classify(message, None).category == expected
+
+
+@pytest.mark.parametrize("message,expected", [
+    # a connection that ended without a reply, a name that does not resolve: the path to the server
+    ('Connection to "smtp.example.org:465" has been closed unexpectedly.', "infrastructure"),
+    ('Expected response code "220" but got code "", with message "".', "infrastructure"),
+    ("nullmailer[12]: Sending failed: Host not found", "infrastructure"),
+    ("Error: queryMx ENODATA example.org", "infrastructure"),
+    # the sending tool's own source address setting
+    ("nullmailer[12]: Sending failed: Failed to bind source address", "validation"),
+])
+def test_a_connection_that_ended_without_a_reply_is_infrastructure(message, expected):
+    assert classify(message, None).category == expected
