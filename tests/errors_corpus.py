@@ -347,6 +347,10 @@ WAVE9_NAMES = ("generalise_wave9_intl", "generalise_wave9_workers")
 # gateways, anti-spam milters and block lists in front of receivers (generalise_wave10_filters); same split,
 # committed before any score, near-twins of older unseen rows removed from the tuning part
 WAVE10_NAMES = ("generalise_wave10_bounces", "generalise_wave10_relays", "generalise_wave10_filters")
+# the eleventh wave: HTTP email APIs and their SDKs (generalise_wave11_apis), mail servers and suites no older wave drew
+# on (generalise_wave11_servers), and marketing platforms' bounce and suppression reasons (generalise_wave11_platforms);
+# same split, committed before any score, near-twins of older unseen rows removed from the tuning part
+WAVE11_NAMES = ("generalise_wave11_apis", "generalise_wave11_servers", "generalise_wave11_platforms")
 
 
 @dataclass(frozen=True)
