@@ -102,6 +102,20 @@ _OVERRIDES = (
         r"archived (?:recipient|mailbox|account)", r"(?:recipient|mailbox|account) (?:is |has been )?archived",
     )),
     (RECIPIENT, _rx(r"recipients? (?:address )?(?:is ?n[o']t|is not|are not|aren't) valid"), ("valid",)),
+    (RECIPIENT, _rx(  # a marketing platform's own list says the contact may not be mailed: unsubscribed, suppressed,
+        # bounced before, on the account's block list, without consent (Klaviyo, Brevo, Omnisend, listmonk, GetResponse)
+        r"\b(?:contact|subscriber|member|person|profile|recipient)\b[^.;]{0,50}\b(?:is |was |has been )?"
+        r"(?:suppressed|unsubscribed|non-?subscribed|blocklisted|blacklisted|cleaned)\b",
+        r"\b(?:contact|subscriber|member)\b[^.;]{0,40}\b(?:has )?(?:e-?mail )?status (?:bounced|unsubscribed|cleaned|suppressed)",
+        r"\bon (?:your|the) account(?:'s)? (?:blacklist|blocklist|block list|suppression list)",
+        r"\bno marketing consent\b", r"\bin a compliance state\b", r"\bunsubscribed via\b",
+        r"<email> is (?:suppressed|unsubscribed|blocklisted)\b",
+    ), ("suppressed", "unsubscribed", "subscribed", "blocklisted", "blacklisted", "cleaned", "status", "account",
+        "consent", "compliance")),
+    (RECIPIENT, _rx(  # a list server that takes posts only from its members or its moderators (Sympa, Mailman)
+        r"not allowed to (?:send|post) to this list", r"\b(?:unknown|no such) list\b", r"\bemergency moderation\b",
+        r"\(send\.closed\)", r"\bposting to (?:this|the) list is (?:restricted|closed|not allowed)",
+    ), ("list", "moderation", "send.closed")),
     (RECIPIENT, _rx(  # sending services' suppression: `Not delivering to unsubscribed address`
         r"not delivering to(?![^.;]*(?:spam|complain))", r"unsubscribed (?:address|recipient|user|contact)",
         r"(?:address|recipient)e?s? (?:is |was |has been )?suppressed", r"suppressed (?:address|recipient)",
@@ -119,7 +133,7 @@ _OVERRIDES = (
         r"reverse (?:dns|hostname|lookup)", r"cannot find your (?:reverse )?hostname", r"\barc (?:validation|seal)",
         r"not (?:designated|permitted|allowed) to send mail from", r"is not allowed to send mail from",
         # a sender the receiver believes forged, a platform the domain's owner has not authorised
-        r"\b(?:fake|forged|spoofed) (?:sender|from\b)", r"(?:not|n't) authori[sz]ed \S+ to send [^.;]{0,20}on (?:your|its|their) behalf",
+        r"\b(?:fake|forged|spoofed) (?:sender|from\b)", r"\bpossible spoofing\b", r"message lacks (?:the )?required authentication", r"(?:not|n't) authori[sz]ed \S+ to send [^.;]{0,20}on (?:your|its|their) behalf",
     )),
     (VALIDATION, _rx(  # the client's own configuration: it must use TLS (not a credentials problem)
         r"must issue (?:a )?starttls(?: command)?(?![^;]*authenticat)", r"\b(?:start)?tls (?:is )?required\b(?![^;)]*(?:not offered|refused|not available|local problem))",
@@ -190,6 +204,8 @@ _OVERRIDES = (
         r"relay(?:ing)? (?:access )?(?:denied|not permitted|not allowed|prohibited)", r"unable to relay",
         r"not permitted to relay", r"relay not permitted", r"we do not relay", r"account is locked", r"locked out",
         r"sender address rejected: not logged in", r"must issue an? auth(?: command)?\b", r"relay(?:ing)? attempt",
+        r"\bmust (?:first )?authenticate(?: first)?\b(?! (?:with|using) (?:spf|dkim))",
+        r"requires? authentication (?:when|before|to send)",
         r"must issue a starttls[^;]*\bauthenticat",
         # wrong credentials, tried often (`535 5.7.0 Too many bad auth attempts`): not a rate limit
         r"too many (?:bad|failed|invalid|unsuccessful|wrong) (?:auth|authentication|login|logon|password)",
@@ -491,6 +507,7 @@ _GENERIC_INFRA = _rx(
     r"lost (?:input )?channel", r"\bfrozen\b", r"no such host", r"unable to process", r"greeting", r"socket close",
     r"connection (?:was |has been |is )(?:refused|reset|closed|aborted|lost|dropped)", r"(?:failed|unable) to (?:connect|establish)",
     r"(?:has been |was )?closed unexpectedly", r"but got code \"\"", r"\bhost not found\b", r"\benodata\b",
+    r"\b(?:server|host|service)s? (?:is |are )?(?:down|offline)\b",
     r"could ?n[o']t connect", r"empty (?:response|reply)", r"no (?:response|reply) from",
     r"(?:terminated|exited|died|crashed) unexpectedly", r"unexpected (?:server |internal )?error", r"servfail",
     r"nameservers? failed", r"no such file or directory", r"\bbusy\b", r"server misbehaving", r"could not instantiate",
