@@ -59,7 +59,8 @@ CATEGORY_ACTIONS = {
     "sender_auth": "Fix the sending domain's SPF, DKIM and DMARC DNS records.",
     "authentication": "Check the SMTP credentials or API key and how they are rotated.",
     "content": "Review the message content: spam triggers, attachments, size limits.",
-    "validation": "Fix how the message is built: headers, address syntax, encoding.",
+    "validation": "Fix the sender's own setup: TLS mode and port, authentication mechanism, sender identity, "
+                  "headers, address syntax, encoding.",
     "timeout": "Check the network path and server latency; set timeouts and retry with backoff.",
     "infrastructure": "Check the mail server or provider and the connection to it; retry later.",
     "unknown": "Open the example trace; the error has no known pattern yet.",
