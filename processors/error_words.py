@@ -22,7 +22,9 @@ fifth waves (docs/errors-quality.md, "Word evidence"): trained on the tuning
 parts that existed before each, the vote answered 20 of their 51 first-run
 `unknown` rows with a margin above 1.5, and 18 of those answers were right.
 
-Words are runs of three or more ASCII letters of the masked pattern, plus the
+Words are runs of three or more ASCII letters of the masked pattern (a CamelCase
+name such as a provider's enum `ConnectionProblem` or an exception's
+`SendAsDeniedException` is read as its words first), plus the
 exception's class name and the pattern's reply and enhanced codes
 (error_categories.vote_codes), so no address or value reaches the table or
 the vote. The log-probabilities are built on first use (a few milliseconds),
@@ -39,6 +41,8 @@ MARGIN = 1.5
 # docs/errors-quality.md, "A better vote")
 ALPHA = 0.5
 _WORD = re.compile(r"[a-z]{3,}")
+# where a CamelCase name changes word: `ConnectionProblem`, `SPFProblem`, `SendAsDeniedException`
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 _model = None  # (categories, log prior per category, {word: log-probability per category}, unseen-word log-prob)
 
@@ -46,7 +50,7 @@ _model = None  # (categories, log prior per category, {word: log-probability per
 def features(pattern: str, type_key: str = "", codes=()) -> set:
     """The words of a masked pattern, plus the exception's class name (error_categories._type_key) and
     the pattern's codes (error_categories.vote_codes: `enh:7.1`, `enhsub:7`, `code:550`)."""
-    words = set(_WORD.findall(pattern.lower()))
+    words = set(_WORD.findall(_CAMEL.sub(" ", pattern).lower()))
     if type_key:
         words.add("type:" + type_key)
     words.update(codes)

@@ -123,9 +123,12 @@ def test_split_follows_the_hash_of_the_group():
 # classes: tuning 0.774, unseen 0.805; the older unseen parts unchanged (docs/errors-quality.md, "Eleventh wave").
 # With its tuning part in the word table (the unseen total rose by four rows, so by the rule it stays): first 0.905
 # and second 0.864 (one row lost each), eighth 0.785 (one lost), fourth 0.855, fifth 0.891, ninth 0.792, tenth 0.800.
-UNSEEN_CATEGORY_FLOOR = {"first": 0.90, "second": 0.86, "third": 0.92, "fourth": 0.84, "fifth": 0.87, "sixth": 0.79,
-                         "seventh": 0.76, "eighth": 0.78, "ninth": 0.79, "tenth": 0.80,
-                         "eleventh": 0.80}
+# Reading CamelCase names as their words (the unseen total rose by three rows, so it stays): first 0.917, second
+# 0.881, sixth 0.802, eleventh 0.827; fourth 0.845, seventh 0.760, ninth 0.779 (one row lost each)
+# (docs/errors-quality.md, "CamelCase names").
+UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.88, "third": 0.92, "fourth": 0.84, "fifth": 0.87, "sixth": 0.80,
+                         "seventh": 0.76, "eighth": 0.78, "ninth": 0.77, "tenth": 0.80,
+                         "eleventh": 0.82}
 # grouping: 0.95 (the issue's goal) except the fifth wave's tuning part, where five groups pair a bare reply or
 # exception with the same text inside a log line or behind an exception type: their fingerprints differ (0.934);
 # the sixth wave's tuning part too (0.939: the same reply under two exception types, or bare and in a Celery
@@ -166,7 +169,7 @@ def test_variants_group_and_categories_hold(part, wave):
     assert retryable >= RETRYABLE_FLOOR.get((part, wave), 0.9), retryable
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18 goal not reached on the unseen part: category 0.905 < 0.93")
+@pytest.mark.xfail(strict=True, reason="issue 18 goal not reached on the unseen part: category 0.917 < 0.93")
 def test_unseen_category_goal():
     category, _, _, failures = score(corpus("unseen"))
     assert category >= 0.93, (category, len(failures))

@@ -40,6 +40,15 @@ def test_the_table_holds_words_only():
         assert "@" not in word and (word.isalpha() or word.startswith("type:") or CODE.fullmatch(word)), word
 
 
+def test_camel_case_names_are_read_as_their_words():
+    # provider enums and exception names glue their words: `ConnectionProblem`, `SPFProblem`, `adminBlocked`
+    words = error_words.features(mask("Category=ConnectionProblem BounceSubType=SPFProblem code=adminBlocked"))
+    assert {"connection", "problem", "spf", "admin", "blocked", "category", "bounce", "sub", "type"} <= words
+    assert not {"connectionproblem", "spfproblem", "adminblocked"} & words
+    # all lower or all upper case stays one word
+    assert {"mailbox", "quota"} <= error_words.features("MAILBOX quota")
+
+
 @pytest.mark.parametrize("message,expected", [
     ("The destination server closed the session unexpectedly", "infrastructure"),
     ("remote server closed session", "infrastructure"),
