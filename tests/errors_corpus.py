@@ -351,6 +351,13 @@ WAVE10_NAMES = ("generalise_wave10_bounces", "generalise_wave10_relays", "genera
 # on (generalise_wave11_servers), and marketing platforms' bounce and suppression reasons (generalise_wave11_platforms);
 # same split, committed before any score, near-twins of older unseen rows removed from the tuning part
 WAVE11_NAMES = ("generalise_wave11_apis", "generalise_wave11_servers", "generalise_wave11_platforms")
+# the twelfth wave: high-volume sending MTAs' logs and accounting records (generalise_wave12_mtas), receiving
+# providers and ISPs of regions no older wave drew on (generalise_wave12_regional), sending libraries of other
+# languages and runtimes (generalise_wave12_senders), and self-hosted applications' own send-failure texts
+# (generalise_wave12_apps); same split, committed before any score, near-twins of older unseen rows removed from the
+# tuning part
+WAVE12_NAMES = ("generalise_wave12_mtas", "generalise_wave12_regional", "generalise_wave12_senders",
+                "generalise_wave12_apps")
 
 
 @dataclass(frozen=True)
