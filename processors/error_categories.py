@@ -156,6 +156,17 @@ _OVERRIDES = (
         # settings that contradict each other or are missing (`EMAIL_USE_TLS/EMAIL_USE_SSL are mutually exclusive`)
         r"mutually exclusive",
     ), _CLIENT_CONFIG_HINTS + ("exclusive",)),
+    (VALIDATION, _rx(  # the client speaks TLS to a plain-text port or plain text to a TLS one (implicit TLS on 587, STARTTLS
+        # on 465), or the two ends share no TLS version: the client's TLS mode, port or version settings, not the network.
+        # A server's own log of a peer's TLS trouble (Postfix's `TLS library problem`) is not this client's setting.
+        r"^(?!.*tls library problem).*(?:wrong[ _]version[ _]number|unrecogni[sz]ed ssl message|first record does not look like a tls"
+        r"|ssl routines[^;]{0,40}(?:unknown protocol|http request|packet length too long)|state=[^;]{0,60}unknown protocol"
+        r"|unexpected packet format|corrupt message of type invalidcontenttype|oversized record received"
+        r"|\[ssl\] record layer failure"  # OpenSSL 3.2 and later, for what 3.0 calls a wrong version number
+        r"|unsupported[ _]protocol\b|protocol version (?:not supported|\S+ not accepted)|alert[ _]protocol[ _]version"
+        r"|unsupported protocol version)",
+    ), ("version", "unrecogni", "first record", "unknown protocol", "http request", "packet length", "packet format",
+        "invalidcontenttype", "oversized record", "unsupported", "alert", "record layer")),
     (VALIDATION, _rx(  # the client and server share no authentication mechanism: the client's settings, not its credentials
         r"(?:no|(?:can ?not|could not|unable to) (?:find|use) an?) (?:suitable|compatible|usable|supported|common|secure) "
         r"(?:sasl |smtp )?(?:authentication|auth|sasl|login) (?:method|mechanism)",

@@ -9,6 +9,7 @@ systems in tests/generic_logs.py, against Drain (drain3) in the same run.
 """
 
 import random
+import re
 
 import pytest
 
@@ -20,6 +21,7 @@ from tests.errors_corpus import (
 from tests.generic_logs import OTHER_SYSTEMS, compare_with_drain
 
 K = 6
+GLUED_AT = re.compile(r"[\w.%+-]@|@[\w\[-]")
 
 
 WAVES = {"first": GENERALISE_NAMES, "second": WAVE2_NAMES, "third": WAVE3_NAMES, "fourth": WAVE4_NAMES, "fifth": WAVE5_NAMES, "sixth": WAVE6_NAMES,
@@ -128,7 +130,7 @@ def test_split_follows_the_hash_of_the_group():
 # (docs/errors-quality.md, "CamelCase names").
 UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.88, "third": 0.92, "fourth": 0.84, "fifth": 0.87, "sixth": 0.80,
                          "seventh": 0.76, "eighth": 0.78, "ninth": 0.77, "tenth": 0.80,
-                         "eleventh": 0.82}
+                         "eleventh": 0.82, "twelfth": 0.85}
 # grouping: 0.95 (the issue's goal) except the fifth wave's tuning part, where five groups pair a bare reply or
 # exception with the same text inside a log line or behind an exception type: their fingerprints differ (0.934);
 # the sixth wave's tuning part too (0.939: the same reply under two exception types, or bare and in a Celery
@@ -140,7 +142,7 @@ UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.88, "third": 0.92, "fourth":
 GROUPING_FLOOR = {("tuning", "fifth"): 0.93, ("tuning", "sixth"): 0.93, ("unseen", "sixth"): 0.91,
                   ("unseen", "seventh"): 0.86, ("tuning", "ninth"): 0.98, ("unseen", "ninth"): 0.94,
                   ("tuning", "tenth"): 0.86, ("unseen", "tenth"): 0.87, ("tuning", "eleventh"): 0.88,
-                  ("unseen", "eleventh"): 0.86}
+                  ("unseen", "eleventh"): 0.86, ("tuning", "twelfth"): 0.76, ("unseen", "twelfth"): 0.88}
 # category on a tuning part: 0.93, except the sixth wave's, where five TLS version / mode mismatches are labelled
 # validation only while three older corpora label the same errors infrastructure only (kept as written, 0.919);
 # the seventh's (0.904), where most of what still fails reads two ways or names its cause only in a provider's
@@ -151,7 +153,7 @@ GROUPING_FLOOR = {("tuning", "fifth"): 0.93, ("tuning", "sixth"): 0.93, ("unseen
 # and spam verdicts as content, 0.737 with the eleventh wave in the word table); the tenth's (0.895), not in the
 # word table either; the eleventh's (0.868, in the table) (docs/errors-quality.md, "Tenth wave", "Eleventh wave")
 TUNING_CATEGORY_FLOOR = {"fifth": 0.92, "sixth": 0.91, "seventh": 0.89, "eighth": 0.87, "ninth": 0.73, "tenth": 0.88,
-                         "eleventh": 0.86}
+                         "eleventh": 0.86, "twelfth": 0.76}
 # retryable: 0.9, except the eighth wave's unseen part (0.874; its tuning part's misses are 4xx replies labelled
 # permanent and certificate failures labelled not retryable, against the older corpora's conventions)
 RETRYABLE_FLOOR = {("unseen", "eighth"): 0.86}  # 0.867 with the eleventh wave in the word table
@@ -188,7 +190,9 @@ def test_patterns_hold_no_address(part):
                       + WAVE7_NAMES + WAVE8_NAMES + WAVE9_NAMES + WAVE10_NAMES + WAVE11_NAMES + WAVE12_NAMES):
         message = fill(row.template, rng)
         pattern = classify(message, row.error_type).pattern
-        ok = "@" not in pattern and len(pattern) <= attr.ERROR_PATTERN_MAX_CHARS
+        # no `@` with a local part or a domain glued to it: a lone `@` is no address (Julia's `error(s::String) @ Base`,
+        # Zoho's `Relaying disallowed as @` for an empty sender)
+        ok = not GLUED_AT.search(pattern) and len(pattern) <= attr.ERROR_PATTERN_MAX_CHARS
         assert ok, (message, pattern) if part == "tuning" else row.group  # an unseen line is never printed
 
 

@@ -52,7 +52,9 @@ def test_corpus_accuracy(path):
     # each unnoticed; the unseen part's failures are never printed
     # the probe's 0.96 (0.970): two of its rows label a spam filter's verdict on the message reputation, which the
     # classifier now calls content (docs/errors-quality.md, "Spam verdicts")
-    floor = {CORPUS: 0.99, UNSEEN: 0.98, PROBE: 0.96}[path]
+    # the corpus's 0.98 (0.989) and the unseen part's 0.97 (0.978): each labels a TLS mode mismatch (`wrong version
+    # number`) infrastructure, which the classifier now calls validation (docs/errors-quality.md, "TLS mode mismatches")
+    floor = {CORPUS: 0.98, UNSEEN: 0.97, PROBE: 0.96}[path]
     assert category >= floor, (category, len(failures)) if path == UNSEEN else failures
     assert retryable >= 0.9
     assert grouping >= 0.95
