@@ -69,7 +69,8 @@ def _rx(*alternatives: str) -> re.Pattern:
 # substrings without which an override group cannot match (the newer groups, given as a third element): a cheap skip
 _CONTENT_HINTS = ("spam url", "url in", "urls in", "attachment", "file", "banned: ", "header", "content", "embedded", "found in",
                   "detected in", "message size", "message length")
-_CLIENT_CONFIG_HINTS = ("tls", "ssl", "encrypt", "secure", "recipients defined", "eenvelope", "no recipient", "plain", "no sender", "no from")
+_CLIENT_CONFIG_HINTS = ("tls", "ssl", "encrypt", "secure", "recipients defined", "eenvelope", "no recipient", "plain", "no sender", "no from",
+                        "any recipients", "no_recipients", "without")
 _OVERRIDES = (
     (CONTENT, _rx(  # what the message carries, whatever the code or a word like `spam` or `banned` says
         r"spam url", r"\burls? in (?:the )?(?:message )?(?:content|body)",
@@ -87,7 +88,11 @@ _OVERRIDES = (
         r"(?:message|e-?mail|mail|content)\b[^.;]{0,30}\b(?:classified|detected|identified|judged|considered|flagged|rejected|blocked|refused)(?: as| for being)? (?:likely )?spam\b",
         r"(?:looks|appears|seems) (?:like|to be) spam", r"blocked by spamassassin", r"spamassassin score", r"\bspam score\b",
         r"probability of spam", r"(?:suspected|suspicion of) spam\b(?! ?(?:ip|source|sender|host|server|network|domain|relay)s?\b)", r"^(?:<\*>-?)?(?:[45]\d\d[- ])?(?:[45]\.\d+\.\d+ )?spam message rejected",
-        r"\bspam message rejected", r"rejected as spam\b", r"\bspam points\b", r"\bgtube\b", r"anti-?spam engine", r"spam detected\b",
+        r"\bspam message rejected", r"rejected as (?:bulk ?/ ?)?spam\b", r"\bspam points\b", r"\bgtube\b", r"anti-?spam engine", r"spam detected\b",
+        # what the message holds, by a filter's words: `spam content detected`, `may contain the spam contents`,
+        # `refused by <name> antispam (score 9)`
+        r"\bspam (?:contents?|patterns?|characteristics|features|signatures?)\b",
+        r"(?:message|e-?mail|mail)\b[^.;]{0,30}\bcontains? (?:the )?spam\b", r"anti-?spam\b[^.;]{0,20}\(score\b",
     ), ("spam", "gtube")),
     (CONTENT, _rx(  # a filter's verdict on what the message carries: phishing, fraud, a threat, a data-loss rule
         r"(?:detected|identified|classified|flagged|judged|rejected) as (?:an? )?(?:phishing|fraud|malware|malicious)",
@@ -140,6 +145,7 @@ _OVERRIDES = (
         r"unencrypted connection", r"encryption (?:is )?required", r"no recipients defined", r"\beenvelope\b",
         r"no recipients? (?:address(?:es)? )?(?:found|specified|given|defined|set|provided)",
         r"^no recipient address(?:es)?\.?$", r"\bno (?:sender|from)(?: address)? (?:has been |was |is )?(?:specified|set|given|provided|defined)",
+        r"(?:does ?n[o']t|does not) have any recipients", r"\bno_recipients\b", r"without (?:any )?(?:computed )?recipients\b",
         r"missing[_ ]requirement[^;]{0,30}\btls\b",
         r"requires? (?:a )?(?:secure|encrypted|tls) (?:connection|channel)(?! or the client was not authenticated)",
         r"already (?:using|negotiated|started|running|established) (?:tls|ssl|starttls)", r"(?:tls|ssl) (?:is )?already",
@@ -151,6 +157,9 @@ _OVERRIDES = (
         r"(?:does ?n[o']t|does not|do not|don't) (?:support|offer) (?:the )?(?:tls|ssl|starttls|secure connections?)\b",
         r"requested ssl level", r"reserved for plain-?text",
         r"secure connection (?:is )?requi",  # mailx's `A secure connection is requiered(such as ssl)`
+        # the client refuses to go on without TLS it was told to demand (Dart's mailer, denomailer, SwiftSMTP, an MTA's
+        # TLS policy)
+        r"\b(?:start)?tls was required\b", r"connection is not secure", r"\bnon[- ]secure connection",
         # a policy demands encryption the sender cannot apply (Google Workspace's S/MIME rule)
         r"requir(?:ed|es|ing) encryption", r"unable to encrypt",
         # settings that contradict each other or are missing (`EMAIL_USE_TLS/EMAIL_USE_SSL are mutually exclusive`)
@@ -167,11 +176,18 @@ _OVERRIDES = (
         r"|unsupported protocol version)",
     ), ("version", "unrecogni", "first record", "unknown protocol", "http request", "packet length", "packet format",
         "invalidcontenttype", "oversized record", "unsupported", "alert", "record layer")),
+    (VALIDATION, _rx(  # the sender's own provider: a From its login may not use, mail that must leave through its own server
+        r"sender (?:address )?(?:is )?not authori[sz]ed for this (?:mailbox|account|user|login)",
+        r"customers must (?:send|relay) (?:mail )?(?:via|through|using)",
+        r"must (?:send|relay) (?:mail )?(?:via|through|using) (?:the |our |its |their )?[^.;]{0,30}\b(?:outgoing|outbound) (?:mail |smtp )?server",
+    ), ("not authori", "must send", "must relay")),
     (VALIDATION, _rx(  # the client and server share no authentication mechanism: the client's settings, not its credentials
         r"(?:no|(?:can ?not|could not|unable to) (?:find|use) an?) (?:suitable|compatible|usable|supported|common|secure) "
         r"(?:sasl |smtp )?(?:authentication|auth|sasl|login) (?:method|mechanism)",
         r"(?:does ?n[o']t|does not) (?:support|advertise|offer) (?:any )?(?:supported )?(?:the )?(?:authentication|auth) (?:methods?|mechanisms?)",
         r"(?:authentication|auth) (?:method|mechanism) \S+ (?:is )?not supported", r"find an authenticator supported",
+        r"(?:does ?n[o']t|does not) support (?:the )?\S+ (?:authentication|auth) (?:method|mechanism)",
+        r"(?:authentication|authori[sz]ation|auth) (?:methods?|mechanisms?) could not be found",
     ), ("method", "mechanism", "authenticator")),
     (VALIDATION, _rx(  # a local sending tool (msmtp, nullmailer, dma, Postfix) that cannot read or lacks its own setup
         r"can ?not (?:open|read|load|parse) (?:the )?(?:config(?:uration)?|auth(?:entication)?|password|credentials?|account)"
@@ -477,6 +493,11 @@ _WORDING = (
     (REPUTATION, _rx(r"block (?:temporarily|permanently)", r"service refused", r"refused service"), ("block ", "refused")),
     # Postfix puts this in front of every RCPT-stage restriction: evidence only when nothing else spoke
     (RECIPIENT, _rx(r"recipient address rejected")),
+    (INFRASTRUCTURE, _rx(  # the server answered with something that is not a reply: its side, not the request's
+        r"(?:server|peer|remote(?: host)?) (?:sent|returned|gave) an? (?:invalid|malformed|unexpected|bad|garbled) "
+        r"(?:reply|response|answer|greeting|message)",
+        r"(?:reply|response|message|answer) (?:from|of) the (?:server|peer|remote host) (?:was|is) (?:malformed|invalid|garbled)",
+    )),
     (INFRASTRUCTURE, _rx(
         r"\[ssl", r"\bssl", r"\btls\b", r"starttls", r"certificate", r"handshake", r"tls error",
     )),
@@ -524,6 +545,8 @@ _GENERIC_INFRA = _rx(
     r"nameservers? failed", r"no such file or directory", r"\bbusy\b", r"server misbehaving", r"could not instantiate",
     r"short response", r"lookup error", r"\bcorrupt", r"execution of (?:the )?script[^;]{0,40}failed",
     r"load average", r"\bnot connected\b", r"without being connected", r"inaccessible host", r"unexpected disconnection",
+    r"failure when receiving data from the peer", r"failed sending data to the peer", r"weird server reply",
+    r"server returned nothing", r"\bend of file\b",
 )
 # wording of a transient server-side problem: decides over the generic fallback of an ambiguous
 # enhanced code (x.7.0 is `other security`, x.3.0 `other system status`)
@@ -664,6 +687,31 @@ _ADVICE = re.compile(
     r",?\s*(?:please )?(?:check|verify) your (?:credentials|settings?|configuration|email service|[^.;]{0,40}\bsettings?\b)[^.;]*"
 )
 # Postfix's `delivery temporarily suspended: <reason>`: the reason after it decides
+# RFC 3463's own description of an enhanced code, which an MTA may print after it (PowerMTA's accounting records:
+# `5.7.1 (delivery not authorized, message refused)`, `5.2.2 (mailbox full)`): it says no more than the code, so it is
+# read as the code, not as words. Any other text in parentheses is the server's and is kept.
+_RFC3463_DESCRIPTIONS = (
+    "undefined status", "other undefined status", "other or undefined status", "other address status",
+    "bad destination mailbox address", "bad destination system address", "bad destination mailbox address syntax",
+    "destination mailbox address ambiguous", "destination address valid", "destination mailbox has moved, no forwarding address",
+    "bad sender's mailbox address syntax", "bad sender's system address", "recipient address has null mx",
+    "sender address has null mx", "other or undefined mailbox status", "mailbox disabled, not accepting messages",
+    "mailbox full", "message length exceeds administrative limit", "mailing list expansion problem",
+    "other or undefined mail system status", "mail system full", "system not accepting network messages",
+    "system not capable of selected features", "message too big for system", "system incorrectly configured",
+    "other or undefined network or routing status", "no answer from host", "bad connection", "directory server failure",
+    "routing server failure", "unable to route", "mail system congestion", "network congestion", "routing loop detected",
+    "delivery time expired", "other or undefined protocol status", "invalid command", "syntax error", "too many recipients",
+    "invalid command arguments", "wrong protocol version", "other or undefined media error", "media not supported",
+    "conversion required and prohibited", "conversion required but not supported", "conversion with loss performed",
+    "conversion failed", "other or undefined security status", "other security status",
+    "delivery not authorized, message refused", "mailing list expansion prohibited",
+    "security conversion required but not possible", "security features not supported", "cryptographic failure",
+    "cryptographic algorithm not supported", "message integrity failure",
+)
+_RFC3463_DESCRIBED = re.compile(
+    r"(?<![\w.])([245]\.\d{1,3}\.\d{1,3}) \((?:" + "|".join(re.escape(d) for d in _RFC3463_DESCRIPTIONS) + r")\)"
+)
 _SUSPENDED_PREFIX = "delivery temporarily suspended: "
 # .NET's SmtpException puts its status code's description before the server's reply
 # (`Exceeded storage allocation. The server response was: 5.3.4 Message size exceeds ...`): the reply decides
@@ -674,6 +722,8 @@ def categorize(pattern: str, error_type: str | None = None, *, words: bool = Tru
     """(category, retryable) for a masked pattern and an optional exception type name.
     `words=False`: no word evidence (step 7), for a part of the text tried before the whole."""
     text = pattern.lower()
+    if " (" in text:
+        text = _RFC3463_DESCRIBED.sub(r"\1", text)
     if _SUSPENDED_PREFIX in text:
         text = text.replace(_SUSPENDED_PREFIX, "")
     if _SERVER_RESPONSE in text:

@@ -128,9 +128,13 @@ def test_split_follows_the_hash_of_the_group():
 # Reading CamelCase names as their words (the unseen total rose by three rows, so it stays): first 0.917, second
 # 0.881, sixth 0.802, eleventh 0.827; fourth 0.845, seventh 0.760, ninth 0.779 (one row lost each)
 # (docs/errors-quality.md, "CamelCase names").
+# The twelfth wave (generalise_wave12_*: high-volume sending MTAs, receiving providers of other regions, sending
+# libraries of other languages, self-hosted applications), committed before any score, first run: tuning 0.738,
+# unseen 0.845; after the TLS mode decision and its classes: tuning 0.843, unseen 0.869; the older unseen parts
+# eighth 0.793 (one row gained), the others unchanged (docs/errors-quality.md, "Twelfth wave").
 UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.88, "third": 0.92, "fourth": 0.84, "fifth": 0.87, "sixth": 0.80,
-                         "seventh": 0.76, "eighth": 0.78, "ninth": 0.77, "tenth": 0.80,
-                         "eleventh": 0.82, "twelfth": 0.85}
+                         "seventh": 0.76, "eighth": 0.79, "ninth": 0.77, "tenth": 0.80,
+                         "eleventh": 0.82, "twelfth": 0.86}
 # grouping: 0.95 (the issue's goal) except the fifth wave's tuning part, where five groups pair a bare reply or
 # exception with the same text inside a log line or behind an exception type: their fingerprints differ (0.934);
 # the sixth wave's tuning part too (0.939: the same reply under two exception types, or bare and in a Celery
@@ -138,7 +142,10 @@ UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.88, "third": 0.92, "fourth":
 # 0.860); they stay unseen, so why is not known. The ninth's workers' frames: 0.983 tuning, 0.948 unseen (first
 # run 0.907 and 0.883, before timestamps ended by `: ` and `host:<name>` were masked). The tenth's: 0.864 tuning,
 # 0.880 unseen: its writers put a variable name (a virus, a rule, an account, a subject) where only its place says
-# it varies (`threat found (<name>)`, `account <name> not found`), which a masker cannot know.
+# it varies (`threat found (<name>)`, `account <name> not found`), which a masker cannot know. The twelfth's: 0.766
+# tuning, 0.887 unseen (first run and final): PowerMTA's accounting records are CSV whose virtual MTA, pool and job
+# fields are bare names (`newsletter_sender`, `welcome`) known only by their position in a header the record does
+# not carry, and KumoMTA names its egress source in `"site":"<source>-><mx>"` (docs/errors-quality.md, "Twelfth wave").
 GROUPING_FLOOR = {("tuning", "fifth"): 0.93, ("tuning", "sixth"): 0.93, ("unseen", "sixth"): 0.91,
                   ("unseen", "seventh"): 0.86, ("tuning", "ninth"): 0.98, ("unseen", "ninth"): 0.94,
                   ("tuning", "tenth"): 0.86, ("unseen", "tenth"): 0.87, ("tuning", "eleventh"): 0.88,
@@ -151,9 +158,10 @@ GROUPING_FLOOR = {("tuning", "fifth"): 0.93, ("tuning", "sixth"): 0.93, ("unseen
 # the eighth's (0.878): sending services' event JSON whose reason sits in a field value nothing else names
 # and the ninth's, not in the word table (0.695 first run, 0.754 after the long-text change, the tenth wave's classes
 # and spam verdicts as content, 0.737 with the eleventh wave in the word table); the tenth's (0.895), not in the
-# word table either; the eleventh's (0.868, in the table) (docs/errors-quality.md, "Tenth wave", "Eleventh wave")
+# word table either; the eleventh's (0.868, in the table); the twelfth's (0.843, not in the table) (docs/errors-quality.md,
+# "Tenth wave", "Eleventh wave", "Twelfth wave")
 TUNING_CATEGORY_FLOOR = {"fifth": 0.92, "sixth": 0.91, "seventh": 0.89, "eighth": 0.87, "ninth": 0.73, "tenth": 0.88,
-                         "eleventh": 0.86, "twelfth": 0.76}
+                         "eleventh": 0.86, "twelfth": 0.84}
 # retryable: 0.9, except the eighth wave's unseen part (0.874; its tuning part's misses are 4xx replies labelled
 # permanent and certificate failures labelled not retryable, against the older corpora's conventions)
 RETRYABLE_FLOOR = {("unseen", "eighth"): 0.86}  # 0.867 with the eleventh wave in the word table
