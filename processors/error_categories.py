@@ -135,7 +135,7 @@ _OVERRIDES = (
         r"unauthenticated (?:e-?mail|mail|messages?|senders?)\b(?! (?:are )?not (?:allowed|permitted|accepted))",
         r"sender is unauthenticated",
         r"because it is unauthenticated", r"authenticate with either spf", r"\bptr record",
-        r"reverse (?:dns|hostname|lookup)", r"cannot find your (?:reverse )?hostname", r"\barc (?:validation|seal)",
+        r"reverse (?:dns|hostname|lookup|host name)", r"cannot find your (?:reverse )?hostname", r"\bopendkim\b", r"\barc (?:validation|seal)",
         r"not (?:designated|permitted|allowed) to send mail from", r"is not allowed to send mail from",
         # a sender the receiver believes forged, a platform the domain's owner has not authorised
         r"\b(?:fake|forged|spoofed) (?:sender|from\b)", r"\bpossible spoofing\b", r"message lacks (?:the )?required authentication", r"(?:not|n't) authori[sz]ed \S+ to send [^.;]{0,20}on (?:your|its|their) behalf",
@@ -176,6 +176,13 @@ _OVERRIDES = (
         r"|unsupported protocol version)",
     ), ("version", "unrecogni", "first record", "unknown protocol", "http request", "packet length", "packet format",
         "invalidcontenttype", "oversized record", "unsupported", "alert", "record layer")),
+    (VALIDATION, _rx(  # the account or the service: no SMTP on this plan or service, another port to use, a sender it may
+        # not use, a request with no recipient at all, a template that is not there
+        r"(?:free|trial|basic) accounts? (?:cannot|can't|can ?not|may not|are not allowed to) send",
+        r"sending (?:via|through|over) smtp is disabled", r"(?:does not|doesn't) support (?:imap/)?smtp",
+        r"refused: use port", r"cannot be used as the sender", r"at least (?:a single|one) recipient",
+        r"template\b[^.;]{0,40}\b(?:was not found|not found|does not exist)",
+    ), ("accounts", "smtp is disabled", "support", "use port", "as the sender", "recipient", "template")),
     (VALIDATION, _rx(  # the sender's own provider: a From its login may not use, mail that must leave through its own server
         r"sender (?:address )?(?:is )?not authori[sz]ed for this (?:mailbox|account|user|login)",
         r"customers must (?:send|relay) (?:mail )?(?:via|through|using)",
@@ -247,8 +254,21 @@ _OVERRIDES = (
         r"sendernotauthenticatedfor", r"allowed-senders", r"not in (?:the )?(?:allowed|accepted) senders",
         r"(?:only accepts?|accepts? only) (?:e-?mail|mail|messages) from (?:certain|specific|approved|authori[sz]ed) senders",
         r"not listed in (?:the )?(?:domino |public |global )?(?:directory|address book)",
+        # a group, a list, a subscriber or an alias owner that will not take this sender's mail: moderators, members-only
+        # groups, a sender the recipient blocked, an alias switched off, a no-reply address
+        r"(?:rejected|declined) by (?:a |the )?moderator", r"moderator[^.;]{0,40}(?:rejected|declined)",
+        r"(?:only accepts?|accepts? only) (?:e-?mail |mail |messages |posts )?from (?:its )?members",
+        r"posts? from (?:people|users|senders) outside",
+        r"not authori[sz]ed to (?:send|post) (?:mail |e-?mail |messages )?to (?:the |this )?(?:<\*> |\S+ )?(?:list|group)",
+        r"(?:recipient|subscriber|user|addressee) has blocked (?:the |your |all )?(?:sender|messages|text messages|e-?mails?|you)",
+        r"\bno-?reply address", r"\b(?:alias|mask|relay address|forwarding address)\b[^.;]{0,40}\b(?:disabled|paused|deactivated|set to block)",
+        r"forwarding to this destination is paused", r"forwarding addresses? (?:which|that) (?:are|is) invalid",
+        r"no (?:known )?account with this (?:e-?mail )?address",
+        # a bounce to a forwarder's rewritten (SRS) address that cannot be turned back into the original sender
+        r"\bsrs_reverse\b", r"invalid srs (?:recipient )?address", r"\bsrs (?:address|hash|time ?stamp)",
     ), ("restriction", "sendernotauthenticatedfor", "authenticated for", "allowed", "accepted senders", "not authori",
-        "senders", "not listed in")),
+        "senders", "not listed in", "moderator", "members", "outside", "has blocked", "reply address", "alias", "mask",
+        "relay address", "forwarding", "known account", "srs")),
     (REPUTATION, _rx(  # a receiver that will not take our mail, whatever code it uses (AOL's 521 5.2.1)
         r"will not accept (?:delivery of )?(?:this|your) (?:message|mail|e-?mail)",
         r"(?:will not|won't|does not|doesn't) accept (?:mail|messages|e-?mail) from (?:you|your|this)",
@@ -288,6 +308,8 @@ _OVERRIDES = (
         r"limit on the number of", r"number of (?:allowed |permitted )?(?:outgoing |sent )?(?:messages|e-?mails|recipients) (?:was |has been |is )?exceeded",
     )),
     (RATE_LIMIT, _rx(r"frequency (?:limit|exceeded|too high)", r"frequency of [^.;]{0,30}(?:is |was )?limited"), ("frequency",)),
+    # a receiver that defers for the volume it gets from the sender, an API call over its quota (App Engine's mail.Send)
+    (RATE_LIMIT, _rx(r"deferred due to (?:high |excessive )?volume\b", r"more quota than is available"), ("volume", "quota")),
     (RATE_LIMIT, _rx(r"(?:thread|session|concurrency|submission|sending) limits? (?:exceeded|reached)"), ("limit",)),
     (MAILBOX_FULL, _rx(
         r"mailbox (?:is )?full", r"mailbox (?:size )?(?:quota|limit) exceeded", r"\bover ?quota",
@@ -327,6 +349,13 @@ _OVERRIDES = (
         r"<path>\)?(?: failed)?:? permission denied", r"missing \+[rwx] perm", r"connect to (?:<path>|private/\S+|public/\S+) failed",
         r"\]: panic: ", r"older than (?:its )?source file",
     ), ("permission denied", " perm", "private/", "public/", "panic:", "older than")),
+    (INFRASTRUCTURE, _rx(  # a serverless runtime or container that died under the sender (memory, a signal, no instance)
+        r"\boom ?killed\b", r"runtime exited with error", r"signal: killed", r"exited before completing (?:the )?request",
+        r"no available instance",
+    ), ("oom", "runtime exited", "killed", "exited before", "available instance")),
+    (TIMEOUT, _rx(  # the function's own time: a request timeout, a CPU time limit (not a sending rate limit)
+        r"(?:maximum |max )?request timeout\b", r"cpu time limit", r"exceeded (?:the |its )?(?:cpu )?time limit",
+    ), ("timeout", "time limit")),
     (TIMEOUT, _rx(
         r"message (?:has )?expired", r"expired after", r"delivery time expired", r"too long in (?:the )?queue",
         r"retry timeout exceeded", r"handshake (?:timeout|timed out)", r"\btime ?limit (?:exceeded|reached)",
@@ -440,6 +469,7 @@ _WORDING = (
         r"not authori[sz]ed to perform", r"accessdenied", r"signature ?does ?not ?match", r"secret access key",
         r"access key", r"application-specific password", r"\bsmtp ?client ?authentication",
         r"must issue a starttls", r"\bauthenticate\b", r"permission denied", r"fail(?:ed|ure|s)?(?: to)? authenticat",
+        r"permission (?:<\*>|'[^']{1,80}'|\S{1,80}) denied", r"\bpermission_denied\b",
         r"\bauthentifi(?:cation|zierung)", r"\bauth failed\b", r"unexpected (?:server )?challenge",
     )),
     (AUTHENTICATION, _rx(r"auth(?:entication)?[_-]?fail"), ("auth_fail", "authfail", "auth-fail", "authentication_fail")),

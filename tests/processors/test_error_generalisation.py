@@ -133,9 +133,13 @@ def test_split_follows_the_hash_of_the_group():
 # libraries of other languages, self-hosted applications), committed before any score, first run: tuning 0.738,
 # unseen 0.845; after the TLS mode decision and its classes: tuning 0.843, unseen 0.869; the older unseen parts
 # eighth 0.793 (one row gained), the others unchanged (docs/errors-quality.md, "Twelfth wave").
+# The thirteenth wave (generalise_wave13_*: web hosts' and privacy mail services, forwarding services, email-to-SMS
+# gateways and group addresses, cloud and serverless runtimes), committed before any score, first run: tuning 0.661,
+# unseen 0.634; after its classes: tuning 0.830, unseen 0.641; the older unseen parts tenth 0.808 (one row gained),
+# the others unchanged (docs/errors-quality.md, "Thirteenth wave").
 UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.88, "third": 0.92, "fourth": 0.84, "fifth": 0.87, "sixth": 0.80,
                          "seventh": 0.76, "eighth": 0.79, "ninth": 0.77, "tenth": 0.80,
-                         "eleventh": 0.82, "twelfth": 0.86}
+                         "eleventh": 0.82, "twelfth": 0.86, "thirteenth": 0.64}
 # grouping: 0.95 (the issue's goal) except the fifth wave's tuning part, where five groups pair a bare reply or
 # exception with the same text inside a log line or behind an exception type: their fingerprints differ (0.934);
 # the sixth wave's tuning part too (0.939: the same reply under two exception types, or bare and in a Celery
@@ -146,11 +150,13 @@ UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.88, "third": 0.92, "fourth":
 # it varies (`threat found (<name>)`, `account <name> not found`), which a masker cannot know. The twelfth's: 0.766
 # tuning, 0.887 unseen (first run and final): PowerMTA's accounting records are CSV whose virtual MTA, pool and job
 # fields are bare names (`newsletter_sender`, `welcome`) known only by their position in a header the record does
-# not carry, and KumoMTA names its egress source in `"site":"<source>-><mx>"` (docs/errors-quality.md, "Twelfth wave").
+# not carry, and KumoMTA names its egress source in `"site":"<source>-><mx>"` (docs/errors-quality.md, "Twelfth wave"). The thirteenth's: 0.881 tuning, 0.838
+# unseen (first run and final), left as measured (docs/errors-quality.md, "Thirteenth wave").
 GROUPING_FLOOR = {("tuning", "fifth"): 0.93, ("tuning", "sixth"): 0.93, ("unseen", "sixth"): 0.91,
                   ("unseen", "seventh"): 0.86, ("tuning", "ninth"): 0.98, ("unseen", "ninth"): 0.94,
                   ("tuning", "tenth"): 0.86, ("unseen", "tenth"): 0.87, ("tuning", "eleventh"): 0.88,
-                  ("unseen", "eleventh"): 0.86, ("tuning", "twelfth"): 0.76, ("unseen", "twelfth"): 0.88}
+                  ("unseen", "eleventh"): 0.86, ("tuning", "twelfth"): 0.76, ("unseen", "twelfth"): 0.88,
+                  ("tuning", "thirteenth"): 0.88, ("unseen", "thirteenth"): 0.83}
 # category on a tuning part: 0.93, except the sixth wave's, where five TLS version / mode mismatches are labelled
 # validation only while three older corpora label the same errors infrastructure only (kept as written, 0.919);
 # the seventh's (0.904), where most of what still fails reads two ways or names its cause only in a provider's
@@ -162,10 +168,11 @@ GROUPING_FLOOR = {("tuning", "fifth"): 0.93, ("tuning", "sixth"): 0.93, ("unseen
 # word table either; the eleventh's (0.868, in the table); the twelfth's (0.843, not in the table) (docs/errors-quality.md,
 # "Tenth wave", "Eleventh wave", "Twelfth wave")
 TUNING_CATEGORY_FLOOR = {"fifth": 0.92, "sixth": 0.91, "seventh": 0.89, "eighth": 0.87, "ninth": 0.73, "tenth": 0.88,
-                         "eleventh": 0.86, "twelfth": 0.84}
+                         "eleventh": 0.86, "twelfth": 0.84, "thirteenth": 0.83}
 # retryable: 0.9, except the eighth wave's unseen part (0.874; its tuning part's misses are 4xx replies labelled
-# permanent and certificate failures labelled not retryable, against the older corpora's conventions)
-RETRYABLE_FLOOR = {("unseen", "eighth"): 0.86}  # 0.867 with the eleventh wave in the word table
+# permanent and certificate failures labelled not retryable, against the older corpora's conventions) and the
+# thirteenth's (0.894 at its first run and after its classes; it stays unseen, so why is not known)
+RETRYABLE_FLOOR = {("unseen", "eighth"): 0.86, ("unseen", "thirteenth"): 0.89}
 
 
 @pytest.mark.parametrize("wave", list(WAVES))
