@@ -363,6 +363,10 @@ WAVE12_NAMES = ("generalise_wave12_mtas", "generalise_wave12_regional", "general
 # serverless runtimes log them (generalise_wave13_cloud); same split, committed before any score, near-twins of older
 # unseen rows removed from the tuning part
 WAVE13_NAMES = ("generalise_wave13_hosts", "generalise_wave13_forwarding", "generalise_wave13_cloud")
+# the fourteenth wave: send errors inside applications' logging frameworks' frames (generalise_wave14_applogs), and mail
+# servers' log lines as log pipelines ship them (journald, ECS, Loki, container logs; generalise_wave14_pipelines); same
+# split, committed before any score, near-twins of older unseen rows removed from the tuning part
+WAVE14_NAMES = ("generalise_wave14_applogs", "generalise_wave14_pipelines")
 
 
 @dataclass(frozen=True)

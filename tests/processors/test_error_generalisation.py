@@ -16,7 +16,7 @@ import pytest
 from mailscope import attributes as attr
 from mailscope.processors.errors import classify
 from tests.errors_corpus import (
-    GENERALISE, GENERALISE_NAMES, WAVE2_NAMES, WAVE3_NAMES, WAVE4_NAMES, WAVE5_NAMES, WAVE6_NAMES, WAVE7_NAMES, WAVE8_NAMES, WAVE9_NAMES, WAVE10_NAMES, WAVE11_NAMES, WAVE12_NAMES, WAVE13_NAMES, fill, grouping_accuracy, is_unseen, load_groups,
+    GENERALISE, GENERALISE_NAMES, WAVE2_NAMES, WAVE3_NAMES, WAVE4_NAMES, WAVE5_NAMES, WAVE6_NAMES, WAVE7_NAMES, WAVE8_NAMES, WAVE9_NAMES, WAVE10_NAMES, WAVE11_NAMES, WAVE12_NAMES, WAVE13_NAMES, WAVE14_NAMES, fill, grouping_accuracy, is_unseen, load_groups,
 )
 from tests.generic_logs import OTHER_SYSTEMS, compare_with_drain
 
@@ -27,7 +27,7 @@ GLUED_AT = re.compile(r"[\w.%+-]@|@[\w\[-]")
 WAVES = {"first": GENERALISE_NAMES, "second": WAVE2_NAMES, "third": WAVE3_NAMES, "fourth": WAVE4_NAMES, "fifth": WAVE5_NAMES, "sixth": WAVE6_NAMES,
          "seventh": WAVE7_NAMES, "eighth": WAVE8_NAMES, "ninth": WAVE9_NAMES, "tenth": WAVE10_NAMES,
          "eleventh": WAVE11_NAMES, "twelfth": WAVE12_NAMES,
-         "thirteenth": WAVE13_NAMES}
+         "thirteenth": WAVE13_NAMES, "fourteenth": WAVE14_NAMES}
 
 
 def corpus(part: str, names=GENERALISE_NAMES):
@@ -208,7 +208,7 @@ def test_patterns_hold_no_address(part):
     rng = random.Random(3)
     for row in corpus(part, GENERALISE_NAMES + WAVE2_NAMES + WAVE3_NAMES + WAVE4_NAMES + WAVE5_NAMES + WAVE6_NAMES
                       + WAVE7_NAMES + WAVE8_NAMES + WAVE9_NAMES + WAVE10_NAMES + WAVE11_NAMES + WAVE12_NAMES
-                      + WAVE13_NAMES):
+                      + WAVE13_NAMES + WAVE14_NAMES):
         message = fill(row.template, rng)
         pattern = classify(message, row.error_type).pattern
         # no `@` with a local part or a domain glued to it: a lone `@` is no address (Julia's `error(s::String) @ Base`,
