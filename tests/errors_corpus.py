@@ -119,8 +119,11 @@ def _queue_id(rng):
 
 
 def _exim_id(rng):
+    # Exim's message ids: 6-6-2 base62 before 4.97 (`1rLm3x-0004Ab-Qz`), 6-11-4 since (`1rLm3x-00000004Ab1-Qz1x`)
     a = string.ascii_letters + string.digits
-    return f"1{_rand(rng, a, 5)}-{rng.randint(0, 99999999):08d}{_rand(rng, a, 3)}-{_rand(rng, a, 2)}"
+    if rng.random() < 0.5:
+        return f"1{_rand(rng, a, 5)}-{_rand(rng, a, 6)}-{_rand(rng, a, 2)}"
+    return f"1{_rand(rng, a, 5)}-{rng.randint(0, 99999999):08d}{_rand(rng, a, 3)}-{_rand(rng, a, 4)}"
 
 
 def _ses_id(rng):

@@ -141,7 +141,7 @@ def test_split_follows_the_hash_of_the_group():
 # seventh 0.769, eleventh 0.835, twelfth 0.875; sixth 0.792 and tenth 0.800 (one row lost each).
 UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.89, "third": 0.92, "fourth": 0.85, "fifth": 0.87, "sixth": 0.79,
                          "seventh": 0.76, "eighth": 0.79, "ninth": 0.77, "tenth": 0.80,
-                         "eleventh": 0.83, "twelfth": 0.87, "thirteenth": 0.69}
+                         "eleventh": 0.83, "twelfth": 0.87, "thirteenth": 0.69, "fourteenth": 0.88}
 # grouping: 0.95 (the issue's goal) except the fifth wave's tuning part, where five groups pair a bare reply or
 # exception with the same text inside a log line or behind an exception type: their fingerprints differ (0.934);
 # the sixth wave's tuning part too (0.939: the same reply under two exception types, or bare and in a Celery
@@ -158,7 +158,8 @@ GROUPING_FLOOR = {("tuning", "fifth"): 0.93, ("tuning", "sixth"): 0.93, ("unseen
                   ("unseen", "seventh"): 0.86, ("tuning", "ninth"): 0.98, ("unseen", "ninth"): 0.94,
                   ("tuning", "tenth"): 0.86, ("unseen", "tenth"): 0.87, ("tuning", "eleventh"): 0.88,
                   ("unseen", "eleventh"): 0.86, ("tuning", "twelfth"): 0.76, ("unseen", "twelfth"): 0.88,
-                  ("tuning", "thirteenth"): 0.88, ("unseen", "thirteenth"): 0.83}
+                  ("tuning", "thirteenth"): 0.88, ("unseen", "thirteenth"): 0.83,
+                  ("tuning", "fourteenth"): 0.65, ("unseen", "fourteenth"): 0.66}
 # category on a tuning part: 0.93, except the sixth wave's, where five TLS version / mode mismatches are labelled
 # validation only while three older corpora label the same errors infrastructure only (kept as written, 0.919);
 # the seventh's (0.904), where most of what still fails reads two ways or names its cause only in a provider's
@@ -171,7 +172,8 @@ GROUPING_FLOOR = {("tuning", "fifth"): 0.93, ("tuning", "sixth"): 0.93, ("unseen
 # not in the table) (docs/errors-quality.md,
 # "Tenth wave", "Eleventh wave", "Twelfth wave")
 TUNING_CATEGORY_FLOOR = {"fifth": 0.92, "sixth": 0.91, "seventh": 0.89, "eighth": 0.87, "ninth": 0.73, "tenth": 0.88,
-                         "eleventh": 0.85, "twelfth": 0.84, "thirteenth": 0.88}
+                         "eleventh": 0.85, "twelfth": 0.84, "thirteenth": 0.88,
+                         "fourteenth": 0.92}
 # retryable: 0.9, except the eighth wave's unseen part (0.874; its tuning part's misses are 4xx replies labelled
 # permanent and certificate failures labelled not retryable, against the older corpora's conventions) and the
 # thirteenth's (0.894 at its first run and after its classes, 0.887 with its tuning part in the word table; it stays
