@@ -139,9 +139,13 @@ def test_split_follows_the_hash_of_the_group():
 # the others unchanged (docs/errors-quality.md, "Thirteenth wave"). With its tuning part in the word table (the unseen
 # total rose by ten rows, three over the older parts, so it stays): thirteenth 0.690, second 0.898, fourth 0.855,
 # seventh 0.769, eleventh 0.835, twelfth 0.875; sixth 0.792 and tenth 0.800 (one row lost each).
-UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.89, "third": 0.92, "fourth": 0.85, "fifth": 0.87, "sixth": 0.79,
+# The fourteenth wave (generalise_wave14_*: send errors in logging frameworks' frames, MTA lines as log pipelines ship
+# them), committed before any score, first run: tuning 0.926, unseen 0.874; with its tuning part in the word table
+# (category +2 rows over the unseen parts, retryable -1, so it stays): fourth 0.873, thirteenth 0.704, fifth 0.880 and
+# fourteenth 0.874 (one row lost each) (docs/errors-quality.md, "Fourteenth wave").
+UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.89, "third": 0.92, "fourth": 0.87, "fifth": 0.87, "sixth": 0.79,
                          "seventh": 0.76, "eighth": 0.79, "ninth": 0.77, "tenth": 0.80,
-                         "eleventh": 0.83, "twelfth": 0.87, "thirteenth": 0.69, "fourteenth": 0.88}
+                         "eleventh": 0.83, "twelfth": 0.87, "thirteenth": 0.70, "fourteenth": 0.87}
 # grouping: 0.95 (the issue's goal) except the fifth wave's tuning part, where five groups pair a bare reply or
 # exception with the same text inside a log line or behind an exception type: their fingerprints differ (0.934);
 # the sixth wave's tuning part too (0.939: the same reply under two exception types, or bare and in a Celery
@@ -175,8 +179,8 @@ GROUPING_FLOOR = {("tuning", "fifth"): 0.93, ("tuning", "sixth"): 0.93, ("unseen
 # not in the table; 0.839 once the masking of shipped log records changed the table's words) (docs/errors-quality.md,
 # "Tenth wave", "Eleventh wave", "Twelfth wave")
 TUNING_CATEGORY_FLOOR = {"fifth": 0.92, "sixth": 0.91, "seventh": 0.89, "eighth": 0.87, "ninth": 0.73, "tenth": 0.88,
-                         "eleventh": 0.85, "twelfth": 0.83, "thirteenth": 0.88,
-                         "fourteenth": 0.92}
+                         "eleventh": 0.85, "twelfth": 0.85, "thirteenth": 0.88,
+                         "fourteenth": 0.96}
 # retryable: 0.9, except the eighth wave's unseen part (0.874; its tuning part's misses are 4xx replies labelled
 # permanent and certificate failures labelled not retryable, against the older corpora's conventions) and the
 # thirteenth's (0.894 at its first run and after its classes, 0.887 with its tuning part in the word table; it stays
