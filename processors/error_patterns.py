@@ -584,6 +584,7 @@ _CODE_NAMERS = frozenset("response reply status smtp http".split())
 _CODE_COLON_WORDS = frozenset("said: error: data: reply: response: command: dsn: smtp: code: status: diagnostic-code:".split())
 _QUOTED_LOCAL_EMAIL = re.compile(rf"\"(?:[^\"\\\r\n]|\\.){{1,64}}\"(?:@|%40)(?:{_redact._DOMAIN})")
 _ENHANCED_TOKEN = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
+_HOST_LABEL = re.compile(r"[A-Za-z][\w-]*(?:\.[\w-]+)*")
 _CACHE_MAX = 8192
 _token_cache: dict = {}
 
@@ -932,6 +933,13 @@ def _mask_context_values(out: list) -> None:
     last = len(out) - 1
     for index in range(1, last + 1):
         before = out[index - 1]
+        if index < last and out[index + 1] == "Error:" and _ENHANCED_TOKEN.fullmatch(before):
+            # Postfix puts its own name between the code and `Error:` (`421 4.7.0 mail Error: too many ...`): a host,
+            # whether it is a single word or a dotted name
+            word = out[index]
+            if word != HOST and _HOST_LABEL.fullmatch(word):
+                out[index] = HOST
+            continue
         if before in _CONTEXT_WORDS:
             word = out[index]
             if not word[:1].isalnum():
