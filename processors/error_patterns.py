@@ -1159,7 +1159,8 @@ _SYSLOG_INSIDE = re.compile(
 )
 _JSON_ESCAPES = re.compile(r'\\(?:u00(?:3[cCeE]|26|27)|["/])')
 _JSON_UNESCAPED = {"u003c": "<", "u003C": "<", "u003e": ">", "u003E": ">", "u0026": "&", "u0027": "'", '"': '"', "/": "/"}
-_AT_KEY = re.compile(r'"@(?=[A-Za-z_][\w.]{0,40}"\s*:)')
+# (only where a key can start: `"ann"@example.com":` is a quoted local part and its address, which must stay one)
+_AT_KEY = re.compile(r'(?:(?<=[\s{,\[])|^)"@(?=[A-Za-z_][\w.]{0,40}"\s*:)')
 # a syslog time stamp right after a quote (`"time"=>"Oct 14 10:00:01"` in a Fluentd record), which the token pass
 # cannot see for the quote glued to it
 _QUOTED_MONTH_TS = re.compile(

@@ -57,3 +57,15 @@ def test_a_shipped_record_keeps_no_address_and_its_reply():
     pattern = classify(DOCKER % ("mx1", 77, "ann@example.org"), None).pattern
     assert "ann" not in pattern and "\\u003c" not in pattern
     assert "from=<email>" in pattern and "530 5.7.0 Must issue a STARTTLS command first" in pattern
+
+
+@pytest.mark.parametrize("message", [
+    '{"\\"ann\\"@example.com":"550 5.1.1 user unknown"}',  # a quoted local part, JSON-escaped, as a key
+    '{"ann"@example.com":1}',  # the same with its escapes already gone
+    'x "ann"@example.com": y',
+    '{"to":"\\"ann lee\\"@example.com","err":"550 5.1.1 unknown"}',
+])
+def test_reading_at_keys_and_escapes_never_splits_an_address(message):
+    # `"@key":` is read as a key only where a key can start; a quoted local part and its domain stay one address
+    pattern = classify(message, None).pattern
+    assert "ann" not in pattern and "<email>" in pattern, pattern
