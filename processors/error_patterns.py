@@ -1123,6 +1123,8 @@ def masked(message: str) -> str:
         text = _SYSLOG_INSIDE.sub(_frame, text)
     if '"' in text or "'" in text:
         text = _QUOTED_MONTH_TS.sub(TS, text)
+        if "_failure, " in text:
+            text = _GEN_SMTP_HOST.sub(r"\1" + HOST + r"\2", text)
     if "(" in text and (", '" in text or ", b" in text or ', "' in text) and _REPLY_HINT.search(text):
         pattern = _mask_replies(text, len(text) < len(message))
     else:
@@ -1165,6 +1167,12 @@ _AT_KEY = re.compile(r'(?:(?<=[\s{,\[])|^)"@(?=[A-Za-z_][\w.]{0,40}"\s*:)')
 # cannot see for the quote glued to it
 _QUOTED_MONTH_TS = re.compile(
     r"(?<=[\"'])(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} \d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?= |[\"'])"
+)
+
+# gen_smtp's failure tuples (Swoosh, Bamboo): `{:permanent_failure, ~c"mail", ~c"550 ..."}` names the relay it tried
+# second, as a charlist, a string or a binary, whether a single word or a dotted name
+_GEN_SMTP_HOST = re.compile(
+    r"(\b(?:permanent|temporary|network)_failure, (?:~c|<<)?[\"'])[A-Za-z0-9][\w.:-]*([\"'](?:>>)?, )"
 )
 
 

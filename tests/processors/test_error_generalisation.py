@@ -157,16 +157,16 @@ UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.89, "third": 0.92, "fourth":
 # tuning, 0.887 unseen (first run and final): PowerMTA's accounting records are CSV whose virtual MTA, pool and job
 # fields are bare names (`newsletter_sender`, `welcome`) known only by their position in a header the record does
 # not carry, and KumoMTA names its egress source in `"site":"<source>-><mx>"` (docs/errors-quality.md, "Twelfth wave"). The thirteenth's: 0.881 tuning, 0.838
-# unseen (first run and final), left as measured (docs/errors-quality.md, "Thirteenth wave"). The fourteenth's: 0.787
-# tuning, 0.874 unseen (first run 0.606 / 0.621, 0.660 / 0.667 with real Exim ids), after a syslog frame inside a shipped
-# record, JSON escapes and `"@timestamp"` keys were masked; what is left is single-word host names and `{word}` names
+# unseen (first run and final), left as measured (docs/errors-quality.md, "Thirteenth wave"). The fourteenth's: 0.819
+# tuning, 0.885 unseen (first run 0.606 / 0.621, 0.660 / 0.667 with real Exim ids), after a syslog frame inside a shipped
+# record, JSON escapes, `"@timestamp"` keys, Postfix's name before `Error:` and gen_smtp's relay were masked; what is left is single-word host names and `{word}` names
 # only their place marks (docs/errors-quality.md, "Fourteenth wave").
 GROUPING_FLOOR = {("tuning", "fifth"): 0.93, ("tuning", "sixth"): 0.93, ("unseen", "sixth"): 0.91,
                   ("unseen", "seventh"): 0.86, ("tuning", "ninth"): 0.98, ("unseen", "ninth"): 0.94,
                   ("tuning", "tenth"): 0.86, ("unseen", "tenth"): 0.87, ("tuning", "eleventh"): 0.88,
                   ("unseen", "eleventh"): 0.86, ("tuning", "twelfth"): 0.76, ("unseen", "twelfth"): 0.88,
                   ("tuning", "thirteenth"): 0.88, ("unseen", "thirteenth"): 0.83,
-                  ("tuning", "fourteenth"): 0.79, ("unseen", "fourteenth"): 0.87}
+                  ("tuning", "fourteenth"): 0.81, ("unseen", "fourteenth"): 0.88}
 # category on a tuning part: 0.93, except the sixth wave's, where five TLS version / mode mismatches are labelled
 # validation only while three older corpora label the same errors infrastructure only (kept as written, 0.919);
 # the seventh's (0.904), where most of what still fails reads two ways or names its cause only in a provider's

@@ -39,6 +39,9 @@ HELO_JSON = ('{"MESSAGE":"NOQUEUE: reject: RCPT from unknown[198.51.100.7]: 450 
     (FLUENTD % "Oct 14 10:00:01", FLUENTD % "Nov  3 09:01:02"),
     # a HELO name in angle brackets at the end of a JSON value
     (HELO_JSON % "app", HELO_JSON % "localhost", HELO_JSON % "ip-10-1-2-3"),
+    # the relay in gen_smtp's failure tuple (Swoosh, Bamboo), a single word or a dotted name
+    ('{:error, {:permanent_failure, ~c"mail", ~c"550 5.1.1 <ann@example.org>: User unknown"}}',
+     '{:error, {:permanent_failure, ~c"mx1.example.net", ~c"550 5.1.1 <bob@example.net>: User unknown"}}'),
     # Postfix's own name between the reply's code and `Error:`, a single word or a dotted name
     ("(421, b'4.7.0 mail Error: too many AUTH commands from 198.51.100.2')",
      "(421, b'4.7.0 mx1.example.com Error: too many AUTH commands from 203.0.113.9')"),
