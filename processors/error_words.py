@@ -43,6 +43,9 @@ ALPHA = 0.5
 _WORD = re.compile(r"[a-z]{3,}")
 # where a CamelCase name changes word: `ConnectionProblem`, `SPFProblem`, `SendAsDeniedException`
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+# a JSON key that names a field every event of a sending service carries, whatever went wrong (`"recipient":"<email>"`,
+# KumoMTA's `"content":"..."` for the reply text): structure, not a statement about the cause
+_STRUCTURE_KEYS = re.compile(r'"(?:recipient|content)"\s*:')
 
 _model = None  # (categories, log prior per category, {word: log-probability per category}, unseen-word log-prob)
 
@@ -50,6 +53,8 @@ _model = None  # (categories, log prior per category, {word: log-probability per
 def features(pattern: str, type_key: str = "", codes=()) -> set:
     """The words of a masked pattern, plus the exception's class name (error_categories._type_key) and
     the pattern's codes (error_categories.vote_codes: `enh:7.1`, `enhsub:7`, `code:550`)."""
+    if '":' in pattern:
+        pattern = _STRUCTURE_KEYS.sub(" ", pattern)
     words = set(_WORD.findall(_CAMEL.sub(" ", pattern).lower()))
     if type_key:
         words.add("type:" + type_key)

@@ -247,7 +247,7 @@ consistently 2 0 0 0 0 0 0 0 0 0
 contact 8.5 0 10 11 2 4 0.5 0 0 0
 contain 1 0 0 0 0 0 0.5 6.5 0 0
 contains 0 0 1 0 0 0 6.5 5.5 0 0
-content 1 0 0 6 1 0 28 4 1 0
+content 0 0 0 6 0 0 28 4 0 0
 context 0 1 0 0 0 1 0 0 3 0
 control 0 0 0 0 0 0.5 0 2.5 0 1
 conversation 0 0 0 0 0 0 0 0 7 0
@@ -975,7 +975,7 @@ receiving 0 0 7.5 0 0 0 1 0 3.5 3
 recent 3 0 0 0 0 0 1 0 0 0
 recently 0 0 1 0 0 0 0 1 0 0
 recip 3 0 0 0 0 0 1 0 0 0
-recipient 105.5 19 13 20.5 5.5 4.5 8 25 0.5 7.5
+recipient 95 19 11 17.5 3.5 4.5 7.5 23.5 0.5 6
 recipients 14 3 14.33 2.33 0 0 0 23.33 0 1
 record 4.5 0.5 0 1.5 14 0 1.5 7 0 5
 records 1.5 0 0 0 1 0 0 0 0 0.5

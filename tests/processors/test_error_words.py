@@ -49,6 +49,19 @@ def test_camel_case_names_are_read_as_their_words():
     assert {"mailbox", "quota"} <= error_words.features("MAILBOX quota")
 
 
+def test_field_names_every_event_carries_are_not_words():
+    # `"recipient":` and `"content":` name fields of every event of a sending service, whatever went wrong
+    words = error_words.features('{"recipient":"<email>","response":{"content":"connection refused by peer"}}')
+    assert {"connection", "refused", "peer", "response"} <= words and not {"recipient", "content"} & words
+    assert {"recipient", "content"} <= error_words.features("recipient address rejected: content filter")
+
+
+def test_a_reply_in_a_content_field_is_read_for_its_words():
+    # KumoMTA's log record puts the reply in `"content"`: it used to pull the vote to the content category
+    message = '{"response":{"code":421,"content":"connection refused by peer"},"recipient":"ann@example.org"}'
+    assert error_categories.categorize(mask(message))[0] == "infrastructure"
+
+
 @pytest.mark.parametrize("message,expected", [
     ("The destination server closed the session unexpectedly", "infrastructure"),
     ("remote server closed session", "infrastructure"),
