@@ -44,8 +44,8 @@ _WORD = re.compile(r"[a-z]{3,}")
 # where a CamelCase name changes word: `ConnectionProblem`, `SPFProblem`, `SendAsDeniedException`
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 # a JSON key that names a field every event of a sending service carries, whatever went wrong (`"recipient":"<email>"`,
-# KumoMTA's `"content":"..."` for the reply text): structure, not a statement about the cause
-_STRUCTURE_KEYS = re.compile(r'"(?:recipient|content)"\s*:')
+# `"sender":"<email>"`, KumoMTA's `"content":"..."` for the reply text): structure, not a statement about the cause
+_STRUCTURE_KEYS = re.compile(r'"(?:recipient|content|sender)"\s*:')
 
 _model = None  # (categories, log prior per category, {word: log-probability per category}, unseen-word log-prob)
 

@@ -50,10 +50,11 @@ def test_camel_case_names_are_read_as_their_words():
 
 
 def test_field_names_every_event_carries_are_not_words():
-    # `"recipient":` and `"content":` name fields of every event of a sending service, whatever went wrong
-    words = error_words.features('{"recipient":"<email>","response":{"content":"connection refused by peer"}}')
-    assert {"connection", "refused", "peer", "response"} <= words and not {"recipient", "content"} & words
-    assert {"recipient", "content"} <= error_words.features("recipient address rejected: content filter")
+    # `"recipient":`, `"sender":` and `"content":` name fields of every event of a sending service, whatever went wrong
+    words = error_words.features(
+        '{"sender":"<email>","recipient":"<email>","response":{"content":"connection refused by peer"}}')
+    assert {"connection", "refused", "peer", "response"} <= words and not {"recipient", "content", "sender"} & words
+    assert {"recipient", "content", "sender"} <= error_words.features("recipient and sender rejected: content filter")
 
 
 def test_a_reply_in_a_content_field_is_read_for_its_words():
