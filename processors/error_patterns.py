@@ -1138,36 +1138,30 @@ def masked(message: str) -> str:
 # as rsyslog writes it): time stamp, host name, program and pid say where an event was logged,
 # not what it is. The host is masked whatever its name (mx1, mail, legacy-app), the pid too, and
 # the program keeps its family (`postfix-out/smtp`, `postfix/lmtp` -> `postfix`; `sm-mta` -> `sm`).
-_SYSLOG_FRAME = re.compile(
-    r"(?:<\d{1,3}>\d?\s?)?"
-    r"(?:(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} \d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?: \d{4})?"
-    r"|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?)"
-    r" +[\w][\w.:-]*(?:/[\w.-]+)? +(?P<prog>[A-Za-z][\w.()-]*(?:/[\w.()-]+)*)(?P<pid>\[\d+\])?: +"
+_SYSLOG_MONTH_STAMP = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} \d{2}:\d{2}:\d{2}(?:\.\d{1,9})?"
+_SYSLOG_STAMP = (
+    rf"(?:{_SYSLOG_MONTH_STAMP}(?: \d{{4}})?|\d{{4}}-\d{{2}}-\d{{2}}T\d{{2}}:\d{{2}}:\d{{2}}(?:[.,]\d{{1,9}})?(?:Z|[+-]\d{{2}}:?\d{{2}})?)"
 )
+_SYSLOG_HOST_PROGRAM = r" +[\w][\w.:-]*(?:/[\w.-]+)? +(?P<prog>[A-Za-z][\w.()-]*(?:/[\w.()-]+)*)"
+_SYSLOG_FRAME = re.compile(rf"(?:<\d{{1,3}}>\d?\s?)?{_SYSLOG_STAMP}{_SYSLOG_HOST_PROGRAM}(?P<pid>\[\d+\])?: +")
 # RFC 5424: `<34>1 2024-01-05T10:22:33.123Z mx1 postfix 1234 ID47 - message` (nil values are `-`)
 _SYSLOG_5424 = re.compile(
-    r"<\d{1,3}>1 +(?:[A-Z][a-z]{2}, \d{1,2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2}(?: [+-]\d{4})?|\S+(?: \d{2}:\d{2}:\d{2}\S*)?) +\S+ +(?P<prog>[A-Za-z][\w.()/-]*|-) +(?P<pid>\S+) +\S+ +(?:-|(?:\[[^\]]*\])+) +"
+    r"<\d{1,3}>1 +(?:[A-Z][a-z]{2}, \d{1,2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2}(?: [+-]\d{4})?|\S+(?: \d{2}:\d{2}:\d{2}\S*)?)"
+    r" +\S+ +(?P<prog>[A-Za-z][\w.()/-]*|-) +(?P<pid>\S+) +\S+ +(?:-|(?:\[[^\]]*\])+) +"
 )
 _FRAME_FIRST = frozenset("JFMASOND<0123456789")
 # A log record as a pipeline ships it (journald JSON, ECS, Loki, a container's json-file log): the same syslog frame
 # inside the record (after `"MESSAGE":"`, `"log":"`, `stderr F `), masked like one that opens the text; the record's
 # JSON escapes decoded (`\"`, Go's `\u003c` for `<`), and a key named with a leading `@` (`"@timestamp"`, Serilog's
 # `"@x"`) read as a key, not as half an address
-_SYSLOG_INSIDE = re.compile(
-    r"(?<=[\s\"'=>\[(,])"
-    r"(?:(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} \d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?: \d{4})?"
-    r"|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?)"
-    r" +[\w][\w.:-]*(?:/[\w.-]+)? +(?P<prog>[A-Za-z][\w.()-]*(?:/[\w.()-]+)*)(?P<pid>\[\d+\]): +"
-)
+_SYSLOG_INSIDE = re.compile(rf"(?<=[\s\"'=>\[(,]){_SYSLOG_STAMP}{_SYSLOG_HOST_PROGRAM}(?P<pid>\[\d+\]): +")
 _JSON_ESCAPES = re.compile(r'\\(?:u00(?:3[cCeE]|26|27)|["/])')
 _JSON_UNESCAPED = {"u003c": "<", "u003C": "<", "u003e": ">", "u003E": ">", "u0026": "&", "u0027": "'", '"': '"', "/": "/"}
 # (only where a key can start: `"ann"@example.com":` is a quoted local part and its address, which must stay one)
 _AT_KEY = re.compile(r'(?:(?<=[\s{,\[])|^)"@(?=[A-Za-z_][\w.]{0,40}"\s*:)')
 # a syslog time stamp right after a quote (`"time"=>"Oct 14 10:00:01"` in a Fluentd record), which the token pass
 # cannot see for the quote glued to it
-_QUOTED_MONTH_TS = re.compile(
-    r"(?<=[\"'])(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} \d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?= |[\"'])"
-)
+_QUOTED_MONTH_TS = re.compile(rf"(?<=[\"']){_SYSLOG_MONTH_STAMP}(?= |[\"'])")
 
 # gen_smtp's failure tuples (Swoosh, Bamboo): `{:permanent_failure, ~c"mail", ~c"550 ..."}` names the relay it tried
 # second, as a charlist, a string or a binary, whether a single word or a dotted name
