@@ -370,6 +370,12 @@ WAVE13_NAMES = ("generalise_wave13_hosts", "generalise_wave13_forwarding", "gene
 # servers' log lines as log pipelines ship them (journald, ECS, Loki, container logs; generalise_wave14_pipelines); same
 # split, committed before any score, near-twins of older unseen rows removed from the tuning part
 WAVE14_NAMES = ("generalise_wave14_applogs", "generalise_wave14_pipelines")
+# the fifteenth wave: send failures as debugging shows them (SMTP session transcripts, clients' debug and verbose output:
+# generalise_wave15_transcripts), deferral reasons as queue listings and MTA admin tools show them (mailq, postqueue -j,
+# exim -Mvl, smtpctl, Get-Queue: generalise_wave15_queues), and as error trackers and operations tools report them
+# (Sentry-style titles, Alertmanager, Ansible, Airflow, Jenkins, cron: generalise_wave15_ops); same split, committed before
+# any score, near-twins of older unseen rows removed from the tuning part
+WAVE15_NAMES = ("generalise_wave15_transcripts", "generalise_wave15_queues", "generalise_wave15_ops")
 
 
 @dataclass(frozen=True)
