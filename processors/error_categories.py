@@ -105,6 +105,10 @@ _OVERRIDES = (
         r"suppression for (?:user|recipient|address)",
         r"has suppressed", r"previously bounced", r"^bounced address", r"history of bouncing",
         r"archived (?:recipient|mailbox|account)", r"(?:recipient|mailbox|account) (?:is |has been )?archived",
+        # Exchange's resolver: the recipient's domain does not exist, whatever the generic 4.4.0 around it says
+        r"\bdns\.nonexistentdomain\b",
+        # Postfix at DATA after every RCPT was refused: the recipients decided, not the client's request
+        r"\bno valid recipients\b",
     )),
     (RECIPIENT, _rx(r"recipients? (?:address )?(?:is ?n[o']t|is not|are not|aren't) valid"), ("valid",)),
     (RECIPIENT, _rx(  # a marketing platform's own list says the contact may not be mailed: unsubscribed, suppressed,
@@ -143,6 +147,7 @@ _OVERRIDES = (
     (VALIDATION, _rx(  # the client's own configuration: it must use TLS (not a credentials problem)
         r"must issue (?:a )?starttls(?: command)?(?![^;]*authenticat)", r"\b(?:start)?tls (?:is )?required\b(?![^;)]*(?:not offered|refused|not available|local problem))",
         r"unencrypted connection", r"encryption (?:is )?required", r"no recipients defined", r"\beenvelope\b",
+        r"(?:auth\w*|login|credentials|password)\b[^.;]{0,20} over (?:an? )?(?:insecure|unencrypted|plain-?text|cleartext) (?:channel|connection)",
         r"no recipients? (?:address(?:es)? )?(?:found|specified|given|defined|set|provided)",
         r"^no recipient address(?:es)?\.?$", r"\bno (?:sender|from)(?: address)? (?:has been |was |is )?(?:specified|set|given|provided|defined)",
         r"(?:does ?n[o']t|does not) have any recipients", r"\bno_recipients\b", r"without (?:any )?(?:computed )?recipients\b",
@@ -341,6 +346,14 @@ _OVERRIDES = (
         # infrastructure is the answer all three accept (the others: reputation in one, rate limit in another)
         r"try again later,? closing connection",
     ), ("closing connection",)),
+    (INFRASTRUCTURE, _rx(  # Postfix's resolver said TRY_AGAIN (`Host not found, try again`): a DNS failure of the moment,
+        # not a domain that does not exist
+        r"host not found, try again",
+    ), ("try again",)),
+    (INFRASTRUCTURE, _rx(  # a reply that says only that a connection failed (Exchange's `421 4.2.1 Unable to connect.`
+        # inside its queue's LastError): the code is the reporter's wrapper, the words are the event
+        r"^[45]\d\d [45]\.\d\.\d{1,3} unable to connect\.?$",
+    ), ("unable to connect",)),
     (INFRASTRUCTURE, _rx(  # a mail loop is routing trouble, whatever the code (x.6.0 would read as content)
         r"mail (?:forwarding )?loop", r"exceeded <\*> hops", r"too many hops", r"hop count (?:exceeded|too high)",
         r"loops? back to myself", r"too many \"?received:?\"? headers", r"\bloop detected\b", r"\blooping (?:message|mail)\b",
@@ -359,7 +372,7 @@ _OVERRIDES = (
     (TIMEOUT, _rx(
         r"message (?:has )?expired", r"expired after", r"delivery time expired", r"too long in (?:the )?queue",
         r"retry timeout exceeded", r"handshake (?:timeout|timed out)", r"\btime ?limit (?:exceeded|reached)",
-        r"\bconnection timed out\b",
+        r"\bconnection timed out\b", r"\btimedout\b",  # Windows' SocketError names (Exchange: `Connection dropped due to TimedOut`)
         r"did not respond to (?:a |the |our )?connection attempt",
         r"in the time limit specified", r"exceeded (?:the )?(?:allowable|allowed|maximum) connection time",
     )),
@@ -503,7 +516,7 @@ _WORDING = (
         r"recipient address rejected: access denied",
         r"(?:mailbox|address|user|recipient|account) (?:is )?(?:currently |permanently )?(?:not found|unavailable|disabled|inactive|deactivated|suspended|closed|discontinued|frozen|terminated)",
         r"(?:account|mailbox) has been (?:disabled|deactivated|suspended|closed|discontinued)",
-        r"unroute?able", r"\bno mx\b", r"\bnull mx\b", r"nonexistent domain", r"non-existent domain",
+        r"unroute?able", r"\bno mx\b", r"\bnull ?mx\b", r"nonexistent domain", r"non-existent domain",
         r"domain(?: name)?(?: <host>)? (?:does not exist|not found|name not found)", r"host or domain name not found",
         r"bad destination", r"invalid (?:recipient|mailbox)", r"not our customer", r"resolver\.adr",
         r"undeliverable address", r"address not found", r"mailbox unavailable", r"no longer (?:active|available|valid)",
@@ -746,6 +759,9 @@ _SUSPENDED_PREFIX = "delivery temporarily suspended: "
 # .NET's SmtpException puts its status code's description before the server's reply
 # (`Exceeded storage allocation. The server response was: 5.3.4 Message size exceeds ...`): the reply decides
 _SERVER_RESPONSE = "the server response was: "
+# Exchange's queue (`451 4.4.0 Primary target IP address responded with: "421 4.7.66 TLS 1.0 and 1.1 are not supported."
+# Attempted failover ...`): the generic 4.4.0 carries the remote's own reply, in quotes, which decides
+_RESPONDED_WITH = 'responded with: "'
 
 
 def categorize(pattern: str, error_type: str | None = None, *, words: bool = True) -> tuple[str, bool]:
@@ -756,12 +772,19 @@ def categorize(pattern: str, error_type: str | None = None, *, words: bool = Tru
         text = _RFC3463_DESCRIBED.sub(r"\1", text)
     if _SUSPENDED_PREFIX in text:
         text = text.replace(_SUSPENDED_PREFIX, "")
+    inner = None  # the category of the remote's own reply that Exchange's queue quotes
     if _SERVER_RESPONSE in text:
         reply = text.split(_SERVER_RESPONSE, 1)[1]
         if reply.strip():
             category, retryable = categorize(reply, error_type, words=False)
             if category != UNKNOWN:
                 return category, retryable
+    elif _RESPONDED_WITH in text:
+        reply = text.split(_RESPONDED_WITH, 1)[1].split('"', 1)[0]
+        if reply.strip():
+            inner = categorize(reply, error_type)[0]  # a whole reply: its words may vote; whether to retry is the queue's
+            if inner == UNKNOWN:
+                inner = None
     if " your " in text and ("check" in text or "verify" in text):
         stripped = _ADVICE.sub("", text)
         if stripped != text:
@@ -789,6 +812,8 @@ def categorize(pattern: str, error_type: str | None = None, *, words: bool = Tru
         # `421 Sender address blocked - <url>`: a server reply that links its documentation
         http = _HTTP_CONTEXT.search(text.replace("<url>", "")) is not None
 
+    if inner is not None:
+        return inner, _retryable(text, inner, klass, code, http)
     category = None
     if '"field":' in text and '"field":null' not in text:
         category = VALIDATION  # an API's field-level error (`"field":"attachments.0.content"`): the request's shape

@@ -170,8 +170,9 @@ _KV_CATEGORICAL_KEYS = frozenset(
     "stat reason reject_reason queued_reason bounce_reason bounce_class bounce_category subcategory "
     "sub_status substatus classification event verdict disposition error err error_code errorcode msg message"
 .split())
-# a value that is a word or words joined by `-` / `_` (hard-bounce, test-mode-limit, Unknown_Template)
-_CATEGORY_SEP = re.compile(r"[-_]")
+# a value that is a word or words joined by `-` / `_` (hard-bounce, test-mode-limit, Unknown_Template), or a family
+# and its member (Exchange's `[Message=SocketError:TimedOut]`)
+_CATEGORY_SEP = re.compile(r"[-_:]")
 # the quoted key right before a quoted value: `"reject_reason":`, `'status': `, `\"status\":`
 _QUOTED_KEY_BEFORE = re.compile(
     r"""(?:\\?["']([A-Za-z_][\w.-]{0,40})\\?["']\s*:\s*|(?<![\w.-])([A-Za-z_][\w.-]{0,40})=)$"""
@@ -490,6 +491,8 @@ def _kv_pair(key: str, value: str) -> str:
         return f"{key}={value}"
     if _categorical_key(key):
         bare = value.strip("\"'")
+        if bare[-1:] == "]" and "[" not in bare:
+            bare = bare[:-1]  # the key-value pair closes a bracket it sits in (`[Message=SocketError:TimedOut]`)
         if bare.isalpha() and len(bare) <= 24 or _category_word(bare):
             return f"{key}={value}"
         parts = bare.split(".")
@@ -1115,6 +1118,8 @@ def masked(message: str) -> str:
         if match is not None:
             frame = _frame(match)
             text = text[match.end() :]
+    if "delivery " in text and (": deferral: " in text or ": failure: " in text):
+        text = _QMAIL_REPORT.sub(_qmail_report, text)
     if "\\" in text and ('\\"' in text or "\\u00" in text or "\\/" in text):
         text = _JSON_ESCAPES.sub(_json_unescaped, text)
     if '"@' in text:
@@ -1131,7 +1136,32 @@ def masked(message: str) -> str:
         pattern = _mask_text(text)
     if frame:
         pattern = frame + pattern
+    if "<ts>" in pattern and " <ts>" in pattern:
+        pattern = _WEEKDAY_TS.sub(TS, pattern)
+    if _PLACE_HINTS.search(pattern):
+        pattern = _HOST_BY_PLACE.sub(_host_by_place, pattern)
+        pattern = _BANNER_HOST.sub(rf"\1 {HOST} ", pattern)
     return pattern
+
+
+# a queue listing's arrival time (`mailq`: `Tue Feb  5 13:54:39`): the weekday belongs to the time stamp
+_WEEKDAY_TS = re.compile(r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) <ts>")
+# a one-word host name only its place marks, in what debugging output prints (`Connected to mailhog.`, `Resolved mail as`,
+# an openssl subject `CN = smtp`) and in a greeting (`<- 220 mail ESMTP Postfix`): the name varies, the event does not
+_PLACE_HINTS = re.compile(r"(?i)connect(?:ed|ing) to |resolv(?:ed|ing host) |\bCN = | ESMTP\b")
+_HOST_BY_PLACE = re.compile(
+    r"(?i)\b((?:connected|connecting) to|resolving host|resolved|CN =) "
+    r"(?!(?:the|a|an|server|remote|host|peer)\b)([A-Za-z][\w-]*|<\*>)(?=[\s.:,]|$)(?! (?:server|host)\b)"
+)
+# the greeting as a transcript prints it (`<- 220 mail ESMTP`, `S: 220 relay01 ESMTP`): code and name, whichever of
+# them the passes before took for a variable
+_BANNER_HOST = re.compile(
+    r"(?<=[<>:.*-] )([245]\d\d(?: [245]\.\d{1,3}\.\d{1,3})?|<\*>)(?: (?:<\*>|<host>|[A-Za-z][\w-]*))? (?=ESMTP\b)"
+)
+
+
+def _host_by_place(match: re.Match) -> str:
+    return f"{match.group(1)} {HOST}"
 
 
 # A syslog frame (RFC 3164 `Jan  5 10:22:33 mx1 postfix/smtp[123]: `, or an RFC 3339 time stamp
@@ -1168,6 +1198,32 @@ _QUOTED_MONTH_TS = re.compile(rf"(?<=[\"']){_SYSLOG_MONTH_STAMP}(?= |[\"'])")
 _GEN_SMTP_HOST = re.compile(
     r"(\b(?:permanent|temporary|network)_failure, (?:~c|<<)?[\"'])[A-Za-z0-9][\w.:-]*([\"'](?:>>)?, )"
 )
+
+
+# qmail-send logs a delivery report with its spaces turned into `_` (`deferral: Connected_to_192.0.2.7_but_greeting_failed./
+# Remote_host_said:_421_..._too_many_connections/`): read with its spaces back, so its words and codes are seen. An address
+# stays one piece with the words glued before it (`sender_address_ann@example.org` cannot tell where `ann_lee` would start):
+# it is masked whole, all but the reply codes in front of it, which name no one
+_QMAIL_REPORT = re.compile(r"(\bdelivery \d+: (?:deferral|failure): )(\S+)")
+_QMAIL_ADDRESS = re.compile(r"[\w.!#$%&'*+=?^`{|}~-]+@[^\W_](?:(?:[^\W_]|[.-])*[^\W_])?")  # a domain has no `_`
+_LEADING_CODES = re.compile(r"_?(?:[245]\d\d|[245]\.\d{1,3}\.\d{1,3})(?=_)")
+
+
+def _qmail_report(match: re.Match) -> str:
+    report = match.group(2)
+    pieces, end = [], 0
+    for address in _QMAIL_ADDRESS.finditer(report):
+        pieces.append(report[end : address.start()].replace("_", " "))
+        local = address.group()
+        codes = _LEADING_CODES.match(local)
+        while codes is not None:
+            pieces.append(codes.group().replace("_", " "))
+            local = local[codes.end() :]
+            codes = _LEADING_CODES.match(local)
+        pieces.append((" " if local.startswith("_") else "") + local.lstrip("_"))
+        end = address.end()
+    pieces.append(report[end:].replace("_", " "))
+    return match.group(1) + "".join(pieces)
 
 
 def _json_unescaped(match: re.Match) -> str:
