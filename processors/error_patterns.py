@@ -1205,7 +1205,9 @@ _GEN_SMTP_HOST = re.compile(
 # stays one piece with the words glued before it (`sender_address_ann@example.org` cannot tell where `ann_lee` would start):
 # it is masked whole, all but the reply codes in front of it, which name no one
 _QMAIL_REPORT = re.compile(r"(\bdelivery \d+: (?:deferral|failure): )(\S+)")
-_QMAIL_ADDRESS = re.compile(r"[\w.!#$%&'*+=?^`{|}~-]+@[^\W_](?:(?:[^\W_]|[.-])*[^\W_])?")  # a domain has no `_`
+_QMAIL_ADDRESS = re.compile(  # a local part (quoted or not) glued to what comes before; a domain has no `_`
+    r"(?:\"[^\"/]*\"|[\w.!#$%&'*+=?^`{|}~-]+)(?:@|%40)(?:\[[^\]/\s]*\]|[^\W_](?:(?:[^\W_]|[.-])*[^\W_])?)"
+)
 _LEADING_CODES = re.compile(r"_?(?:[245]\d\d|[245]\.\d{1,3}\.\d{1,3})(?=_)")
 
 

@@ -5,6 +5,7 @@ change (docs/errors-quality.md, "Fifteenth wave")."""
 import re
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from mailscope.processors.errors import classify
 
@@ -113,3 +114,32 @@ def test_words_after_connected_to_that_are_no_host_stay():
     assert "Connected to the server" in pattern
     pattern = classify("connecting to smtp server failed: connection refused").pattern
     assert "connecting to smtp server" in pattern
+
+
+@pytest.mark.parametrize("address", ['"ann_lee"@example.org', "ann_lee@[192.0.2.1]", "ann_lee@[IPv6:2001:db8::1]",
+                                     "ann_lee%40example.org", "ann_lee@sub_domain.example.org"])
+def test_a_qmail_report_never_splits_an_unusual_address(address):
+    report = f"198.51.100.9_does_not_like_recipient./Remote_host_said:_550_5.1.1_{address}_User_unknown/"
+    pattern = classify(QMAIL.format(kind="failure", report=report)).pattern
+    assert not re.search(r"\b(?:ann|lee)\b", pattern), pattern
+
+
+_LOCAL = st.from_regex(r"[a-z][a-z0-9._+-]{0,15}[a-z0-9]", fullmatch=True).filter(lambda s: ".." not in s)
+_DOMAIN = st.from_regex(r"[a-z][a-z0-9-]{0,10}[a-z0-9]\.(com|org|net|de|co\.uk|io)", fullmatch=True)
+_REPORTS = [
+    "Remote_host_said:_550_5.1.1_{a}_User_unknown/",
+    "Connected_to_192.0.2.7_but_sender_was_rejected./Remote_host_said:_553_sorry,_{a}_must_exist_(#5.7.1)/",
+    "Remote_host_said:_550_5.1.1_<{a}>..._User_unknown/",
+    "Sorry,_no_mailbox_here_by_that_name._{a}_(#5.1.1)/",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(_LOCAL, _DOMAIN, st.sampled_from(_REPORTS), st.sampled_from(["deferral", "failure"]))
+def test_property_no_piece_of_a_local_part_leaves_a_qmail_report(local, domain, report, kind):
+    message = QMAIL.format(kind=kind, report=report.format(a=f"{local}@{domain}"))
+    pattern = classify(message).pattern
+    fixed = {word.lower() for word in re.findall(r"[A-Za-z0-9]+", QMAIL + report)}
+    for piece in re.split(r"[^a-z0-9]+", local):
+        if len(piece) >= 2 and piece not in fixed and not piece.isdigit():
+            assert not re.search(rf"(?<![a-z0-9]){re.escape(piece)}(?![a-z0-9])", pattern.lower()), (message, pattern)
