@@ -624,7 +624,10 @@ _TYPES = {
     TIMEOUT: (
         "timeouterror timeout sockettimeout connecttimeout readtimeout writetimeout pooltimeout connecttimeouterror "
         "readtimeouterror smtptimeouterror smtpconnecttimeouterror smtpreadtimeouterror softtimelimitexceeded "
-        "timelimitexceeded deadlineexceeded timeoutexpired sockettimeoutexception opentimeout etimedout"
+        "timelimitexceeded deadlineexceeded timeoutexpired sockettimeoutexception opentimeout etimedout "
+        # .NET: a send that a time-out token cancelled (MailKit with a CancellationTokenSource, HttpClient's Timeout
+        # surfacing as `A task was canceled.`)
+        "operationcanceledexception taskcanceledexception"
     ),
     INFRASTRUCTURE: (
         "connectionrefusederror connectionreseterror connectionabortederror connectionerror brokenpipeerror "

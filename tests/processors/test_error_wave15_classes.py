@@ -143,3 +143,11 @@ def test_property_no_piece_of_a_local_part_leaves_a_qmail_report(local, domain, 
     for piece in re.split(r"[^a-z0-9]+", local):
         if len(piece) >= 2 and piece not in fixed and not piece.isdigit():
             assert not re.search(rf"(?<![a-z0-9]){re.escape(piece)}(?![a-z0-9])", pattern.lower()), (message, pattern)
+
+
+@pytest.mark.parametrize("error_type,text", [
+    ("System.OperationCanceledException", "The operation was canceled."),
+    ("System.Threading.Tasks.TaskCanceledException", "A task was canceled."),
+])
+def test_a_dotnet_send_cancelled_by_its_time_out_is_a_timeout(error_type, text):
+    assert classify(text, error_type).category == "timeout"
