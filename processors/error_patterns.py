@@ -1150,7 +1150,7 @@ _WEEKDAY_TS = re.compile(r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) <ts>")
 # an openssl subject `CN = smtp`) and in a greeting (`<- 220 mail ESMTP Postfix`): the name varies, the event does not
 _PLACE_HINTS = re.compile(r"(?i)connect(?:ed|ing) to |resolv(?:ed|ing host) |\bCN = | ESMTP\b")
 _HOST_BY_PLACE = re.compile(
-    r"(?i)\b((?:connected|connecting) to|resolving host|resolved|CN =) "
+    r"(?i)\b((?:connected|connecting) to|resolving host|CN =|resolved(?= \S+ as\b)) "
     r"(?!(?:the|a|an|server|remote|host|peer)\b)([A-Za-z][\w-]*|<\*>)(?=[\s.:,]|$)(?! (?:server|host)\b)"
 )
 # the greeting as a transcript prints it (`<- 220 mail ESMTP`, `S: 220 relay01 ESMTP`): code and name, whichever of

@@ -114,6 +114,8 @@ def test_words_after_connected_to_that_are_no_host_stay():
     assert "Connected to the server" in pattern
     pattern = classify("connecting to smtp server failed: connection refused").pattern
     assert "connecting to smtp server" in pattern
+    pattern = classify("the domain could not be resolved because the name server failed").pattern
+    assert "resolved because the name server" in pattern
 
 
 @pytest.mark.parametrize("address", ['"ann_lee"@example.org', "ann_lee@[192.0.2.1]", "ann_lee@[IPv6:2001:db8::1]",
