@@ -376,6 +376,12 @@ WAVE14_NAMES = ("generalise_wave14_applogs", "generalise_wave14_pipelines")
 # (Sentry-style titles, Alertmanager, Ansible, Airflow, Jenkins, cron: generalise_wave15_ops); same split, committed before
 # any score, near-twins of older unseen rows removed from the tuning part
 WAVE15_NAMES = ("generalise_wave15_transcripts", "generalise_wave15_queues", "generalise_wave15_ops")
+# the sixteenth wave: the first wave's three families again from other material: current client libraries' own errors,
+# most without an SMTP code (generalise_wave16_clients), the big receivers' and gateways' 2024-2025 replies
+# (generalise_wave16_providers), and Postfix / Sendmail / Exim / Dovecot log lines of events no tuning row has
+# (generalise_wave16_mta); same split, committed before any score, near-twins of older unseen rows removed from the
+# tuning part
+WAVE16_NAMES = ("generalise_wave16_clients", "generalise_wave16_providers", "generalise_wave16_mta")
 
 
 @dataclass(frozen=True)
