@@ -99,6 +99,7 @@ _OVERRIDES = (
         r"(?:possible |suspected |likely )?(?:phishing|fraud) attempt", r"business e-?mail compromise",
         r"data loss prevention", r"\bdlp (?:rule|policy|violation)", r"url shorteners?\b",
         r"\bthreats? (?:found|detected)", r"harmful (?:e-?mail|message|content|attachment)",
+        r"\bmalicious (?:links?|urls?|attachments?|content|files?|payload)\b",
     ), ("phishing", "fraud", "malware", "malicious", "compromise", "data loss", "dlp", "shortener", "threat", "harmful")),
     (RECIPIENT, _rx(
         r"marked as inactive", r"inactive (?:addresses|recipients?)", r"suppress(?:ed|ion) (?:list|sending)",
@@ -109,6 +110,10 @@ _OVERRIDES = (
         r"\bdns\.nonexistentdomain\b",
         # Postfix at DATA after every RCPT was refused: the recipients decided, not the client's request
         r"\bno valid recipients\b",
+        # a server's x.1.1 (bad destination mailbox) that words it as an invalid address: the mailbox, not the syntax
+        r"\b[45]\.1\.1\b[^;]{0,40}\bnot a valid (?:e-?mail )?address\b",
+        # Yahoo's `554 delivery error: dd <reason>`: `dd`, the mailbox it does not deliver to
+        r"\bdelivery error: dd\b",
     )),
     (RECIPIENT, _rx(r"recipients? (?:address )?(?:is ?n[o']t|is not|are not|aren't) valid"), ("valid",)),
     (RECIPIENT, _rx(  # a marketing platform's own list says the contact may not be mailed: unsubscribed, suppressed,
@@ -139,7 +144,7 @@ _OVERRIDES = (
         r"unauthenticated (?:e-?mail|mail|messages?|senders?)\b(?! (?:are )?not (?:allowed|permitted|accepted))",
         r"sender is unauthenticated",
         r"because it is unauthenticated", r"authenticate with either spf", r"\bptr record",
-        r"reverse (?:dns|hostname|lookup|host name)", r"cannot find your (?:reverse )?hostname", r"\bopendkim\b", r"\barc (?:validation|seal)",
+        r"reverse (?:dns|hostname|lookup|host name)", r"cannot find your (?:reverse )?hostname", r"\bopendkim\b", r"\bopendmarc\b[^;]{0,80}\b(?:fail|reject)", r"\barc (?:validation|seal)",
         r"not (?:designated|permitted|allowed) to send mail from", r"is not allowed to send mail from",
         # a sender the receiver believes forged, a platform the domain's owner has not authorised
         r"\b(?:fake|forged|spoofed) (?:sender|from\b)", r"\bpossible spoofing\b", r"message lacks (?:the )?required authentication", r"(?:not|n't) authori[sz]ed \S+ to send [^.;]{0,20}on (?:your|its|their) behalf",
@@ -174,7 +179,7 @@ _OVERRIDES = (
         # on 465), or the two ends share no TLS version: the client's TLS mode, port or version settings, not the network.
         # A server's own log of a peer's TLS trouble (Postfix's `TLS library problem`) is not this client's setting.
         r"^(?!.*tls library problem).*(?:wrong[ _]version[ _]number|unrecogni[sz]ed ssl message|first record does not look like a tls"
-        r"|ssl routines[^;]{0,40}(?:unknown protocol|http request|packet length too long)|state=[^;]{0,60}unknown protocol"
+        r"|(?:ssl routines[^;]{0,40}|\[ssl: \w+\] )(?:unknown protocol|http request|packet length too long)|state=[^;]{0,60}unknown protocol"
         r"|unexpected packet format|corrupt message of type invalidcontenttype|oversized record received"
         r"|\[ssl\] record layer failure"  # OpenSSL 3.2 and later, for what 3.0 calls a wrong version number
         r"|unsupported[ _]protocol\b|protocol version (?:not supported|\S+ not accepted)|alert[ _]protocol[ _]version"
@@ -347,9 +352,29 @@ _OVERRIDES = (
         r"try again later,? closing connection",
     ), ("closing connection",)),
     (INFRASTRUCTURE, _rx(  # Postfix's resolver said TRY_AGAIN (`Host not found, try again`): a DNS failure of the moment,
-        # not a domain that does not exist
-        r"host not found, try again",
-    ), ("try again",)),
+        # not a domain that does not exist; or the name server answered nonsense
+        r"host not found, try again", r"malformed name server reply",
+    ), ("try again", "malformed")),
+    (AUTHENTICATION, _rx(  # an MTA's SASL client could not log in to its relay (Postfix: `SASL authentication failed; ...`),
+        # whatever the server's words after it
+        r"\bsasl authentication failed\b",
+    ), ("sasl",)),
+    (VALIDATION, _rx(  # the client tried a plain-text login the server only takes over TLS (Dovecot's `disallowed plaintext auth`)
+        r"disallowed plain-?text auth", r"plain-?text auth(?:entication)? (?:is )?(?:disallowed|not allowed|disabled)",
+    ), ("plaintext", "plain-text")),
+    (CONTENT, _rx(  # the message is bigger than the receiver takes (Dovecot's `Mail size is larger than the maximum size allowed`)
+        r"\b(?:mail|message|e-?mail) size (?:is )?(?:larger|bigger|greater) than\b",
+    ), ("larger than", "bigger than", "greater than")),
+    (RECIPIENT, _rx(  # a person who is gone: an organisation's own answer for a closed mailbox
+        r"\b(?:has|have) left the (?:company|organi[sz]ation|firm|university|school)\b",
+        r"\bno longer (?:works?|employed|with (?:the|this|our) (?:company|organi[sz]ation))\b",
+    ), ("left the", "no longer")),
+    (REPUTATION, _rx(  # a client that talks before the greeting is treated as a bot (Sendmail's greet_pause, postscreen's PREGREET)
+        r"\bpre-?greet(?:ing)? traffic\b",
+    ), ("greet",)),
+    (TIMEOUT, _rx(  # Postfix tells the sender its mail is still not delivered after delay_warning_time
+        r"\bsender delay notification\b", r"\bdelay(?:ed)? (?:warning|notice) (?:sent|to sender)\b",
+    ), ("delay",)),
     (INFRASTRUCTURE, _rx(  # a reply that says only that a connection failed (Exchange's `421 4.2.1 Unable to connect.`
         # inside its queue's LastError): the code is the reporter's wrapper, the words are the event
         r"^[45]\d\d [45]\.\d\.\d{1,3} unable to connect\.?$",
@@ -501,7 +526,7 @@ _WORDING = (
     )),
     (INFRASTRUCTURE, _rx(r"disk quota", r"insufficient system", r"system storage", r"too many open files")),
     (RATE_LIMIT, _rx(
-        r"quota", r"\brate\b", r"limit exceeded", r"exceeded[^.;]{0,20}limit", r"credits", r"per (?:connection|hour|day|minute|second)",
+        r"quota", r"\brate\b", r"limit exceeded", r"exceed(?:ed|ing)[^.;]{0,20}limit", r"credits", r"per (?:connection|hour|day|minute|second)",
         r"too many", r"try again in \d", r"\blimit reached",
     )),
     (MAILBOX_FULL, _rx(r"mailbox[^.;]{0,20}(?:full|quota|storage)", r"\bstorage\b[^.;]{0,20}(?:full|exceeded)",
@@ -589,7 +614,7 @@ _GENERIC_INFRA = _rx(
     r"short response", r"lookup error", r"\bcorrupt", r"execution of (?:the )?script[^;]{0,40}failed",
     r"load average", r"\bnot connected\b", r"without being connected", r"inaccessible host", r"unexpected disconnection",
     r"failure when receiving data from the peer", r"failed sending data to the peer", r"weird server reply",
-    r"server returned nothing", r"\bend of file\b",
+    r"server returned nothing", r"\bend of file\b", r"\bsyserr\b",
 )
 # wording of a transient server-side problem: decides over the generic fallback of an ambiguous
 # enhanced code (x.7.0 is `other security`, x.3.0 `other system status`)

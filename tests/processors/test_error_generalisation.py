@@ -16,7 +16,7 @@ import pytest
 from mailscope import attributes as attr
 from mailscope.processors.errors import classify
 from tests.errors_corpus import (
-    GENERALISE, GENERALISE_NAMES, WAVE2_NAMES, WAVE3_NAMES, WAVE4_NAMES, WAVE5_NAMES, WAVE6_NAMES, WAVE7_NAMES, WAVE8_NAMES, WAVE9_NAMES, WAVE10_NAMES, WAVE11_NAMES, WAVE12_NAMES, WAVE13_NAMES, WAVE14_NAMES, WAVE15_NAMES, fill, grouping_accuracy, is_unseen, load_groups,
+    GENERALISE, GENERALISE_NAMES, WAVE2_NAMES, WAVE3_NAMES, WAVE4_NAMES, WAVE5_NAMES, WAVE6_NAMES, WAVE7_NAMES, WAVE8_NAMES, WAVE9_NAMES, WAVE10_NAMES, WAVE11_NAMES, WAVE12_NAMES, WAVE13_NAMES, WAVE14_NAMES, WAVE15_NAMES, WAVE16_NAMES, fill, grouping_accuracy, is_unseen, load_groups,
 )
 from tests.generic_logs import OTHER_SYSTEMS, compare_with_drain
 
@@ -27,7 +27,8 @@ GLUED_AT = re.compile(r"[\w.%+-]@|@[\w\[-]")
 WAVES = {"first": GENERALISE_NAMES, "second": WAVE2_NAMES, "third": WAVE3_NAMES, "fourth": WAVE4_NAMES, "fifth": WAVE5_NAMES, "sixth": WAVE6_NAMES,
          "seventh": WAVE7_NAMES, "eighth": WAVE8_NAMES, "ninth": WAVE9_NAMES, "tenth": WAVE10_NAMES,
          "eleventh": WAVE11_NAMES, "twelfth": WAVE12_NAMES,
-         "thirteenth": WAVE13_NAMES, "fourteenth": WAVE14_NAMES, "fifteenth": WAVE15_NAMES}
+         "thirteenth": WAVE13_NAMES, "fourteenth": WAVE14_NAMES, "fifteenth": WAVE15_NAMES,
+         "sixteenth": WAVE16_NAMES}
 
 
 def corpus(part: str, names=GENERALISE_NAMES):
@@ -151,10 +152,14 @@ def test_split_follows_the_hash_of_the_group():
 # place): tuning 0.948, unseen 0.896; the older unseen parts thirteenth 0.704 (one row lost, from the word table rebuilt
 # for the new masking), the others unchanged. Its tuning part in the word table lost a row, so it stays out
 # (docs/errors-quality.md, "Fifteenth wave").
+# The sixteenth wave (generalise_wave16_*: the first wave's families again from other material: current client libraries'
+# own errors, the big receivers' 2024-2025 replies, MTA log lines of events no tuning row has), committed before any
+# score, first run: tuning 0.840, unseen 0.798; after its classes: tuning 0.935, unseen 0.798 (none of them carried to its
+# unseen part), every older unseen part unchanged (docs/errors-quality.md, "Sixteenth wave").
 UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.89, "third": 0.92, "fourth": 0.87, "fifth": 0.87, "sixth": 0.79,
                          "seventh": 0.76, "eighth": 0.79, "ninth": 0.77, "tenth": 0.80,
                          "eleventh": 0.84, "twelfth": 0.87, "thirteenth": 0.70, "fourteenth": 0.87,
-                         "fifteenth": 0.89}
+                         "fifteenth": 0.89, "sixteenth": 0.79}
 # grouping: 0.95 (the issue's goal) except the fifth wave's tuning part, where five groups pair a bare reply or
 # exception with the same text inside a log line or behind an exception type: their fingerprints differ (0.934);
 # the sixth wave's tuning part too (0.939: the same reply under two exception types, or bare and in a Celery
@@ -172,13 +177,16 @@ UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.89, "third": 0.92, "fourth":
 # only their place marks (docs/errors-quality.md, "Fourteenth wave"). The fifteenth's: 0.754 tuning, 0.575 unseen (first run
 # 0.645 / 0.515): queue listings' sizes, counts and `{word}` names of queues, tags and projects that only their place marks
 # (`Queue: <host>/newsletter_sender`, `tag: welcome`, `[deploybot] production`) (docs/errors-quality.md, "Fifteenth wave").
+# The sixteenth's: 0.852 tuning, 0.806 unseen (first run and final): groups that pair one event's two log lines (a status line
+# and Postfix's `delivery temporarily suspended:` line, an Exim line and its `==` defer line, a bare reply and its DSN line).
 GROUPING_FLOOR = {("tuning", "fifth"): 0.93, ("tuning", "sixth"): 0.93, ("unseen", "sixth"): 0.91,
                   ("unseen", "seventh"): 0.86, ("tuning", "ninth"): 0.98, ("unseen", "ninth"): 0.94,
                   ("tuning", "tenth"): 0.86, ("unseen", "tenth"): 0.87, ("tuning", "eleventh"): 0.88,
                   ("unseen", "eleventh"): 0.86, ("tuning", "twelfth"): 0.76, ("unseen", "twelfth"): 0.88,
                   ("tuning", "thirteenth"): 0.88, ("unseen", "thirteenth"): 0.83,
                   ("tuning", "fourteenth"): 0.81, ("unseen", "fourteenth"): 0.88,
-                  ("tuning", "fifteenth"): 0.75, ("unseen", "fifteenth"): 0.57}
+                  ("tuning", "fifteenth"): 0.75, ("unseen", "fifteenth"): 0.57,
+                  ("tuning", "sixteenth"): 0.85, ("unseen", "sixteenth"): 0.80}
 # category on a tuning part: 0.93, except the sixth wave's, where five TLS version / mode mismatches are labelled
 # validation only while three older corpora label the same errors infrastructure only (kept as written, 0.919);
 # the seventh's (0.904), where most of what still fails reads two ways or names its cause only in a provider's
@@ -229,7 +237,7 @@ def test_patterns_hold_no_address(part):
     rng = random.Random(3)
     for row in corpus(part, GENERALISE_NAMES + WAVE2_NAMES + WAVE3_NAMES + WAVE4_NAMES + WAVE5_NAMES + WAVE6_NAMES
                       + WAVE7_NAMES + WAVE8_NAMES + WAVE9_NAMES + WAVE10_NAMES + WAVE11_NAMES + WAVE12_NAMES
-                      + WAVE13_NAMES + WAVE14_NAMES + WAVE15_NAMES):
+                      + WAVE13_NAMES + WAVE14_NAMES + WAVE15_NAMES + WAVE16_NAMES):
         message = fill(row.template, rng)
         pattern = classify(message, row.error_type).pattern
         # no `@` with a local part or a domain glued to it: a lone `@` is no address (Julia's `error(s::String) @ Base`,
