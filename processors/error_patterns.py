@@ -1136,12 +1136,35 @@ def masked(message: str) -> str:
         pattern = _mask_text(text)
     if frame:
         pattern = frame + pattern
+    if "<email>" in pattern and (" <email>" in pattern or " <<email>" in pattern):
+        pattern = _DISPLAY_QUOTED.sub(_display_quoted, pattern)
+        pattern = _DISPLAY_IN_QUOTES.sub(rf"\g<open>{VAR} ", pattern)
+        pattern = _DISPLAY_AFTER_FIELD.sub(rf"\g<field> {VAR} ", pattern)
+        pattern = _DISPLAY_TITLE.sub(f"{VAR} ", pattern)
     if "<ts>" in pattern and " <ts>" in pattern:
         pattern = _WEEKDAY_TS.sub(TS, pattern)
     if _PLACE_HINTS.search(pattern):
         pattern = _HOST_BY_PLACE.sub(_host_by_place, pattern)
         pattern = _BANNER_HOST.sub(rf"\1 {HOST} ", pattern)
     return pattern
+
+
+# a display name before an address is a person's name (`"Ann Lee" <ann@...>`, `To: Ann Lee <ann@...>`, a parser's
+# `string ``Ann Lee <ann@...>''`): it leaves with the address. Quoted, inside the quotes that hold the address, or after a
+# header or field name
+_DISPLAY_QUOTED = re.compile(r"(?P<q>[\"'])[^\"'<>]{1,64}(?P=q) (?=<<?email>)")
+_NAME_WORDS = r"(?:[A-Z][a-z][\w'.-]*|<\*>)(?: (?:[A-Z][\w'.-]*|<\*>)){0,3}"
+_DISPLAY_IN_QUOTES = re.compile(rf"(?P<open>(?:``|[\"'`(])){_NAME_WORDS} (?=<<?email>)")
+_DISPLAY_AFTER_FIELD = re.compile(
+    r"(?P<field>(?i:\b(?:to|from|cc|bcc|reply-to|sender|recipient)|\((?:to|cc|bcc|from|reply-to)\)):)"
+    r" (?!<email>)(?:[^\W\d_]|[ '.-]|<\*>){1,64}? (?=<<?email>)"
+)
+# or, anywhere else, one to four capitalised words right before it (`rejected: Ann Lee <ann@...>`)
+_DISPLAY_TITLE = re.compile(rf"(?:(?<=: )|(?<=^)){_NAME_WORDS} (?=<<?email>)")
+
+
+def _display_quoted(match: re.Match) -> str:
+    return f"{match.group('q')}{VAR}{match.group('q')} "
 
 
 # a queue listing's arrival time (`mailq`: `Tue Feb  5 13:54:39`): the weekday belongs to the time stamp

@@ -244,7 +244,7 @@ connecting 0 0 0 0 0 0 0 2 4 5
 connection 0.5 0 8.5 9 0 3 0 15.5 42.5 101
 connections 0 0 9.5 3 1 0 0 3 0 2.5
 consistently 2 0 0 0 0 0 0 0 0 0
-contact 8.5 0 10 11 2 4 0.5 0 0 0
+contact 7.5 0 10 11 2 4 0.5 0 0 0
 contain 1 0 0 0 0 0 0.5 6.5 0 0
 contains 0 0 1 0 0 0 6.5 5.5 0 0
 content 0 0 0 6 0 0 28 4 0 0
@@ -774,7 +774,7 @@ multiple 0 0 0 0 0 0 0.5 1.5 0.5 0.5
 must 0.5 0 0 2 3 4.5 2 36.5 0 0.5
 mutually 0 0 0 0 0 0 0 2 0 0
 myself 0 0 0 0 0 0 0 0 0 2
-name 15.5 0.5 3.5 5 5.5 6 6 26.5 1.5 26
+name 15.5 0.5 3.5 5 5.5 6 6 25.5 1.5 26
 names 0 0 0 0 0 0.5 0 1.5 0 1
 nano 0 0 0 0 0 0.5 0 1 0 0.5
 need 0 0 0 0 0 0 0 8 0 0
@@ -969,7 +969,7 @@ realtime 0 0 0 0 0 1 1 0 1 0
 reason 27.5 0 8 4.5 1 1.5 2.5 10.5 3 7.5
 reasons 0 0 0 5.5 1 0 0.5 0 0 1
 receive 3 1 5 0 0 0 0 1.5 0 0.5
-received 2 0 5.5 2.5 0 0 1 5 0.5 4.5
+received 1 0 5.5 2.5 0 0 0 5 0.5 4.5
 receiver 0 0 0 2 0 0 1 1 0 1
 receiving 0 0 7.5 0 0 0 1 0 3.5 3
 recent 3 0 0 0 0 0 1 0 0 0
@@ -1000,7 +1000,7 @@ render 0 0 0 0 0 0 0 2 0 0
 rendering 0 0 0 0 0 0 0 2 0 0
 replies 2 0 0 0 0 0 0 1 0 0
 reply 13 3 3.5 5 2.5 1 4 4.5 0.5 3
-report 4 0 0 0.5 0 0 4 1.5 1 1
+report 3 0 0 0.5 0 0 3 1.5 1 1
 reporting 1 0 0 1 0 0 0 0 0 0
 reputation 0 0 1 19 0 0 0 0 0 0
 request 1.5 1 6.5 9 0 14.5 3 24.5 3 7
@@ -1165,7 +1165,7 @@ submissions 0 0 0 0 0 0 0 2 0 0
 submit 0 0 3 1.5 0 1.5 0 2 0 0
 submitted 0.5 0 1 0 0 0 0 0.5 0 0
 subscribed 3 0 0 0 0 0 0 0 0 0
-subscriber 10 0 0 2 0 0 0 0 0 0
+subscriber 7.5 0 0 1.5 0 0 0 0 0 0
 subscription 0 0 1 1 1 0 0 1 0 0
 succeed 0 0 0 3 0 0 0 1 0.5 2.5
 success 1 0 0 0 0 1 0 4 0 0
@@ -1173,7 +1173,7 @@ successful 0 0 0 0 0 0.5 0 0 0 1.5
 such 10 0 0 0 0 0 0.5 2.5 0 7
 sun 1 2 0.5 1 0 1.5 2.5 1.5 1 3
 supplied 0 0 0 0 0 1 0 2 0 0
-support 0 0 2 2 0 2.5 1 11 0 3.5
+support 0 0 2 2 0 2.5 1 10 0 3.5
 supported 0 0 0 0 0 3.5 1 11.5 0 4
 supports 1 0 0 0 0 0 0 1 0 0
 suppress 2.5 0 0 0.5 0 0 0 0 0 0
@@ -1203,7 +1203,7 @@ tard 0 0 1.5 1 0 0 0.5 0 0 0
 target 1 1 0.5 0 0 0 0 2.5 1.5 9.5
 task 0 1 1 2 0 1 0 1 6 0
 tcp 0 0 0 0 0 0 0 1.5 11 13.5
-team 0 0 0 0 1 1 0 1 0 0
+team 0 0 0 0 1 1 0 0 0 0
 technical 0 0 0.5 0 0 0 0 0 0.5 2
 temp 0 1 0 0.5 0 0.5 0 0.5 0.5 7
 template 0 0 0 0 0 0 1 10 0 0

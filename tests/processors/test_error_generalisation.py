@@ -155,10 +155,12 @@ def test_split_follows_the_hash_of_the_group():
 # The sixteenth wave (generalise_wave16_*: the first wave's families again from other material: current client libraries'
 # own errors, the big receivers' 2024-2025 replies, MTA log lines of events no tuning row has), committed before any
 # score, first run: tuning 0.840, unseen 0.798; after its classes: tuning 0.935, unseen 0.798 (none of them carried to its
-# unseen part), every older unseen part unchanged (docs/errors-quality.md, "Sixteenth wave").
+# unseen part), every older unseen part unchanged (docs/errors-quality.md, "Sixteenth wave"). Display names masked with their
+# addresses (a privacy fix, kept whatever the score): the word table rebuilt without them cost the thirteenth's unseen part
+# one row (0.697).
 UNSEEN_CATEGORY_FLOOR = {"first": 0.91, "second": 0.89, "third": 0.92, "fourth": 0.87, "fifth": 0.87, "sixth": 0.79,
                          "seventh": 0.76, "eighth": 0.79, "ninth": 0.77, "tenth": 0.80,
-                         "eleventh": 0.84, "twelfth": 0.87, "thirteenth": 0.70, "fourteenth": 0.87,
+                         "eleventh": 0.84, "twelfth": 0.87, "thirteenth": 0.69, "fourteenth": 0.87,
                          "fifteenth": 0.89, "sixteenth": 0.79}
 # grouping: 0.95 (the issue's goal) except the fifth wave's tuning part, where five groups pair a bare reply or
 # exception with the same text inside a log line or behind an exception type: their fingerprints differ (0.934);
