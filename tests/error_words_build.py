@@ -33,7 +33,7 @@ def tuning_names() -> tuple:
     # The eleventh's is in: the unseen total rose by four rows ("Eleventh wave"); the twelfth's is not: the unseen parts
     # lost five rows ("Twelfth wave"); the thirteenth's is in: the unseen total rose by ten ("Thirteenth wave"); the
     # fourteenth's is in: two rows more ("Fourteenth wave"); the fifteenth's is not: the unseen total fell by one
-    # ("Fifteenth wave")
+    # ("Fifteenth wave"); nor the sixteenth's: the unseen total did not move (fourteenth -1 below its floor) ("Sixteenth wave")
     return (corpus.GENERALISE_NAMES + corpus.WAVE2_NAMES + corpus.WAVE3_NAMES + corpus.WAVE4_NAMES
             + corpus.WAVE5_NAMES + corpus.WAVE6_NAMES + corpus.WAVE7_NAMES + corpus.WAVE8_NAMES + corpus.WAVE11_NAMES + corpus.WAVE13_NAMES + corpus.WAVE14_NAMES)
 
