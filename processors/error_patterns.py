@@ -581,6 +581,7 @@ _SMTP_LEAD_WORDS = frozenset(
     "administrative requested permanent insufficient exceeded over quota blocked denied refused policy spam "
     "smtp helo ehlo sender must please try".split()
 )
+_TRANSCRIPT_MARKS = frozenset("< <- <-- <~ <** <~* <<< << <= smtp<< client: server: s: in:".split())
 _REPLY_WORDS = frozenset("said smtp; smtp returned responded reply response answer dsn".split())
 _FAILED_COLON = frozenset("failed: rejected: refused:".split())
 _CODE_NAMERS = frozenset("response reply status smtp http".split())
@@ -721,6 +722,12 @@ def _is_code_here(core: str, tokens, index: int, token: str) -> bool:
     """Is the 3-digit number `core` (token `index`) an SMTP reply or HTTP status code?"""
     nxt = tokens[index + 1] if index + 1 < len(tokens) else ""
     nxt_core = _core(nxt).lower()
+    if index and core[0] in "2345":
+        prev = tokens[index - 1]
+        if prev.lower() in _TRANSCRIPT_MARKS or (prev[-1:] == ">" and "@" in prev and core[0] in "45"):
+            # a debugging transcript's server line (swaks' `<** 550`, curl's `< 550`, PHPMailer's `SERVER -> CLIENT:
+            # 550`, JavaMail's `RCPT TO:<ann@...>` then `550`): the reply's code, whatever word follows it
+            return True
     if nxt_core in _UNITS:
         # `250 messages` is a count; `554 Connection refused`, `550 Message rejected` open a reply
         return index == 0 and nxt[:1].isupper() and core[0] in "45"

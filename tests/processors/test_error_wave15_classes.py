@@ -153,3 +153,13 @@ def test_property_no_piece_of_a_local_part_leaves_a_qmail_report(local, domain, 
 ])
 def test_a_dotnet_send_cancelled_by_its_time_out_is_a_timeout(error_type, text):
     assert classify(text, error_type).category == "timeout"
+
+
+@pytest.mark.parametrize("text,code", [
+    ("RCPT TO:<ann@example.org> 550 unknown user", "550 unknown user"),
+    ("SERVER -> CLIENT: 550 unknown user", "CLIENT: 550"),
+    ("< 550 no such user", "< 550"),
+    ("=== Connected to 192.0.2.7. <- 220 mx ESMTP", "<- 220"),
+])
+def test_a_transcript_keeps_the_servers_reply_code(text, code):
+    assert code in classify(text).pattern
