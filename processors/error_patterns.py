@@ -35,6 +35,7 @@ test shows it cannot apply.
 from __future__ import annotations
 
 import re
+import string
 
 from mailscope.attributes import ERROR_PATTERN_MAX_CHARS
 from mailscope.processors import redact as _redact
@@ -1235,25 +1236,49 @@ _GEN_SMTP_HOST = re.compile(
 # stays one piece with the words glued before it (`sender_address_ann@example.org` cannot tell where `ann_lee` would start):
 # it is masked whole, all but the reply codes in front of it, which name no one
 _QMAIL_REPORT = re.compile(r"(\bdelivery \d+: (?:deferral|failure): )(\S+)")
-_QMAIL_ADDRESS = re.compile(  # a local part (quoted or not) glued to what comes before; a domain has no `_`
-    r"(?:\"[^\"/]*\"|[\w.!#$%&'*+=?^`{|}~-]+)(?:@|%40)(?:\[[^\]/\s]*\]|[^\W_](?:(?:[^\W_]|[.-])*[^\W_])?)"
-)
+_QMAIL_AT = re.compile(r"@|%40")
+_QMAIL_LOCAL = frozenset(string.ascii_letters + string.digits + "_.!#$%&'*+=?^`{|}~-")  # what a local part may hold
+_QMAIL_DOMAIN = re.compile(r"\[[^\]/\s]{0,64}\]|[^\W_](?:(?:[^\W_]|[.-]){0,253}[^\W_])?")  # a domain has no `_`
 _LEADING_CODES = re.compile(r"_?(?:[245]\d\d|[245]\.\d{1,3}\.\d{1,3})(?=_)")
+
+
+def _qmail_addresses(report: str):
+    """(start, end) of each address in a qmail report, its local part with the words glued before it: one pass."""
+    floor = 0
+    for at in _QMAIL_AT.finditer(report):
+        if at.start() < floor:
+            continue
+        domain = _QMAIL_DOMAIN.match(report, at.end())
+        if domain is None:
+            continue
+        start = at.start()
+        if start > floor and report[start - 1] == '"':
+            opening = report.rfind('"', floor, start - 1)
+            if opening >= 0 and "/" not in report[opening:start]:
+                start = opening
+        else:
+            while start > floor and (report[start - 1] in _QMAIL_LOCAL or not report[start - 1].isascii()
+                                     and report[start - 1].isalnum()):
+                start -= 1
+        if start == at.start():
+            continue
+        yield start, domain.end()
+        floor = domain.end()
 
 
 def _qmail_report(match: re.Match) -> str:
     report = match.group(2)
     pieces, end = [], 0
-    for address in _QMAIL_ADDRESS.finditer(report):
-        pieces.append(report[end : address.start()].replace("_", " "))
-        local = address.group()
+    for start, stop in _qmail_addresses(report) if ("@" in report or "%40" in report) else ():
+        pieces.append(report[end:start].replace("_", " "))
+        local = report[start:stop]
         codes = _LEADING_CODES.match(local)
         while codes is not None:
             pieces.append(codes.group().replace("_", " "))
             local = local[codes.end() :]
             codes = _LEADING_CODES.match(local)
         pieces.append((" " if local.startswith("_") else "") + local.lstrip("_"))
-        end = address.end()
+        end = stop
     pieces.append(report[end:].replace("_", " "))
     return match.group(1) + "".join(pieces)
 
