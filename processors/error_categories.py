@@ -106,6 +106,8 @@ _OVERRIDES = (
         r"suppression for (?:user|recipient|address)",
         r"has suppressed", r"previously bounced", r"^bounced address", r"history of bouncing",
         r"archived (?:recipient|mailbox|account)", r"(?:recipient|mailbox|account) (?:is |has been )?archived",
+    )),
+    (RECIPIENT, _rx(
         # Exchange's resolver: the recipient's domain does not exist, whatever the generic 4.4.0 around it says
         r"\bdns\.nonexistentdomain\b",
         # Postfix at DATA after every RCPT was refused: the recipients decided, not the client's request
@@ -114,7 +116,7 @@ _OVERRIDES = (
         r"\b[45]\.1\.1\b[^;]{0,40}\bnot a valid (?:e-?mail )?address\b",
         # Yahoo's `554 delivery error: dd <reason>`: `dd`, the mailbox it does not deliver to
         r"\bdelivery error: dd\b",
-    )),
+    ), ("nonexistentdomain", "no valid recipients", "not a valid", "delivery error: dd")),
     (RECIPIENT, _rx(r"recipients? (?:address )?(?:is ?n[o']t|is not|are not|aren't) valid"), ("valid",)),
     (RECIPIENT, _rx(  # a marketing platform's own list says the contact may not be mailed: unsubscribed, suppressed,
         # bounced before, on the account's block list, without consent (Klaviyo, Brevo, Omnisend, listmonk, GetResponse)
@@ -374,7 +376,7 @@ _OVERRIDES = (
     ), ("greet",)),
     (TIMEOUT, _rx(  # Postfix tells the sender its mail is still not delivered after delay_warning_time
         r"\bsender delay notification\b", r"\bdelay(?:ed)? (?:warning|notice) (?:sent|to sender)\b",
-    ), ("delay",)),
+    ), ("delay notification", "delay warning", "delayed warning", "delay notice", "delayed notice")),
     (INFRASTRUCTURE, _rx(  # a reply that says only that a connection failed (Exchange's `421 4.2.1 Unable to connect.`
         # inside its queue's LastError): the code is the reporter's wrapper, the words are the event
         r"^[45]\d\d [45]\.\d\.\d{1,3} unable to connect\.?$",
