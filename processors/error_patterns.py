@@ -183,7 +183,9 @@ _QUERY = re.compile(r"[A-Za-z_][\w.-]{0,40}=[^\s&]*(?:&[A-Za-z_][\w.-]{0,40}=[^\
 
 # context that makes a 3-digit number a reply/status code
 _CODE_BEFORE = re.compile(
-    r"(?:said:|smtp;|error|code|status|http|reply|response|responded|returned|answer|ErrorCode|errno)"
+    r"(?:said:|smtp;|error|code|status|http|reply|response|responded|returned|answer|ErrorCode|errno"
+    # a field that holds the server's reply (OpenSMTPD's `result="550 ..."`, logfmt's `msg="421 ..."`, Sendmail's `stat=`)
+    r"|result|msg|message|reason|stat|diagnostic|last_?error)"
     r"[\"'\s:=#]*$",
     re.IGNORECASE,
 )

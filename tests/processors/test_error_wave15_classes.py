@@ -164,3 +164,12 @@ def test_a_dotnet_send_cancelled_by_its_time_out_is_a_timeout(error_type, text):
 ])
 def test_a_transcript_keeps_the_servers_reply_code(text, code):
     assert code in classify(text).pattern
+
+
+@pytest.mark.parametrize("text,code", [
+    ('smtp failed-command command="RCPT TO:<ann@example.org>" result="550 Invalid recipient"', 'result="550 Invalid'),
+    ('level=error msg="421 4.7.0 Too many connections"', 'msg="421 4.7.0'),
+    ('{"message":"550 Mailbox unavailable"}', '"message":"550 Mailbox'),
+])
+def test_a_field_that_holds_the_reply_keeps_its_code(text, code):
+    assert code in classify(text).pattern
