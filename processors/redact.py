@@ -165,6 +165,70 @@ def _address_at(text: str, at: int, sep_len: int, floor: int, encoded: bool):
     return start, domain.end()
 
 
+# --- display names ---------------------------------------------------------------
+# An address in angle brackets may come with its owner's name (RFC 5322 name-addr: `Ann Lee <ann@example.org>`,
+# `"Lee, Ann" <ann@...>`): the name is masked with the address, in every mode but `off`. Which words before the `<`
+# are the name: a quoted string; any words after a header field name (`To: ann lee <...>`); otherwise one to four
+# capitalised words (`sending to Ann Lee <...>`, `['Ann Lee <...>']`). A reply's own words stay (`unknown user <...>`,
+# `RCPT TO:<...>`). A name the rules miss (`ann van berg <...>` in running text) is not masked: the promise is the address.
+_NAME_WORD = r"[^\W\d_][\w'.-]*"
+_PHRASE_TAIL = re.compile(rf"(?<![\w.-]){_NAME_WORD}(?: {_NAME_WORD}){{0,5}}$")  # a word may follow a quote
+_HEADER_BEFORE = re.compile(
+    r"(?i)(?:^|[^\w-])(?:to|from|cc|bcc|reply-to|sender|recipient|delivered-to|resent-(?:to|from)|x-original-to)\s*:\s*$"
+)
+_NAME_WINDOW = 96
+_CAPITALISED_MAX = 4
+# words that name a role or an outcome in a mail reply, not a person: the name is only what follows the last of them
+# (`Invalid Recipient <...>` has none; `Invalid Recipient Ann Lee <...>` has one)
+NOT_NAMES = frozenset(
+    "recipient recipients sender user mailbox address rcpt mail email e-mail from to cc bcc reply-to invalid unknown "
+    "rejected denied refused blocked error failed delivery undeliverable".split()
+)
+
+
+def name_words(words: list, any_case: bool = False, most: int = _CAPITALISED_MAX) -> int:
+    """How many of `words`, counted from the end, are a display name: capitalised (or any, after a header field
+    name), none of NOT_NAMES, at most `most`."""
+    kept = 0
+    while kept < len(words) and kept < most:
+        word = words[-1 - kept]
+        if word.lower() in NOT_NAMES or not (any_case or word[0].isupper()):
+            break
+        kept += 1
+    return kept
+
+
+def _display_name(text: str, bracket: int, floor: int):
+    """(start, end) of the display name before the `<` at `bracket`, or None; never before `floor`."""
+    end = bracket - 1 if bracket > floor and text[bracket - 1] == " " else bracket
+    if end <= floor:
+        return None
+    quote = text[end - 1]
+    if quote == '"' or quote == "'":
+        opening = text.rfind(quote, max(floor, end - 66), end - 1)
+        if opening < 0 or opening + 1 == end - 1:
+            return None
+        close = end - 1 if text[end - 2] != "\\" else end - 2  # JSON's `\"Ann Lee\" <...>`: the escape stays
+        name = text[opening + 1 : close]
+        if not name or "<" in name or ">" in name or "\n" in name or "\r" in name:
+            return None
+        return opening + 1, close
+    phrase = _PHRASE_TAIL.search(text, max(floor, end - _NAME_WINDOW), end)
+    if phrase is None:
+        return None
+    start = phrase.start()
+    if start > floor and text[start - 1] not in " \t\n\"'`([{,;:":
+        return None  # a word glued to something else (`id=Ann <...>`, `TO:<...>`)
+    words = phrase.group().split(" ")
+    if _HEADER_BEFORE.search(text, max(0, start - 40), start):
+        kept = name_words(words, any_case=True, most=len(words))
+    else:
+        kept = name_words(words)
+    if not kept:
+        return None
+    return end - len(" ".join(words[-kept:])), end
+
+
 def _rewrite(text: str, positions, full: bool, encoded: bool) -> str:
     out = []
     done = 0  # text[:done] is already in `out`
@@ -183,6 +247,11 @@ def _rewrite(text: str, positions, full: bool, encoded: bool) -> str:
             continue
         if not encoded and _in_url_authority(text, start + len(prefix)):
             continue
+        name = _display_name(text, start - 1, done) if not prefix and start and text[start - 1] == "<" else None
+        if name is not None:
+            out.append(text[done : name[0]])
+            out.append(MASK)
+            done = name[1]
         out.append(text[done:start])
         out.append(f"{prefix}{MASK}{text[at : at + sep_len]}{MASK if full else domain}")
         done = end

@@ -48,6 +48,7 @@ from opentelemetry.trace import Status, StatusCode
 from mailscope import attributes as attr
 from mailscope.config import settings
 from mailscope.metrics import PROVIDER_LABELS_MAX, LabelCap, tally_for
+from mailscope.processors.redact import redact
 
 MAX_REFUSAL_EVENTS = 100  # per span; email.recipients.refused still counts all of them
 MAX_HEADER_VALUE_CHARS = 256  # a mapped header value longer than this is cut
@@ -289,6 +290,7 @@ def mask_addresses(text: str) -> str:
     mode = settings().redact
     if mode == "off":
         return text
+    text = redact(text, mode)  # the stage's own grammar first: it also masks a display name (`Ann Lee <...>`)
     return _ADDRESS.sub(MASK + "@" + (MASK if mode == "full" else r"\1"), text)
 
 
