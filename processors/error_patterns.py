@@ -1150,7 +1150,7 @@ def masked(message: str) -> str:
         pattern = _DISPLAY_QUOTED.sub(_display_quoted, pattern)
         pattern = _DISPLAY_IN_QUOTES.sub(rf"\g<open>{VAR} ", pattern)
         pattern = _DISPLAY_AFTER_FIELD.sub(rf"\g<field> {VAR} ", pattern)
-        pattern = _DISPLAY_TITLE.sub(f"{VAR} ", pattern)
+        pattern = _DISPLAY_TITLE.sub(_display_title, pattern)
     if "<ts>" in pattern and " <ts>" in pattern:
         pattern = _WEEKDAY_TS.sub(TS, pattern)
     if "onnected to " in pattern or "onnecting to " in pattern or "esolv" in pattern or "CN = " in pattern or " ESMTP" in pattern:
@@ -1169,12 +1169,21 @@ _DISPLAY_AFTER_FIELD = re.compile(
     r"(?P<field>(?i:\b(?:to|from|cc|bcc|reply-to|sender|recipient)|\((?:to|cc|bcc|from|reply-to)\)):)"
     r" (?!<email>)(?:[^\W\d_]|[ '.-]|<\*>){1,64}? (?=<<?email>)"
 )
-# or, anywhere else, one to four capitalised words right before it (`rejected: Ann Lee <ann@...>`)
-_DISPLAY_TITLE = re.compile(rf"(?:(?<=: )|(?<=^)){_NAME_WORDS} (?=<<?email>)")
+# or, anywhere else, one to four capitalised words right before it (`rejected: Ann Lee <ann@...>`, `deliver to Ann Lee
+# <ann@...>`), as redaction masks them (processors/redact.py), but not a reply's own words (`Invalid Recipient <...>`)
+_DISPLAY_TITLE = re.compile(rf"(?:(?<=[\s(\[{{,;:])|(?<=^)){_NAME_WORDS} (?=<<?email>)")
 
 
 def _display_quoted(match: re.Match) -> str:
     return f"{match.group('q')}{VAR}{match.group('q')} "
+
+
+def _display_title(match: re.Match) -> str:
+    words = match.group().split()
+    kept = _redact.name_words(["N" if word == VAR else word for word in words])  # a masked value is part of a name
+    if not kept:
+        return match.group()
+    return " ".join(words[:-kept] + [VAR]) + " "
 
 
 # a queue listing's arrival time (`mailq`: `Tue Feb  5 13:54:39`): the weekday belongs to the time stamp

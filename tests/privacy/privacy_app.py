@@ -25,6 +25,9 @@ PLACES = (
     "span.link", "span.event",
 )
 ADDRESSES = {place: f"{place}@{DOMAIN}" for place in PLACES}
+# people's names that come with an address (RFC 5322 display names), each a name no other byte holds
+NAMES = {"log.message": "Zephyrine Quillfeather", "exception.text": "Ottoline Brackwater",
+         "header.value": "Marisol Fenwright"}
 HEADER_ATTRIBUTES = "X-Customer=app.customer"
 RESOURCE_ATTRIBUTES = f"deployment.owner={ADDRESSES['resource.attr']}"
 
@@ -71,7 +74,7 @@ def main(redis_url: str, smtp_port: int) -> None:
 
     with tracer.start_as_current_span("job") as job:
         # logs: message, args, extra=
-        log.warning(f"bounce from {a['log.message']}")
+        log.warning(f"bounce from {a['log.message']} (\"{NAMES['log.message']}\" <{a['log.message']}>)")
         log.info("sending to %s", a["log.arg"])
         log.info("queued", extra={"recipient": a["log.extra"]})
 
@@ -110,7 +113,7 @@ def main(redis_url: str, smtp_port: int) -> None:
         message["From"] = "news@example.net"
         message["To"] = a["smtp.refused"]
         message["Subject"] = "hello"
-        message["X-Customer"] = a["header.value"]
+        message["X-Customer"] = f"{NAMES['header.value']} <{a['header.value']}>"
         message.set_content("hi")
         with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as smtp:
             try:
@@ -120,7 +123,7 @@ def main(redis_url: str, smtp_port: int) -> None:
 
         # an exception text, on a span and in a log record
         try:
-            raise ValueError(f"cannot deliver to {a['exception.text']}")
+            raise ValueError(f"cannot deliver to {NAMES['exception.text']} <{a['exception.text']}>")
         except ValueError as exc:
             job.record_exception(exc)
             job.set_status(Status(StatusCode.ERROR, "delivery failed"))

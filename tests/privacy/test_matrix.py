@@ -25,7 +25,7 @@ import urllib.request
 
 import pytest
 
-from tests.privacy.privacy_app import ADDRESSES, HEADER_ATTRIBUTES, RESOURCE_ATTRIBUTES
+from tests.privacy.privacy_app import ADDRESSES, HEADER_ATTRIBUTES, NAMES, RESOURCE_ATTRIBUTES
 from tests.support.address_forms import address_forms, leaks
 from tests.support.launcher import REPO, base_env, free_port, popen_instrumented
 from tests.support.raw_otlp import RawOtlpReceiver
@@ -46,6 +46,8 @@ EXPECTED_OFF = {
     "logs": {"log.message", "log.arg", "log.extra", "exception.text", "smtp.refused", "resource.attr"},
     "prometheus": {"queue.key", "queue.second", "template.name", "app.metric", "resource.attr"},
 }
+# where each display name must show up when nothing is redacted
+NAMES_OFF = {"traces": {"exception.text", "header.value"}, "logs": {"log.message", "exception.text"}}
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +130,11 @@ def _found(blob: bytes) -> set[str]:
     return {place for place, address in ADDRESSES.items() if any(f in blob for f in address_forms(address))}
 
 
+def _names_found(blob: bytes) -> set[str]:
+    """Places whose display name is in `blob`, whole or any one of its words."""
+    return {place for place, name in NAMES.items() if any(word.encode() in blob for word in name.split())}
+
+
 @pytest.mark.parametrize("transport", ["file", "grpc", "http"])
 @pytest.mark.parametrize("mode", ["domain", "full", "off"])
 def test_no_address_leaves_the_process_in_any_signal(mode, transport, tmp_path, servers):
@@ -138,7 +145,12 @@ def test_no_address_leaves_the_process_in_any_signal(mode, transport, tmp_path, 
         for signal, expected in EXPECTED_OFF.items():
             missing = expected - _found(exported[signal])
             assert not missing, f"{transport} {signal}: with redaction off these addresses should be exported: {missing}"
+        for signal, expected in NAMES_OFF.items():
+            missing = expected - _names_found(exported[signal])
+            assert not missing, f"{transport} {signal}: with redaction off these names should be exported: {missing}"
         return
+    named = {where: _names_found(blob) for where, blob in exported.items() if _names_found(blob)}
+    assert not named, f"{transport}: display names left the process: {named}"
     found = leaks(ADDRESSES.values(), exported)
     if found:  # where, and the bytes around the first hit
         where, _, form = found[0]
@@ -177,4 +189,5 @@ def test_logs_through_the_logging_instrumentation_handler_are_redacted(mode, tmp
         return
     found = leaks(ADDRESSES.values(), exported)
     assert not found, sorted({(where, address) for where, address, _ in found})
+    assert not _names_found(exported["logs"]), _names_found(exported["logs"])
     assert b"<redacted>@example.org" in exported["logs"]
