@@ -1140,6 +1140,8 @@ def masked(message: str) -> str:
         text = _QUOTED_MONTH_TS.sub(TS, text)
         if "_failure, " in text:
             text = _GEN_SMTP_HOST.sub(r"\1" + HOST + r"\2", text)
+    if "ubject:" in text or "UBJECT:" in text:
+        text = _SUBJECT_VALUE.sub(rf"\g<field> {VAR}", text)
     if "(" in text and (", '" in text or ", b" in text or ', "' in text) and _REPLY_HINT.search(text):
         pattern = _mask_replies(text, len(text) < len(message))
     else:
@@ -1186,6 +1188,16 @@ def _display_title(match: re.Match) -> str:
     return " ".join(words[:-kept] + [VAR]) + " "
 
 
+# a bounce or a queue quotes the message's Subject (`Your message Subject: Ann, your order shipped was not delivered`):
+# rendered text, which can hold personalization values, and different in every campaign. It is masked up to the
+# next field or the report's own words, or to the end of the line
+_SUBJECT_VALUE = re.compile(
+    r"(?P<field>(?i:\bsubject:))[ \t]*(?=[^ \t\r\n])(?!<\*>(?:\s|$))[^\n]+?(?=\s*(?:\||$)|\s+(?i:"
+    r"(?:sent|date|from|to|cc|bcc|message-id|sender|recipients?|size|status|reason|diagnostic)\s*:"
+    r"|(?:this|your) message\b|the following\b|(?:was|has|could) not been? delivered|was not delivered"
+    r"|from \S+\[))",
+    re.MULTILINE,
+)
 # a queue listing's arrival time (`mailq`: `Tue Feb  5 13:54:39`): the weekday belongs to the time stamp
 _WEEKDAY_TS = re.compile(r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) <ts>")
 # a one-word host name only its place marks, in what debugging output prints (`Connected to mailhog.`, `Resolved mail as`,
