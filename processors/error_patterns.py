@@ -532,15 +532,28 @@ def _tokens(message: str) -> list:
     return _split(_capped(message))
 
 
+_CAPPED_HEAD = MAX_INPUT_CHARS // 2
+
+
 def _capped(message: str) -> str:
-    """At most MAX_INPUT_CHARS, cut at a space or line break when one is in the second half."""
-    text = message
-    if len(text) > MAX_INPUT_CHARS:
-        text = text[:MAX_INPUT_CHARS]
+    """At most MAX_INPUT_CHARS: a longer text keeps its head and its tail (a bounce body's cause is often its last
+    line), each cut at a space or line break when one is in its outer half, joined by a line `...`."""
+    if len(message) <= MAX_INPUT_CHARS:
+        return message
+    if _REPLY_HINT.search(message, 0, _CAPPED_HEAD) is not None:
+        # a repr of many refusals (`{'a@...': (550, b'...'), ...}`) repeats one reply: its head is read as a whole
+        text = message[:MAX_INPUT_CHARS]
         cut = max(text.rfind(" "), text.rfind("\n"))
-        if cut > MAX_INPUT_CHARS // 2:
-            text = text[:cut]
-    return text
+        return text[:cut] if cut > MAX_INPUT_CHARS // 2 else text
+    head = message[:_CAPPED_HEAD]
+    cut = max(head.rfind(" "), head.rfind("\n"))
+    if cut > _CAPPED_HEAD // 2:
+        head = head[:cut]
+    tail = message[len(message) - (MAX_INPUT_CHARS - _CAPPED_HEAD) :]
+    cuts = [at for at in (tail.find(" "), tail.find("\n")) if at >= 0]
+    if cuts and min(cuts) < len(tail) // 2:
+        tail = tail[min(cuts) + 1 :]
+    return head + "\n...\n" + tail
 
 
 def _split(text: str) -> list:
@@ -1119,7 +1132,7 @@ def evidence(full: str) -> str:
 
 
 def masked(message: str) -> str:
-    """The masked text of `message` (its first MAX_INPUT_CHARS), whatever its length. `mask` shortens it to
+    """The masked text of `message` (at most MAX_INPUT_CHARS of it, head and tail), whatever its length. `mask` shortens it to
     the pattern, `evidence` to what categorize() reads."""
     text = _capped(message)
     frame = ""

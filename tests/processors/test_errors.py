@@ -147,6 +147,20 @@ def test_categorize_reads_a_bounded_head_and_tail_of_a_long_text():
     assert classify(_BOUNCE.format(filler + " 552 5.2.2 Mailbox full")).category == "mailbox_full"
 
 
+def test_a_text_longer_than_the_input_cap_keeps_its_end():
+    """A bounce body over MAX_INPUT_CHARS (a long transcript before the cause) is read as its head and its tail."""
+    from mailscope.processors.error_patterns import MAX_INPUT_CHARS
+
+    filler = " ".join(f"line{i} of the transcript" for i in range(400))
+    full = classify(_BOUNCE.format(filler + " 552 5.2.2 <ann@example.net>: Mailbox full"))
+    unknown = classify(_BOUNCE.format(filler + " 550 5.1.1 <ann@example.net>: User unknown"))
+    assert len(_BOUNCE.format(filler)) > 2 * MAX_INPUT_CHARS
+    assert (full.category, unknown.category) == ("mailbox_full", "recipient")
+    assert full.pattern.startswith("This is the mail system at host <host>.")
+    assert full.pattern.endswith("Mailbox full"), full.pattern
+    assert full.fingerprint != unknown.fingerprint and "ann@" not in full.pattern
+
+
 def test_fingerprint_is_sha256_of_type_and_pattern_only():
     a = classify("550 5.1.1 <bob@example.org>: user unknown", "smtplib.SMTPRecipientsRefused")
     b = classify("550 5.1.1 <eve@example.net>: user unknown", "smtplib.SMTPRecipientsRefused")
