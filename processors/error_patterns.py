@@ -1166,6 +1166,8 @@ def masked(message: str) -> str:
         pattern = _DISPLAY_IN_QUOTES.sub(rf"\g<open>{VAR} ", pattern)
         pattern = _DISPLAY_AFTER_FIELD.sub(rf"\g<field> {VAR} ", pattern)
         pattern = _DISPLAY_TITLE.sub(_display_title, pattern)
+        if ", <*> <" in pattern:
+            pattern = _DISPLAY_LAST_FIRST.sub(_display_last_first, pattern)
     if "<ts>" in pattern and " <ts>" in pattern:
         pattern = _WEEKDAY_TS.sub(TS, pattern)
     if "onnected to " in pattern or "onnecting to " in pattern or "esolv" in pattern or "CN = " in pattern or " ESMTP" in pattern:
@@ -1191,6 +1193,14 @@ _DISPLAY_TITLE = re.compile(rf"(?:(?<=[\s(\[{{,;:])|(?<=^)){_NAME_WORDS} (?=<<?e
 
 def _display_quoted(match: re.Match) -> str:
     return f"{match.group('q')}{VAR}{match.group('q')} "
+
+
+# a directory's `Lee, Ann <ann@...>`: the last name before the comma goes with the first name masked above
+_DISPLAY_LAST_FIRST = re.compile(r"(?:(?<=[\s\"'`(\[:])|(?<=^))([A-Z][\w'.-]*), <\*> (?=<<?email>)")
+
+
+def _display_last_first(match: re.Match) -> str:
+    return f"{VAR} " if _redact.name_words([match.group(1)]) else match.group()
 
 
 def _display_title(match: re.Match) -> str:

@@ -176,6 +176,7 @@ _PHRASE_TAIL = re.compile(rf"(?<![\w.-]){_NAME_WORD}(?: {_NAME_WORD}){{0,5}}$") 
 _HEADER_BEFORE = re.compile(
     r"(?i)(?:^|[^\w-])(?:to|from|cc|bcc|reply-to|sender|recipient|delivered-to|resent-(?:to|from)|x-original-to)\s*:\s*$"
 )
+_LAST_FIRST = re.compile(rf"(?:(?<=[\s\"'`(\[:])|(?<=^))({_NAME_WORD}), $")
 _NAME_WINDOW = 96
 _CAPITALISED_MAX = 4
 # words that name a role or an outcome in a mail reply, not a person: the name is only what follows the last of them
@@ -226,7 +227,12 @@ def _display_name(text: str, bracket: int, floor: int):
         kept = name_words(words)
     if not kept:
         return None
-    return end - len(" ".join(words[-kept:])), end
+    start = end - len(" ".join(words[-kept:]))
+    if kept == len(words) and start - 2 > floor and text[start - 2 : start] == ", ":
+        last = _LAST_FIRST.search(text, max(floor, start - 40), start)  # `Lee, Ann <...>`: a directory's last name first
+        if last is not None and name_words([last.group(1)]):
+            return last.start(), end
+    return start, end
 
 
 def _rewrite(text: str, positions, full: bool, encoded: bool) -> str:

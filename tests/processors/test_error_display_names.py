@@ -23,6 +23,7 @@ from mailscope.processors.redact import NOT_NAMES
     # after any word, as redaction masks it (the privacy matrix's exception text)
     "cannot deliver to John Smith <john@example.org>",
     "550 Invalid Recipient John Smith <john@example.org>",
+    "Recipient address rejected: Smith, John <john@example.org>",  # a directory's last name first
 ])
 def test_a_display_name_does_not_reach_the_pattern(text):
     pattern = classify(text).pattern

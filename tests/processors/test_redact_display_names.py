@@ -27,6 +27,9 @@ MASKED = [
     ('To: Ann Lee <ann@example.org>, "Lee, Bob" <bob@example.net>, Cy Roe <cy@example.com>',
      'To: <redacted> <<redacted>@example.org>, "<redacted>" <<redacted>@example.net>, <redacted> <<redacted>@example.com>'),
     ("x" * 300 + " Ann Lee <ann@example.org>", "x" * 300 + " <redacted> <<redacted>@example.org>"),
+    # a directory's last name first (Outlook, Exchange)
+    ("To: Lee, Ann <ann@example.org>", "To: <redacted> <<redacted>@example.org>"),
+    ("sending to Lee, Ann <ann@example.org>", "sending to <redacted> <<redacted>@example.org>"),
 ]
 
 # the words before the address are a reply's, a command's or a key's: they stay
@@ -40,6 +43,7 @@ KEPT = [
     ("id=Ann <ann@example.org>", "id=Ann <<redacted>@example.org>"),
     ("to=<ann@example.org>, relay=mx.example.org", "to=<<redacted>@example.org>, relay=mx.example.org"),
     ('"" <ann@example.org>', '"" <<redacted>@example.org>'),
+    ("Error, Ann <ann@example.org>", "Error, <redacted> <<redacted>@example.org>"),  # a reply's word before the comma
     # not a name-addr (no angle brackets): the address is masked, the words are not known to be its owner's
     ("Ann Lee ann@example.org", "Ann Lee <redacted>@example.org"),
 ]
@@ -79,7 +83,7 @@ _WORD = st.from_regex(r"[A-ZÉÖ][a-zäöüßéèçñ]{2,9}", fullmatch=True).fi
 _NAME = st.lists(_WORD, min_size=1, max_size=4).map(" ".join)
 _SHAPES = ['"{n}" <{e}>', "'{n}' <{e}>", "To: {n} <{e}>", "cc: {n} <{e}>", "sending to {n} <{e}>", "['{n} <{e}>']",
            "{n} <{e}>", "a@example.net, {n} <{e}>", "rejected: {n} <{e}>", '{{"to": "{n} <{e}>"}}',
-           "550 5.1.1 Invalid Recipient {n} <{e}> unknown"]
+           "550 5.1.1 Invalid Recipient {n} <{e}> unknown", "To: Quist, {n} <{e}>"]
 
 
 @settings(max_examples=300, deadline=None)
