@@ -172,7 +172,10 @@ def _address_at(text: str, at: int, sep_len: int, floor: int, encoded: bool):
 # capitalised words (`sending to Ann Lee <...>`, `['Ann Lee <...>']`). A reply's own words stay (`unknown user <...>`,
 # `RCPT TO:<...>`). A name the rules miss (`ann van berg <...>` in running text) is not masked: the promise is the address.
 _NAME_WORD = r"[^\W\d_][\w'.-]*"
-_PHRASE_TAIL = re.compile(rf"(?<![\w.-]){_NAME_WORD}(?: {_NAME_WORD}){{0,5}}$")  # a word may follow a quote
+# a name word read backwards from its end: letters, digits and `'.-`, starting (its last character here) with a letter
+# that follows no word character (a quote may come before it: `'Ann`)
+_WORD_REVERSED = re.compile(r"[\w'.-]*[^\W\d_](?![\w.-])")
+_PHRASE_WORDS = 6
 _HEADER_BEFORE = re.compile(
     r"(?i)(?:^|[^\w-])(?:to|from|cc|bcc|reply-to|sender|recipient|delivered-to|resent-(?:to|from)|x-original-to)\s*:\s*$"
 )
@@ -199,6 +202,24 @@ def name_words(words: list, any_case: bool = False, most: int = _CAPITALISED_MAX
     return kept
 
 
+def _phrase_start(text: str, low: int, end: int):
+    """Where the run of up to _PHRASE_WORDS words separated by single spaces that ends at `end` starts (not before
+    `low`; a word the window cuts is left out), or None. Read backwards, so it costs one pass."""
+    backwards = text[low:end][::-1]
+    position, start = 0, None
+    for _ in range(_PHRASE_WORDS):
+        word = _WORD_REVERSED.match(backwards, position)
+        if word is None:
+            break
+        if word.end() == len(backwards) and low > 0 and (text[low - 1].isalnum() or text[low - 1] in "_.-"):
+            break  # the window starts inside this word
+        start = end - word.end()
+        if word.end() == len(backwards) or backwards[word.end()] != " ":
+            break
+        position = word.end() + 1
+    return start
+
+
 def _display_name(text: str, bracket: int, floor: int):
     """(start, end) of the display name before the `<` at `bracket`, or None; never before `floor`."""
     end = bracket - 1 if bracket > floor and text[bracket - 1] == " " else bracket
@@ -214,13 +235,10 @@ def _display_name(text: str, bracket: int, floor: int):
         if not name or "<" in name or ">" in name or "\n" in name or "\r" in name:
             return None
         return opening + 1, close
-    phrase = _PHRASE_TAIL.search(text, max(floor, end - _NAME_WINDOW), end)
-    if phrase is None:
-        return None
-    start = phrase.start()
-    if start > floor and text[start - 1] not in " \t\n\"'`([{,;:":
-        return None  # a word glued to something else (`id=Ann <...>`, `TO:<...>`)
-    words = phrase.group().split(" ")
+    start = _phrase_start(text, max(floor, end - _NAME_WINDOW), end)
+    if start is None or (start > floor and text[start - 1] not in " \t\n\"'`([{,;:"):
+        return None  # no words, or a word glued to something else (`id=Ann <...>`, `TO:<...>`)
+    words = text[start:end].split(" ")
     if _HEADER_BEFORE.search(text, max(0, start - 40), start):
         kept = name_words(words, any_case=True, most=len(words))
     else:
