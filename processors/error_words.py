@@ -70,19 +70,21 @@ def _build():
         if line:
             word, *counts = line.split(" ")
             words[word] = [float(count) for count in counts]
-    vocabulary = len(words)
-    total_rows = sum(ROWS)
-    totals = [0.0] * len(CATEGORIES)
-    for counts in words.values():
-        for index, count in enumerate(counts):
-            totals[index] += count
-    denominators = [totals[index] + ALPHA * vocabulary for index in range(len(CATEGORIES))]
-    prior = tuple(math.log(rows / total_rows) for rows in ROWS)
+    return model(CATEGORIES, ROWS, words)
+
+
+def model(categories, rows, words, alpha: float = ALPHA):
+    """(categories, log prior per category, {word: log-probability per category}) from rows per category and, per
+    word, the rows holding it per category (the table's counts, or tests/error_vote_lowo.py's)."""
+    totals = [sum(counts[index] for counts in words.values()) for index in range(len(categories))]
+    denominators = [total + alpha * len(words) for total in totals]
+    total_rows = sum(rows)
+    prior = tuple(math.log(count / total_rows) if count else -math.inf for count in rows)
     table = {
-        word: tuple(math.log((count + ALPHA) / denominators[index]) for index, count in enumerate(counts))
+        word: tuple(math.log((count + alpha) / denominators[index]) for index, count in enumerate(counts))
         for word, counts in words.items()
     }
-    return CATEGORIES, prior, table
+    return categories, prior, table
 
 
 def guess(pattern: str, type_key: str = "", margin: float | None = None, codes=()) -> str | None:

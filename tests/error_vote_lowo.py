@@ -14,24 +14,10 @@ opened: error_words_build.tuning_rows asserts it). Prints right answers per wave
 from __future__ import annotations
 
 import argparse
-import math
 
 from mailscope.processors import error_categories, error_words, errors
 from tests import error_words_build as build
 from tests.processors.test_error_generalisation import WAVES, corpus, score
-
-
-def _model(per_category, words, alpha):
-    """The vote's model as error_words._build makes it, from counts in memory."""
-    totals = [sum(counts[index] for counts in words.values()) for index in range(len(build.CATEGORIES))]
-    denominators = [total + alpha * len(words) for total in totals]
-    rows = sum(per_category)
-    prior = tuple(math.log(count / rows) if count else -20.0 for count in per_category)
-    table = {
-        word: tuple(math.log((count + alpha) / denominators[index]) for index, count in enumerate(counts))
-        for word, counts in words.items()
-    }
-    return build.CATEGORIES, prior, table
 
 
 def _stemmed(features, endings):
@@ -57,12 +43,12 @@ def run(margin=error_words.MARGIN, alpha=error_words.ALPHA, endings=()) -> dict:
         error_words.features = build.features = _stemmed(saved[1], endings)
     try:
         in_table = set(build.tuning_names())
-        full = _model(*build.counts(build.tuning_rows()), alpha)
+        full = error_words.model(build.CATEGORIES, *build.counts(build.tuning_rows()), alpha)
         out = {}
         for wave, names in WAVES.items():
             if in_table.intersection(names):
                 kept = tuple(name for name in build.tuning_names() if name not in names)
-                error_words._model = _model(*build.counts(build.tuning_rows(kept)), alpha)
+                error_words._model = error_words.model(build.CATEGORIES, *build.counts(build.tuning_rows(kept)), alpha)
             else:
                 error_words._model = full
             errors._cache.clear()
