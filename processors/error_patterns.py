@@ -542,18 +542,20 @@ def _capped(message: str) -> str:
         return message
     if _REPLY_HINT.search(message, 0, _CAPPED_HEAD) is not None:
         # a repr of many refusals (`{'a@...': (550, b'...'), ...}`) repeats one reply: its head is read as a whole
-        text = message[:MAX_INPUT_CHARS]
-        cut = max(text.rfind(" "), text.rfind("\n"))
-        return text[:cut] if cut > MAX_INPUT_CHARS // 2 else text
-    head = message[:_CAPPED_HEAD]
-    cut = max(head.rfind(" "), head.rfind("\n"))
-    if cut > _CAPPED_HEAD // 2:
-        head = head[:cut]
+        return _head(message, MAX_INPUT_CHARS)
+    head = _head(message, _CAPPED_HEAD)
     tail = message[len(message) - (MAX_INPUT_CHARS - _CAPPED_HEAD) :]
     cuts = [at for at in (tail.find(" "), tail.find("\n")) if at >= 0]
     if cuts and min(cuts) < len(tail) // 2:
         tail = tail[min(cuts) + 1 :]
     return head + "\n...\n" + tail
+
+
+def _head(text: str, size: int) -> str:
+    """The first `size` characters of `text`, cut at its last space or line break when that is in their second half."""
+    head = text[:size]
+    cut = max(head.rfind(" "), head.rfind("\n"))
+    return head[:cut] if cut > size // 2 else head
 
 
 def _split(text: str) -> list:
@@ -1217,7 +1219,7 @@ def _display_title(match: re.Match) -> str:
 _SUBJECT_VALUE = re.compile(
     r"(?P<field>(?i:\bsubject:))[ \t]*(?=[^ \t\r\n])(?!<\*>(?:\s|$))[^\n]+?(?=\s*(?:\||$)|\s+(?i:"
     r"(?:sent|date|from|to|cc|bcc|message-id|sender|recipients?|size|status|reason|diagnostic)\s*:"
-    r"|(?:this|your) message\b|the following\b|(?:was|has|could) not been? delivered|was not delivered"
+    r"|(?:this|your) message\b|the following\b|(?:was|has|could) not (?:be(?:en)? )?delivered"
     r"|from \S+\[))",
     re.MULTILINE,
 )
